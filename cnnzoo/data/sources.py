@@ -1,0 +1,168 @@
+"""Dataset sources behind one interface: uint8 NHWC splits, labels, class names, channel mean.
+
+`load_dataset(cfg)` picks the source by `cfg.name`: "digits" (scikit-learn's bundled 8x8 digits,
+offline), "synthetic" (random images of a given shape, for smoke runs), "hdf5" (files written by
+the dataset builders), or a tensorflow-datasets name such as "cifar10".
+"""
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from cnnzoo.errors import UserError
+
+
+class DatasetNotFoundError(UserError):
+  """The dataset a config asks for is not on this machine; the message says how to get it."""
+
+
+@dataclasses.dataclass
+class Split:
+  """One split: `images` uint8 (N, H, W, C) (a NumPy array or an HDF5 dataset) and int32 `labels`."""
+  images: np.ndarray
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Train / validation / test splits with their metadata."""
+  name: str
+  train: Split
+  val: Split
+  test: Split
+  class_names: Sequence[str]
+  mean: tuple[float, ...] | None = None  # per-channel RGB mean of the training split, 0..255 units
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train.images.shape[1:])
+
+
+def channel_mean(images: np.ndarray, chunk: int = 4096) -> tuple[float, ...]:
+  """Per-channel mean over all pixels (the seed's DATASET_MEAN), computed in chunks."""
+  total = np.zeros(images.shape[-1], np.float64)
+  for i in range(0, len(images), chunk):
+    total += np.asarray(images[i:i + chunk], np.float64).sum(axis=(0, 1, 2))
+  return tuple(float(v) for v in total / (len(images) * images.shape[1] * images.shape[2]))
+
+
+def _three_way_split(images, labels, val_fraction, test_fraction, seed):
+  """Stratified train / val / test split with a fixed seed."""
+  from sklearn.model_selection import train_test_split
+  idx = np.arange(len(labels))
+  rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
+  val_size = val_fraction / (1.0 - test_fraction)
+  train, val = train_test_split(rest, test_size=val_size, stratify=labels[rest], random_state=seed)
+  return [Split(images[s], labels[s]) for s in (train, val, test)]
+
+
+def load_digits(image_size: int = 32, val_fraction: float = 0.1, test_fraction: float = 0.2,
+                split_seed: int = 0) -> Dataset:
+  """scikit-learn's 1,797 bundled 8x8 digits, scaled to 0..255 and resized to `image_size`."""
+  from PIL import Image
+  from sklearn.datasets import load_digits as sk_load_digits
+  digits = sk_load_digits()
+  small = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # values 0..16 -> 0..255
+  if image_size != small.shape[1]:
+    small = np.stack([np.asarray(Image.fromarray(im).resize((image_size, image_size), Image.BILINEAR))
+                      for im in small])
+  images = small[..., None]
+  labels = digits.target.astype(np.int32)
+  train, val, test = _three_way_split(images, labels, val_fraction, test_fraction, split_seed)
+  return Dataset("digits", train, val, test, [str(d) for d in range(10)], channel_mean(train.images))
+
+
+def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence[int] = (64, 32, 32),
+                   seed: int = 0) -> Dataset:
+  """Random uint8 images and labels of the given shape: exercises a config without its dataset."""
+  rng = np.random.default_rng(seed)
+  splits = [Split(rng.integers(0, 256, (n, *image_shape), dtype=np.uint8),
+                  rng.integers(0, num_classes, n).astype(np.int32)) for n in sizes]
+  return Dataset("synthetic", *splits, [f"class_{i}" for i in range(num_classes)],
+                 channel_mean(splits[0].images))
+
+
+def load_hdf5(directory: str, how_to_get: str = "") -> Dataset:
+  """Reads `train.h5`, `val.h5`, `test.h5` (datasets `images`, `labels`; attribute `class_names`)
+  and `mean.json` written by the dataset builders. Images stay on disk as h5py datasets."""
+  import h5py
+  paths = [os.path.join(directory, f"{s}.h5") for s in ("train", "val", "test")]
+  missing = [p for p in paths if not os.path.exists(p)]
+  if missing:
+    raise DatasetNotFoundError(f"no HDF5 dataset at {missing[0]}" + (f"; {how_to_get}" if how_to_get else ""))
+  splits, class_names = [], None
+  for path in paths:
+    f = h5py.File(path, "r")
+    splits.append(Split(f["images"], np.asarray(f["labels"], np.int32)))
+    class_names = class_names or [str(c.decode() if isinstance(c, bytes) else c)
+                                  for c in f.attrs["class_names"]]
+  mean = None
+  mean_path = os.path.join(directory, "mean.json")
+  if os.path.exists(mean_path):
+    with open(mean_path) as f:
+      m = json.load(f)
+    mean = tuple(float(m[k]) for k in ("R", "G", "B")) if "R" in m else tuple(m["mean"])
+  return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean)
+
+
+def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
+              how_to_get: str = "") -> Dataset:
+  """A tensorflow-datasets image classification dataset read with `tfds.data_source` (no
+  TensorFlow needed once prepared). The official test split is the test split; the validation
+  split is the official one if it exists, else `validation_split` of train (or test, if 0)."""
+  import tensorflow_datasets as tfds
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # unknown name or a builder that needs TensorFlow
+    raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {e}") from None
+  if not builder.is_prepared():
+    raise DatasetNotFoundError(
+        f"tfds dataset {name!r} is not prepared in {builder.data_dir}; "
+        + (how_to_get or f"prepare it once with `tfds build {name}` (needs tensorflow) or set --config.data.dir"))
+  info = builder.info
+  image_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.Image))
+  label_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel))
+
+  def read(split):
+    source = builder.as_data_source(split=split)
+    images = np.stack([np.asarray(r[image_key], np.uint8) for r in source])
+    labels = np.asarray([r[label_key] for r in source], np.int32)
+    return Split(images, labels)
+
+  train = read("train")
+  test = read("test") if "test" in info.splits else None
+  if "validation" in info.splits:
+    val = read("validation")
+  elif validation_split > 0:
+    rng = np.random.default_rng(split_seed)
+    order = rng.permutation(len(train))
+    n_val = int(round(validation_split * len(train)))
+    val = Split(train.images[order[:n_val]], train.labels[order[:n_val]])
+    train = Split(train.images[order[n_val:]], train.labels[order[n_val:]])
+  else:
+    val = test  # the seed's habit on CIFAR: the test split doubles as validation
+  test = test if test is not None else val
+  names = list(info.features[label_key].names)
+  return Dataset(name, train, val, test, names, channel_mean(train.images))
+
+
+def load_dataset(cfg, image_shape: Sequence[int] | None = None, num_classes: int | None = None) -> Dataset:
+  """The dataset named by the data config `cfg` (see configs/base.py for the fields)."""
+  how = cfg.get("how_to_get", "")
+  if cfg.name == "digits":
+    return load_digits(cfg.image_size, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+  if cfg.name == "synthetic":
+    return load_synthetic(image_shape, num_classes, tuple(cfg.synthetic_sizes), cfg.split_seed)
+  if cfg.name == "hdf5":
+    return load_hdf5(cfg.dir, how)
+  return load_tfds(cfg.name, cfg.dir or None, cfg.val_fraction, cfg.split_seed, how)

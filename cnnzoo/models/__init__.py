@@ -1,0 +1,11 @@
+"""The model zoo: `create_model(name, num_classes=...)`, `list_models(pattern)`, `model_info(name)`.
+
+Importing this package registers every family (one module each).
+"""
+
+from cnnzoo.models import lenet, resnet, vgg  # noqa: F401  (registers the families)
+from cnnzoo.models.registry import (ModelInfo, UnknownModelError, create_model, list_models,
+                                    model_info, register_model)
+
+__all__ = ["ModelInfo", "UnknownModelError", "create_model", "list_models", "model_info",
+           "register_model"]

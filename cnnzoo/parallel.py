@@ -1,0 +1,81 @@
+"""Device mesh and shardings for data-parallel training, on one host or several.
+
+Data parallelism is `jax.jit` over a 1-D mesh named "data": the global batch is sharded along its
+first axis, parameters and optimizer state are replicated, and XLA inserts the gradient all-reduce.
+BatchNorm statistics computed inside the jitted step are therefore those of the global batch.
+"""
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from cnnzoo.errors import ConfigError
+
+DATA_AXIS = "data"
+
+
+def choose_platform() -> None:
+  """Uses the CPU when no NVIDIA GPU is present and the user has not set JAX_PLATFORMS.
+
+  The jax[cuda12] plugin prints a long traceback when it finds no GPU; asking for the CPU up front
+  avoids it. On a GPU machine (a /dev/nvidia0 or /proc/driver/nvidia exists) nothing changes.
+  Must run before the first device query.
+  """
+  if os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms:
+    return
+  if os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version"):
+    return
+  jax.config.update("jax_platforms", "cpu")
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins a multi-process run (one process per host); a no-op for a single process.
+
+  With no arguments JAX reads the cluster from its environment (SLURM, TPU, Kubernetes...).
+  """
+  if coordinator_address or num_processes:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D mesh over all (global) devices, axis name "data"."""
+  devices = np.asarray(jax.devices() if devices is None else devices)
+  return Mesh(devices.reshape(-1), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Sharding of a global batch: split along the leading axis."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Sharding of parameters and optimizer state: a full copy on every device."""
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(global_batch: int, mesh: Mesh) -> None:
+  """Raises ValueError unless the global batch splits evenly over devices and processes."""
+  n = mesh.devices.size
+  if global_batch % n:
+    raise ConfigError(f"batch size {global_batch} does not split over {n} devices; "
+                     f"use a multiple of {n} (--config.data.batch_size=...)")
+  if global_batch % jax.process_count():
+    raise ConfigError(f"batch size {global_batch} does not split over {jax.process_count()} processes")
+
+
+def put_global_batch(local: dict, sharding: NamedSharding) -> dict:
+  """Places this process's slice of a global batch as global arrays with `sharding`.
+
+  `local` holds the rows of the global batch that belong to this process (all rows when there is
+  one process); the result has the global batch's shape on every process.
+  """
+  return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), local)
+
+
+def process_slice(global_batch: int) -> slice:
+  """The rows of a global batch this process loads (contiguous, in process order)."""
+  per = global_batch // jax.process_count()
+  start = jax.process_index() * per
+  return slice(start, start + per)

@@ -1,0 +1,1 @@
+"""Training: state, pure steps, optimizers and schedules, checkpoints, monitor and the loop."""

@@ -1,0 +1,274 @@
+"""`train_and_evaluate(config, workdir)`: the epoch loop tying data, model, steps, checkpoints and
+the monitor together. Resumes from the workdir's latest checkpoint automatically."""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from cnnzoo import models, parallel
+from cnnzoo.data import Loader, load_dataset
+from cnnzoo.data.ops import make_preprocess
+from cnnzoo.errors import ConfigError, UserError
+from cnnzoo.training import monitor, optim, steps
+from cnnzoo.training import state as state_lib
+from cnnzoo.training.checkpoint import CheckpointMismatchError, Checkpointer
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything built from the config before the first step."""
+  model_name: str
+  identity: dict  # what a checkpoint must match to be resumed by this config
+  dataset: object
+  state: state_lib.TrainState
+  schedule: object
+  train_loader: Loader
+  val_loader: Loader
+  test_loader: Loader
+  train_step: object
+  eval_step: object
+  mesh: object
+
+
+def build(config) -> Run:
+  """Builds the dataset, model, optimizer, initial state and jitted steps of `config`."""
+  mesh = parallel.make_mesh()
+  info = models.model_info(config.model.name)
+  ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
+                    num_classes=config.model.num_classes or info.num_classes)
+  num_classes = config.model.num_classes or ds.num_classes
+  if num_classes != ds.num_classes:
+    raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
+  model = models.create_model(config.model.name, num_classes=num_classes,
+                              dtype=jax.numpy.dtype(config.model.dtype), **config.model.kwargs)
+  train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed)
+  eval_batch = config.data.eval_batch_size or config.data.batch_size
+  val_loader = Loader(ds.val, eval_batch, mesh, train=False)
+  test_loader = Loader(ds.test, eval_batch, mesh, train=False)
+  schedule = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs,
+                                  train_loader.steps_per_epoch)
+  tx = optim.build_optimizer(config.optim, schedule)
+  repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  state = state_lib.create(model, tx, ds.image_shape, config.seed, sharding=repl)
+  train_pre, eval_pre = make_preprocess(config.data, ds.mean)
+  common = dict(num_classes=num_classes, l2=config.optim.l2)
+  train_step = jax.jit(functools.partial(steps.train_step, preprocess=train_pre,
+                                         label_smoothing=config.optim.label_smoothing, **common),
+                       in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
+  eval_step = jax.jit(functools.partial(steps.eval_step, preprocess=eval_pre, **common),
+                      in_shardings=(repl, batch), out_shardings=repl)
+  identity = {"model": config.model.name, "num_classes": num_classes,
+              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(ds.image_shape)}
+  return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
+             test_loader, train_step, eval_step, mesh)
+
+
+def evaluate(run: Run, state, loader: Loader) -> dict:
+  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split."""
+  totals = None
+  for batch in loader.epoch(0):
+    m = run.eval_step(state, batch)
+    totals = m if totals is None else jax.tree.map(lambda a, b: a + b, totals, m)
+  totals = jax.device_get(totals)
+  n = int(totals["count"])
+  return {"loss": float(totals["loss"]) / n, "accuracy": float(totals["correct"]) / n,
+          "top5_accuracy": float(totals["correct_top5"]) / n, "count": n}
+
+
+def params_fingerprint(params) -> str:
+  """SHA-256 over the parameter bytes: equal fingerprints mean bitwise-equal parameters."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(params)):
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
+def _restore(run: Run, ckpt: Checkpointer, epoch: int):
+  meta = ckpt.read_meta(epoch)
+  if meta.get("identity") != run.identity:
+    saved = meta.get("identity", {})
+    raise CheckpointMismatchError(
+        f"{ckpt.directory} holds a run of {saved.get('model')!r} ({saved.get('num_classes')} classes, "
+        f"input {saved.get('image_shape')}, kwargs {saved.get('kwargs')}), not of this config's "
+        f"{run.identity['model']!r} ({run.identity['num_classes']} classes, input "
+        f"{run.identity['image_shape']}, kwargs {run.identity['kwargs']}); use another --workdir")
+  tree, meta = ckpt.restore(epoch, run.state.checkpoint_tree())
+  return run.state.replace(**tree), meta["history"]
+
+
+def _init_from(run: Run, spec: str):
+  """Copies params and batch_stats from OTHER_WORKDIR[:EPOCH]; optimizer and step start afresh."""
+  path, _, epoch = spec.partition(":")
+  directory = os.path.join(path, "checkpoints")
+  if not os.path.isdir(directory):
+    raise UserError(f"--init_from={spec}: no checkpoints directory in {path}")
+  other = Checkpointer(directory, read_only=True, best_metric=None)
+  epochs = other.epochs()
+  if not epochs or (epoch and int(epoch) not in epochs):
+    raise UserError(f"--init_from={spec}: no such checkpoint; {path} has epochs {epochs}")
+  source = _restore_weights(other, int(epoch) if epoch else epochs[-1], run)
+  return run.state.replace(**source)
+
+
+def _restore_weights(other: Checkpointer, epoch: int, run: Run) -> dict:
+  meta = other.read_meta(epoch)
+  ident = meta.get("identity", {})
+  if (ident.get("model"), ident.get("num_classes")) != (run.identity["model"], run.identity["num_classes"]):
+    raise CheckpointMismatchError(f"{other.directory}/{epoch} holds {ident.get('model')!r} with "
+                                  f"{ident.get('num_classes')} classes; this config builds "
+                                  f"{run.identity['model']!r} with {run.identity['num_classes']}")
+  target = {"params": run.state.params, "batch_stats": run.state.batch_stats}
+  full = run.state.checkpoint_tree()
+  tree, _ = other.restore(epoch, {**full, "opt_state": _stored_opt_state(other, epoch, full)})
+  return jax.tree.map(lambda t, s: jax.device_put(s, t.sharding), target,
+                      {"params": tree["params"], "batch_stats": tree["batch_stats"]})
+
+
+def _stored_opt_state(other: Checkpointer, epoch: int, full: dict):
+  """The other run's optimizer state may differ from ours; restore it as stored and discard it."""
+  import orbax.checkpoint as ocp
+  meta = ocp.StandardCheckpointer().metadata(os.path.join(other.directory, str(epoch), "state"))
+  tree = getattr(meta, "item_metadata", meta)
+  tree = getattr(tree, "tree", tree)
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
+                                                     sharding=full["step"].sharding),
+                      dict(tree)["opt_state"])
+
+
+def _write_config(config, workdir: str, start_epoch: int) -> None:
+  """Writes config.json; a resumed run with changed values keeps the old file beside it."""
+  path = os.path.join(workdir, "config.json")
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+    if old == text:
+      return
+    keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.json"), 1
+    while os.path.exists(keep):
+      keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.{n}.json"), n + 1
+    os.replace(path, keep)
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
+
+
+def _print_header(run: Run, config, start_epoch: int) -> None:
+  if jax.process_index() != 0:
+    return
+  s = run.state
+  devices = jax.devices()
+  print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
+        f"{state_lib.count_params(s.batch_stats):,} non-trainable")
+  print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.process_count()} process(es)); "
+        f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
+  ds = run.dataset
+  print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
+        f"images {ds.image_shape}, {ds.num_classes} classes")
+  if start_epoch:
+    print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
+
+
+def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every: int):
+  """One pass over the training split; returns the new state, summed metrics and data seconds."""
+  sums, data_seconds, done = None, 0.0, 0
+  t0 = time.perf_counter()
+  batches = run.train_loader.epoch(epoch)
+  for i in range(run.train_loader.steps_per_epoch):
+    t = time.perf_counter()
+    batch = next(batches)
+    data_seconds += time.perf_counter() - t
+    state, m = run.train_step(state, batch)
+    sums = m if sums is None else jax.tree.map(lambda a, b: a + b, sums, m)
+    if bar.enabled and ((i + 1) % log_every == 0 or i + 1 == run.train_loader.steps_per_epoch):
+      host = jax.device_get(sums)
+      n = int(host["count"])
+      bar.update(i + 1 - done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
+                 img_s=n / (time.perf_counter() - t0))
+      done = i + 1
+  return state, jax.device_get(sums), data_seconds
+
+
+def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
+                       init_from: str | None = None) -> dict:
+  """Trains `config` in `workdir` (resuming its latest checkpoint), tests, and returns the results.
+
+  Args:
+    resume_epoch: restore this epoch's checkpoint instead of the latest; later checkpoints are
+      deleted only when the first new one is written.
+    init_from: "OTHER_WORKDIR[:EPOCH]": start a new run from another run's weights.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  run = build(config)
+  ck = config.checkpoint
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=ck.keep, best_metric=ck.best_metric,
+                      best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
+  epochs = ckpt.epochs()
+  if resume_epoch is not None and resume_epoch not in epochs:
+    raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {ckpt.directory} "
+                    f"(epochs on disk: {epochs or 'none'})")
+  start = resume_epoch if resume_epoch is not None else (epochs[-1] if epochs else 0)
+  state, history = run.state, []
+  if start:
+    if init_from:
+      raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
+                      "use a new --workdir")
+    state, history = _restore(run, ckpt, start)
+  elif init_from:
+    state = _init_from(run, init_from)
+  truncate = bool(epochs) and start < epochs[-1]
+
+  _write_config(config, workdir, start)
+  _print_header(run, config, start)
+  writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
+  bar = monitor.ProgressBar(config.monitor.progress)
+  steps_per_epoch = run.train_loader.steps_per_epoch
+  for epoch in range(start, config.num_epochs):
+    t0 = time.perf_counter()
+    lr = float(run.schedule(epoch * steps_per_epoch))
+    bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
+    state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
+    bar.close()
+    train_seconds = time.perf_counter() - t0
+    val = evaluate(run, state, run.val_loader)
+    n = int(sums["count"])
+    record = {"epoch": epoch + 1, "lr": lr, "loss": float(sums["loss"]) / n,
+              "accuracy": float(sums["correct"]) / n, "val_loss": val["loss"],
+              "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
+              "seconds": time.perf_counter() - t0, "img_per_sec": n / train_seconds,
+              "data_seconds": data_seconds}
+    history = history[:epoch] + [record]
+    if truncate:
+      ckpt.delete_after(start)
+      truncate = False
+    ckpt.save(epoch + 1, state.checkpoint_tree(),
+              meta={"identity": run.identity, "history": history,
+                    "position": {"epoch": epoch + 1, "step_in_epoch": 0}},
+              metrics={k: record[k] for k in ("val_loss", "val_accuracy", "loss", "accuracy")})
+    for write in writers:
+      write(history)
+    if jax.process_index() == 0:
+      print(monitor.format_record(record), flush=True)
+  ckpt.wait()
+  if history and start == config.num_epochs:  # nothing trained now: refresh the files from the checkpoint
+    for write in writers:
+      write(history)
+  test = evaluate(run, state, run.test_loader)
+  results = {"model": config.model.name, "dataset": run.dataset.name, "epochs": len(history),
+             "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+             "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
+             "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params)}
+  if jax.process_index() == 0:
+    monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    print(f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}  "
+          f"top-5 {results['test_top5_accuracy']:.4f}  ({results['test_count']} images)")
+  for write in writers:
+    getattr(write, "close", lambda: None)()
+  ckpt.close()
+  return results

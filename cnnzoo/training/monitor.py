@@ -1,0 +1,122 @@
+"""The training monitor: history.json, history.png, TensorBoard scalars and the progress bar.
+
+The seed's TrainingMonitor redrew loss / accuracy curves at each epoch end; here each writer is a
+small callable run after every epoch with the whole history, so a resumed run (whose history
+comes from its checkpoint) redraws seamlessly. Only process 0 writes.
+"""
+
+import json
+import os
+import sys
+
+import jax
+
+PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
+
+
+def write_json_atomic(path: str, obj) -> None:
+  """Writes JSON to `path` via a temporary file and a rename (no half-written files)."""
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(tmp, path)
+
+
+class HistoryJson:
+  """Writes the full history (one dict per epoch) to `workdir/history.json`."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "history.json")
+
+  def __call__(self, history: list[dict]) -> None:
+    write_json_atomic(self.path, history)
+
+
+class HistoryPlot:
+  """Redraws loss / val_loss and accuracy / val_accuracy against epoch in `workdir/history.png`."""
+
+  def __init__(self, workdir: str, title: str = ""):
+    self.path, self.title = os.path.join(workdir, "history.png"), title
+
+  def __call__(self, history: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, keys in zip(axes, PLOTTED):
+      for key in keys:
+        if all(key in h for h in history):
+          ax.plot(epochs, [h[key] for h in history], label=key, marker="." if len(epochs) < 30 else None)
+      ax.set_xlabel("epoch")
+      ax.set_ylabel(keys[0])
+      ax.grid(alpha=0.3)
+      ax.legend()
+    fig.suptitle(f"{self.title} (epoch {epochs[-1]})")
+    fig.tight_layout()
+    tmp = self.path + ".tmp.png"
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, self.path)
+
+
+class TensorBoard:
+  """Epoch scalars as TensorBoard events in the workdir."""
+
+  def __init__(self, workdir: str):
+    from tensorboardX import SummaryWriter
+    self._writer = SummaryWriter(workdir)
+
+  def __call__(self, history: list[dict]) -> None:
+    record = history[-1]
+    for key, value in record.items():
+      if key != "epoch" and isinstance(value, (int, float)):
+        self._writer.add_scalar(key, value, record["epoch"])
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def make_writers(workdir: str, cfg, title: str) -> list:
+  """The epoch-end writers the monitor config asks for (none on processes other than 0)."""
+  if jax.process_index() != 0:
+    return []
+  writers = [HistoryJson(workdir)]
+  if cfg.plot:
+    writers.append(HistoryPlot(workdir, title))
+  if cfg.tensorboard:
+    writers.append(TensorBoard(workdir))
+  return writers
+
+
+class ProgressBar:
+  """A per-epoch tqdm bar showing running loss, accuracy and img/s (process 0, if enabled)."""
+
+  def __init__(self, enabled: bool):
+    self.enabled = enabled and jax.process_index() == 0
+    self._bar = None
+
+  def start(self, epoch: int, num_epochs: int, total: int) -> None:
+    if self.enabled:
+      from tqdm import tqdm
+      self._bar = tqdm(total=total, desc=f"epoch {epoch}/{num_epochs}", unit="step", leave=False,
+                       file=sys.stdout, dynamic_ncols=True, disable=None)  # None: off when not a TTY
+
+  def update(self, steps: int, **postfix) -> None:
+    if self._bar is not None:
+      self._bar.update(steps)
+      self._bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+
+def format_record(record: dict) -> str:
+  """One line for an epoch: `epoch 3/20  loss 0.41  accuracy 0.88 ... (2.1 s, 5400 img/s)`."""
+  keys = ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+  parts = [f"{k} {record[k]:.4g}" for k in keys if k in record]
+  return (f"epoch {record['epoch']}  " + "  ".join(parts)
+          + f"  ({record['seconds']:.1f} s, {record['img_per_sec']:.0f} img/s)")

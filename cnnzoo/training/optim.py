@@ -1,0 +1,112 @@
+"""Optimizers and learning-rate schedules from the config, built on optax.
+
+Schedules are written in epochs (the unit of the seed's Keras callbacks) and evaluated at the
+optimizer's step count: with `schedule.per_step=False` (default) the epoch is
+`floor(step / steps_per_epoch)`, so the rate is constant within an epoch exactly as Keras'
+LearningRateScheduler sets it; with `per_step=True` the epoch is fractional and the rate changes
+every step. Keras' time-based decay (`lr0 / (1 + decay * iterations)`, SGD's old `decay` argument)
+is per iteration by definition.
+
+After a resume the schedule is rebuilt from the (possibly overridden) config and evaluated at the
+restored step count: the epoch-N checkpoint continues at step N * steps_per_epoch of the new
+schedule. E.g. `--config.schedule.name=constant --config.optim.lr=1e-3` trains on at 1e-3.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from cnnzoo.errors import ConfigError
+
+Schedule = Callable[[jax.Array], jax.Array]
+
+
+def epoch_schedule(cfg, lr: float, num_epochs: int) -> Schedule:
+  """The schedule of `cfg` (config.schedule) as a function of the (possibly fractional) epoch."""
+  warmup = cfg.warmup_epochs
+  horizon = (cfg.decay_epochs or num_epochs) - warmup  # the decay ends at `decay_epochs`
+  name = cfg.name
+  if name == "constant":
+    main = optax.constant_schedule(lr)
+  elif name in ("poly", "linear"):
+    power = 1.0 if name == "linear" else cfg.power
+    main = optax.polynomial_schedule(lr, cfg.end_lr, power, transition_steps=horizon)
+  elif name == "step":
+    main = optax.exponential_decay(lr, transition_steps=cfg.step_every, decay_rate=cfg.step_factor,
+                                   staircase=True)
+  elif name == "piecewise":
+    if len(cfg.boundaries) != len(cfg.scales):
+      raise ConfigError("schedule.boundaries and schedule.scales must have the same length")
+    main = optax.piecewise_constant_schedule(
+        lr, {int(b) - warmup: float(s) for b, s in zip(cfg.boundaries, cfg.scales)})
+  elif name == "cosine":
+    main = optax.cosine_decay_schedule(lr, decay_steps=horizon, alpha=cfg.end_lr / lr if lr else 0.0)
+  else:
+    raise ConfigError(f"unknown schedule {name!r}; choose constant, poly, linear, step, piecewise, "
+                     "cosine or keras_time")
+  if not warmup:
+    return main
+  ramp = optax.linear_schedule(cfg.warmup_init_lr, lr, transition_steps=warmup)
+  return optax.join_schedules([ramp, main], boundaries=[warmup])
+
+
+def build_schedule(cfg, lr: float, num_epochs: int, steps_per_epoch: int) -> Schedule:
+  """Learning rate as a function of the optimizer step count (see the module docstring)."""
+  if cfg.name == "keras_time":
+    if cfg.warmup_epochs:
+      raise ConfigError("keras_time decay has no warmup form; set schedule.warmup_epochs=0")
+    return lambda count: lr / (1.0 + cfg.decay * count)
+  by_epoch = epoch_schedule(cfg, lr, num_epochs)
+
+  def schedule(count):
+    epoch = jnp.asarray(count, jnp.float32) / steps_per_epoch
+    return by_epoch(epoch if cfg.per_step else jnp.floor(epoch))
+
+  return schedule
+
+
+def kernel_mask(params):
+  """True for convolution and dense kernels: the weights Keras' kernel_regularizer and decoupled
+  weight decay act on (biases and BatchNorm scales are left alone)."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
+
+
+def l2_penalty(params, l2: float):
+  """Keras' l2(reg) summed over every kernel: reg * sum(w ** 2) (no 1/2 factor)."""
+  if not l2:
+    return jnp.zeros((), jnp.float32)
+  leaves = jax.tree.leaves(jax.tree.map(lambda p, m: jnp.sum(jnp.square(p)) if m else 0.0,
+                                        params, kernel_mask(params)))
+  return l2 * sum(leaves)
+
+
+def build_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
+  """The optimizer of `cfg` (config.optim) driven by `schedule`.
+
+  Keras defaults are the config defaults (Adam / RMSprop epsilon 1e-7, RMSprop rho 0.9).
+  `weight_decay` is decoupled (AdamW-style for Adam, added to the gradient before momentum for SGD
+  and RMSprop, as PyTorch does); `l2` is not here but in the loss, as Keras adds it.
+  """
+  name = cfg.name
+  if name == "sgd":
+    tx = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
+  elif name == "adam":
+    if cfg.weight_decay:
+      return _clip(cfg, optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                                    weight_decay=cfg.weight_decay, mask=kernel_mask))
+    tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  elif name == "rmsprop":
+    tx = optax.rmsprop(schedule, decay=cfg.rho, eps=cfg.eps, momentum=cfg.momentum or None)
+  else:
+    raise ConfigError(f"unknown optimizer {name!r}; choose sgd, adam or rmsprop")
+  if cfg.weight_decay:
+    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=kernel_mask), tx)
+  return _clip(cfg, tx)
+
+
+def _clip(cfg, tx):
+  if cfg.get("clip_grad_norm"):
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
+  return tx

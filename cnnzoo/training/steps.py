@@ -1,0 +1,58 @@
+"""Pure train and eval steps. Settings are bound with functools.partial before jax.jit."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from cnnzoo.training.optim import l2_penalty
+from cnnzoo.training.state import TrainState
+
+
+def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0):
+  """Per-example softmax cross-entropy with optional label smoothing."""
+  targets = jax.nn.one_hot(labels, num_classes)
+  if label_smoothing:
+    targets = optax.smooth_labels(targets, label_smoothing)
+  return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
+               l2: float = 0.0, label_smoothing: float = 0.0):
+  """One optimizer step on a global batch; returns the new state and summed metrics.
+
+  The loss is the batch-mean cross-entropy plus Keras-style L2 on kernels (Keras reports that sum
+  as `loss`, so do we). Augmentation and dropout keys come from fold_in(state.rng, state.step).
+  """
+  step_key = jax.random.fold_in(state.rng, state.step)
+  aug_key, dropout_key = jax.random.split(step_key)
+  images = preprocess(aug_key, batch["image"])
+  labels = batch["label"]
+
+  def loss_fn(params):
+    logits, updates = state.apply_fn(state.variables(params), images, train=True,
+                                     rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+    ce = cross_entropy(logits, labels, num_classes, label_smoothing).mean()
+    return ce + l2_penalty(params, l2), (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
+  n = labels.shape[0]
+  metrics = {"loss": loss * n, "correct": jnp.sum(jnp.argmax(logits, -1) == labels), "count": n}
+  return new_state, metrics
+
+
+def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
+              l2: float = 0.0):
+  """Summed loss / correct / count over the valid (mask) examples of one padded batch."""
+  logits = state.apply_fn(state.variables(), preprocess(batch["image"]), train=False)
+  mask = batch["mask"]
+  ce = cross_entropy(logits, batch["label"], num_classes)
+  count = jnp.sum(mask)
+  # Keras' evaluate() adds the regularization losses to val_loss too; per example that is the penalty.
+  loss = jnp.sum(jnp.where(mask, ce, 0.0)) + l2_penalty(state.params, l2) * count
+  top1 = jnp.argmax(logits, -1) == batch["label"]
+  top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == batch["label"][:, None], axis=-1)
+  return {"loss": loss, "correct": jnp.sum(top1 & mask), "correct_top5": jnp.sum(top5 & mask),
+          "count": count}

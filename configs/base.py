@@ -1,0 +1,90 @@
+"""Defaults shared by every experiment config. Experiment files import this and override fields.
+
+Pure data: nothing here imports cnnzoo.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.num_epochs = 10
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = ""
+  c.model.num_classes = 0  # 0: take it from the dataset
+  c.model.input_shape = ()  # (): the registry's default, or the dataset's images
+  c.model.dtype = "float32"  # compute dtype; "bfloat16" on GPUs (parameters stay float32)
+  c.model.kwargs = ml_collections.ConfigDict()  # overrides of the model's fields
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "digits"  # digits | synthetic | hdf5 | a tfds name (cifar10, mnist, ...)
+  c.data.dir = ""  # hdf5: the builder's output folder; tfds: data_dir ("" = tfds' default)
+  c.data.how_to_get = ""  # shown when the dataset is missing
+  c.data.image_size = 32  # digits: resize the 8x8 images to this size
+  c.data.val_fraction = 0.1  # digits / tfds without a validation split
+  c.data.test_fraction = 0.2  # digits
+  c.data.split_seed = 0
+  c.data.synthetic_sizes = (64, 32, 32)  # synthetic: train / val / test images
+  c.data.batch_size = 64  # global batch, split over all devices
+  c.data.eval_batch_size = 0  # 0: same as batch_size
+  c.data.normalize = "scale"  # scale (x/255) | mean (x - channel mean) | standardize
+  c.data.std = ()  # standardize: per-channel std in [0, 1] units
+  c.data.augment = "none"  # none | flip | crop_flip
+  c.data.crop_padding = 4
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "sgd"  # sgd | adam | rmsprop
+  c.optim.lr = 0.01
+  c.optim.momentum = 0.0
+  c.optim.nesterov = False
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-7  # Keras' default epsilon for Adam and RMSprop
+  c.optim.rho = 0.9  # RMSprop
+  c.optim.l2 = 0.0  # Keras kernel_regularizer=l2(.) on every kernel, added to the loss
+  c.optim.weight_decay = 0.0  # decoupled weight decay on kernels
+  c.optim.label_smoothing = 0.0
+  c.optim.clip_grad_norm = 0.0
+
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.name = "constant"  # constant | poly | linear | step | piecewise | cosine | keras_time
+  c.schedule.per_step = False  # False: the rate changes at epoch boundaries, as Keras callbacks do
+  c.schedule.power = 1.0  # poly
+  c.schedule.end_lr = 0.0  # poly, cosine
+  c.schedule.decay_epochs = 0  # poly, cosine: epochs to reach end_lr (0 = num_epochs)
+  c.schedule.step_every = 10  # step: epochs between decays
+  c.schedule.step_factor = 0.5  # step: multiplier per decay
+  c.schedule.boundaries = (0,)  # piecewise: epochs where the rate is multiplied ...
+  c.schedule.scales = (1.0,)  # ... by these factors
+  c.schedule.decay = 0.0  # keras_time: lr / (1 + decay * iterations)
+  c.schedule.warmup_epochs = 0
+  c.schedule.warmup_init_lr = 0.0
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.keep = 3  # the last K epochs ...
+  c.checkpoint.best_metric = "val_loss"  # ... plus the best by this metric ("" = none)
+  c.checkpoint.best_mode = "min"
+  c.checkpoint.keep_every = 0  # also keep every N-th epoch (for --resume_epoch later)
+  c.checkpoint.async_save = True
+
+  c.monitor = ml_collections.ConfigDict()
+  c.monitor.progress = True
+  c.monitor.log_every_steps = 20
+  c.monitor.plot = True
+  c.monitor.tensorboard = True
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict, image_shape, num_classes: int) -> ml_collections.ConfigDict:
+  """Shrinks `c` to a few steps on synthetic images of the model's shape (the `:smoke` argument)."""
+  c.data.name = "synthetic"
+  c.model.input_shape = tuple(image_shape)
+  c.model.num_classes = num_classes
+  c.data.synthetic_sizes = (16, 8, 8)
+  c.data.batch_size = 8
+  c.data.eval_batch_size = 8
+  c.num_epochs = 2
+  c.monitor.progress = False
+  return c

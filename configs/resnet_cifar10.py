@@ -1,0 +1,33 @@
+"""The seed's ResNet on CIFAR-10 (seed 2020-12-12): stages (9, 9, 9), filters (64, 64, 128, 256).
+
+  python -m experiments.main --config=configs/resnet_cifar10.py --workdir=runs/resnet_cifar10
+
+SGD momentum 0.9, lr 1e-1 decaying linearly (poly, power 1) to 0 over 100 epochs, L2 5e-4 on every
+kernel, batch 128, mean subtraction, shift + flip augmentation (here: pad-4 crop and flip).
+Seed result: validation accuracy 0.9313 at the end of training.
+Data: tfds `cifar10`; prepare once with `pip install tensorflow && tfds build cifar10`.
+"""
+
+from configs import base
+
+
+def get_config(arg=None):
+  c = base.get_config()
+  c.model.name = "resnet_cifar"
+  c.data.name = "cifar10"
+  c.data.val_fraction = 0.0  # validate on the test split, as the seed did
+  c.data.how_to_get = "prepare it once with `pip install tensorflow && tfds build cifar10`"
+  c.data.batch_size = 128
+  c.data.normalize = "mean"
+  c.data.augment = "crop_flip"
+  c.optim.name = "sgd"
+  c.optim.lr = 1e-1
+  c.optim.momentum = 0.9
+  c.optim.l2 = 5e-4
+  c.schedule.name = "poly"
+  c.schedule.power = 1.0
+  c.num_epochs = 100
+  c.checkpoint.keep_every = 5
+  if arg == "smoke":
+    base.smoke(c, (32, 32, 3), 10)
+  return c

@@ -1,0 +1,39 @@
+"""The seed's ResNet on Tiny-ImageNet-200 (seed 2020-12-12): stages (3, 4, 6), filters (64, 128,
+256, 512), 5x5 stem + max pool, pre-activation bottlenecks.
+
+  python -m experiments.main --config=configs/resnet_tiny.py --workdir=runs/resnet_tiny
+
+SGD momentum 0.9, lr 1e-1 decaying linearly (poly, power 1) over 75 epochs, L2 5e-4, batch 64,
+mean subtraction, flips. Seed result: validation accuracy 0.5547 at epoch 75.
+Data: HDF5 files from the seed's split (train minus 50/class, those as val, official val as test)
+in data/tiny-imagenet-200-hdf5/: download tiny-imagenet-200.zip (CS231n), unzip it and run
+  python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \
+      --out=data/tiny-imagenet-200-hdf5
+"""
+
+from configs import base
+
+
+def get_config(arg=None):
+  c = base.get_config()
+  c.model.name = "resnet_tiny"
+  c.data.name = "hdf5"
+  c.data.dir = "data/tiny-imagenet-200-hdf5"
+  c.data.how_to_get = ("download tiny-imagenet-200.zip from the CS231n site, unzip it and run "
+                       "`python -m experiments.build_dataset --layout=tiny_imagenet_200 "
+                       "--src=tiny-imagenet-200 --out=data/tiny-imagenet-200-hdf5`")
+  c.data.batch_size = 64
+  c.data.normalize = "mean"
+  c.data.augment = "flip"
+  c.optim.name = "sgd"
+  c.optim.lr = 1e-1
+  c.optim.momentum = 0.9
+  c.optim.l2 = 5e-4
+  c.schedule.name = "poly"
+  c.schedule.power = 1.0
+  c.num_epochs = 75
+  c.checkpoint.keep_every = 5
+  if arg == "smoke":
+    base.smoke(c, (64, 64, 3), 200)
+    c.data.synthetic_sizes = (16, 8, 8)
+  return c

@@ -1,0 +1,47 @@
+"""Train (or resume) one experiment.
+
+  python -m experiments.main --config=configs/lenet_digits.py --workdir=runs/lenet_digits
+  python -m experiments.main --config=configs/resnet_tiny.py --workdir=runs/tiny \
+      --resume_epoch=75 --config.optim.lr=1e-3 --config.schedule.name=constant
+
+Running the same command on the same workdir resumes from its latest checkpoint.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, history, results.")
+_RESUME_EPOCH = flags.DEFINE_integer("resume_epoch", None,
+                                     "Restore this epoch's checkpoint instead of the latest.")
+_INIT_FROM = flags.DEFINE_string("init_from", None, "Start from another run's weights: DIR[:EPOCH].")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "Multi-host: host:port of process 0 (with --num_processes, --process_id).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+  from cnnzoo import parallel
+  parallel.choose_platform()
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  from cnnzoo.errors import UserError
+  from cnnzoo.training.loop import train_and_evaluate
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value,
+                       init_from=_INIT_FROM.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

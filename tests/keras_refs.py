@@ -1,0 +1,91 @@
+"""The seed's Keras models, re-typed from the journal, as independent parameter-count references.
+
+Each function returns a Keras 3 model built the way the seed built it (Sequential / functional
+API, Keras layer defaults), so `count_params()` and the trainable split are Keras' own figures.
+"""
+
+import keras
+import numpy as np
+from keras import layers, regularizers
+
+
+def shallownet(num_classes=3, shape=(32, 32, 3)):
+  return keras.Sequential([
+      keras.Input(shape), layers.Conv2D(32, 3, padding="same", activation="relu"),
+      layers.Flatten(), layers.Dense(num_classes, activation="softmax")])
+
+
+def lenet(num_classes=10, shape=(32, 32, 1)):
+  # Seed LeNet notebook: Conv(6,5) relu, pool, Conv(16,5) relu, pool, Dense 120, 84, classes.
+  return keras.Sequential([
+      keras.Input(shape), layers.Conv2D(6, 5, activation="relu"), layers.MaxPooling2D(2),
+      layers.Conv2D(16, 5, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+      layers.Dense(120, activation="relu"), layers.Dense(84, activation="relu"),
+      layers.Dense(num_classes, activation="softmax")])
+
+
+def minivggnet(num_classes=10, shape=(32, 32, 3)):
+  model = keras.Sequential([keras.Input(shape)])
+  for width in (32, 64):
+    for _ in range(2):
+      model.add(layers.Conv2D(width, 3, padding="same", activation="relu"))
+      model.add(layers.BatchNormalization())
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.Dropout(0.25))
+  model.add(layers.Flatten())
+  model.add(layers.Dense(512, activation="relu"))
+  model.add(layers.BatchNormalization())
+  model.add(layers.Dropout(0.5))
+  model.add(layers.Dense(num_classes, activation="softmax"))
+  return model
+
+
+def seed_resnet(stages, filters, num_classes, shape, dataset, reg=5e-4, eps=2e-5, mom=0.9):
+  """Seed 2020-12-12's ResNet.build (pre-activation bottleneck residual_module, K * 0.25 inside)."""
+  bn = lambda: layers.BatchNormalization(epsilon=eps, momentum=mom)
+  conv = lambda k, size, stride=1: layers.Conv2D(k, size, strides=stride, padding="same", use_bias=False,
+                                                 kernel_regularizer=regularizers.l2(reg))
+
+  def residual_module(data, k, stride, red):
+    act1 = layers.Activation("relu")(bn()(data))
+    x = conv(int(k * 0.25), 1)(act1)
+    x = conv(int(k * 0.25), 3, stride)(layers.Activation("relu")(bn()(x)))
+    x = conv(k, 1)(layers.Activation("relu")(bn()(x)))
+    shortcut = conv(k, 1, stride)(act1) if red else data
+    return layers.add([x, shortcut])
+
+  inputs = keras.Input(shape)
+  x = bn()(inputs)
+  if dataset == "cifar":
+    x = conv(filters[0], 3)(x)
+  else:
+    x = conv(filters[0], 5)(x)
+    x = layers.Activation("relu")(bn()(x))
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.MaxPooling2D(3, strides=2)(x)
+  for i, size in enumerate(stages):
+    stride = 1 if i == 0 else 2
+    x = residual_module(x, filters[i + 1], stride, red=True)
+    for _ in range(size - 1):
+      x = residual_module(x, filters[i + 1], 1, red=False)
+  x = layers.Activation("relu")(bn()(x))
+  x = layers.AveragePooling2D(8)(x)
+  x = layers.Flatten()(x)
+  x = layers.Dense(num_classes, kernel_regularizer=regularizers.l2(reg), activation="softmax")(x)
+  return keras.Model(inputs, x)
+
+
+REFERENCES = {
+    "shallownet": shallownet,
+    "lenet5": lenet,
+    "lenet5_keras": lambda: lenet(shape=(28, 28, 1)),
+    "minivggnet": minivggnet,
+    "resnet_cifar": lambda: seed_resnet((9, 9, 9), (64, 64, 128, 256), 10, (32, 32, 3), "cifar"),
+    "resnet_tiny": lambda: seed_resnet((3, 4, 6), (64, 128, 256, 512), 200, (64, 64, 3), "tiny_imagenet"),
+}
+
+
+def counts(model):
+  """(trainable, non-trainable) parameter counts as Keras reports them."""
+  trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+  return trainable, model.count_params() - trainable
