@@ -29,7 +29,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+    logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
   from cnnzoo import parallel
   parallel.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

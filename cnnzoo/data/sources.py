@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cnnzoo.errors import UserError
+from cnnzoo.errors import ConfigError, UserError
 
 
 class DatasetNotFoundError(UserError):
@@ -58,6 +58,9 @@ def channel_mean(images: np.ndarray, chunk: int = 4096) -> tuple[float, ...]:
 
 def _three_way_split(images, labels, val_fraction, test_fraction, seed):
   """Stratified train / val / test split with a fixed seed."""
+  if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+    raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
+                      "in (0, 1) and sum to less than 1")
   from sklearn.model_selection import train_test_split
   idx = np.arange(len(labels))
   rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)

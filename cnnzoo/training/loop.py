@@ -204,8 +204,8 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
       deleted only when the first new one is written.
     init_from: "OTHER_WORKDIR[:EPOCH]": start a new run from another run's weights.
   """
+  run = build(config)  # fails on bad config or missing data before anything is written
   os.makedirs(workdir, exist_ok=True)
-  run = build(config)
   ck = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=ck.keep, best_metric=ck.best_metric,
                       best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)

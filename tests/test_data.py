@@ -1,0 +1,107 @@
+"""Data sources, the loader (order, padding, sharding) and on-device augmentation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnzoo import parallel
+from cnnzoo.data import Loader, Split, sources
+from cnnzoo.data import ops
+
+
+def test_digits_split_is_stratified_fixed_and_complete():
+  ds = sources.load_digits(image_size=32)
+  assert (len(ds.train), len(ds.val), len(ds.test)) == (1257, 180, 360)
+  assert ds.image_shape == (32, 32, 1) and ds.train.images.dtype == np.uint8
+  assert ds.train.images.max() == 255 and ds.num_classes == 10
+  assert np.bincount(ds.test.labels).min() >= 35  # ~36 per class in a stratified 20 %
+  again = sources.load_digits(image_size=32)
+  np.testing.assert_array_equal(ds.test.labels, again.test.labels)
+
+
+def test_synthetic_shapes():
+  ds = sources.load_synthetic((64, 64, 3), 200, sizes=(16, 8, 8))
+  assert ds.train.images.shape == (16, 64, 64, 3) and ds.num_classes == 200
+
+
+def test_missing_hdf5_dataset_says_how_to_get_it(tmp_path):
+  with pytest.raises(sources.DatasetNotFoundError, match="no HDF5 dataset at .*train.h5; run the builder"):
+    sources.load_hdf5(str(tmp_path), "run the builder")
+
+
+def test_hdf5_source_reads_builder_files(tmp_path):
+  import h5py
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 6), ("val", 3), ("test", 3)):
+    with h5py.File(tmp_path / f"{split}.h5", "w") as f:
+      f["images"] = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+      f["labels"] = np.arange(n) % 2
+      f.attrs["class_names"] = ["cat", "dog"]
+  (tmp_path / "mean.json").write_text('{"R": 1.0, "G": 2.0, "B": 3.0}')
+  ds = sources.load_hdf5(str(tmp_path))
+  assert ds.class_names == ["cat", "dog"] and ds.mean == (1.0, 2.0, 3.0) and len(ds.train) == 6
+  mesh = parallel.make_mesh()
+  batch = next(Loader(ds.train, 4, mesh, train=True).epoch(0))
+  assert batch["image"].shape == (4, 8, 8, 3)
+
+
+def make_split(n=10):
+  return Split(np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8),
+               np.arange(n, dtype=np.int32))
+
+
+def test_train_order_depends_on_seed_and_epoch_only():
+  mesh = parallel.make_mesh()
+  a = Loader(make_split(), 4, mesh, train=True, seed=3)
+  b = Loader(make_split(), 4, mesh, train=True, seed=3)
+  np.testing.assert_array_equal(a.order(5), b.order(5))
+  assert not np.array_equal(a.order(5), a.order(6))
+  assert a.steps_per_epoch == 2  # the partial batch is dropped
+
+
+def test_loader_resumes_at_any_step():
+  loader = Loader(make_split(), 2, parallel.make_mesh(), train=True, seed=1)
+  full = [np.asarray(b["label"]) for b in loader.epoch(2)]
+  tail = [np.asarray(b["label"]) for b in loader.epoch(2, start_step=3)]
+  np.testing.assert_array_equal(np.stack(full[3:]), np.stack(tail))
+
+
+def test_eval_batches_cover_every_example_once_with_a_padded_last_batch():
+  loader = Loader(make_split(10), 4, parallel.make_mesh(), train=False)
+  batches = list(loader.epoch(0))
+  assert len(batches) == 3 and all(b["image"].shape == (4, 2, 2, 1) for b in batches)
+  labels = np.concatenate([np.asarray(b["label"])[np.asarray(b["mask"])] for b in batches])
+  np.testing.assert_array_equal(labels, np.arange(10))
+
+
+def test_batch_must_split_over_devices():
+  from cnnzoo.errors import ConfigError
+  mesh = parallel.make_mesh()
+  fake = type("M", (), {"devices": np.empty(8)})()
+  with pytest.raises(ConfigError, match="does not split over 8 devices"):
+    parallel.check_batch_size(12, fake)
+  parallel.check_batch_size(16, mesh)
+
+
+def test_flip_twice_is_identity_and_same_key_same_output():
+  x = jax.random.randint(jax.random.key(0), (8, 6, 6, 3), 0, 256).astype(jnp.uint8)
+  key = jax.random.key(1)
+  once = ops.random_flip(key, x)
+  np.testing.assert_array_equal(ops.random_flip(key, once), x)
+  np.testing.assert_array_equal(ops.augment(key, x, "crop_flip"), ops.augment(key, x, "crop_flip"))
+  assert not np.array_equal(ops.augment(key, x, "crop_flip"), ops.augment(jax.random.key(2), x, "crop_flip"))
+
+
+def test_crop_keeps_shape_and_pixels_come_from_the_image_or_padding():
+  x = jnp.full((4, 8, 8, 1), 7, jnp.uint8)
+  y = ops.random_crop(jax.random.key(0), x, 2)
+  assert y.shape == x.shape and set(np.unique(np.asarray(y))) <= {0, 7}
+
+
+def test_normalize_modes():
+  x = jnp.full((1, 1, 1, 3), 255, jnp.uint8)
+  np.testing.assert_allclose(ops.normalize(x, "scale"), 1.0)
+  np.testing.assert_allclose(ops.normalize(x, "mean", mean=(5.0, 55.0, 255.0))[0, 0, 0], [250.0, 200.0, 0.0])
+  with pytest.raises(ValueError, match="unknown normalization"):
+    ops.normalize(x, "zca")

@@ -1,0 +1,128 @@
+"""Registry, shapes and parameter counts of every registered model (jax.eval_shape: no memory)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnzoo import models
+from cnnzoo.models import registry
+
+# (trainable, non-trainable) at each model's registry defaults, and where the figure comes from.
+# Non-trainable = BatchNorm moving mean + variance = Keras' "Non-trainable params".
+EXPECTED = {
+    "shallownet": (99_203, 0, "arithmetic (896 + 32*32*32*3 + 3); Keras rebuild below"),
+    "lenet5": (61_706, 0, "LeNet-5 ReLU/max-pool form: 156 + 2,416 + 48,120 + 10,164 + 850"),
+    "lenet5_keras": (44_426, 0, "seed LeNet notebook (28x28, valid convs); Keras rebuild below"),
+    "minivggnet": (2_169_770, 1_408, "seed 2020-11-12 MiniVGGNet; Keras rebuild below"),
+    "resnet_cifar": (873_872, 12_230, "seed 2020-12-12 ResNet.build (9,9,9); Keras rebuild below"),
+    "resnet_tiny": (2_252_046, 13_702, "seed 2020-12-12 ResNet.build (3,4,6); Keras rebuild below"),
+    "resnet18": (11_689_512, 9_600, "torchvision docs"),
+    "resnet34": (21_797_672, 17_024, "torchvision docs"),
+    "resnet50": (25_557_032, 53_120, "torchvision docs"),
+    "resnet101": (44_549_160, 105_344, "torchvision docs"),
+    "resnet152": (60_192_808, 151_424, "torchvision docs"),
+}
+SMALL = ["shallownet", "lenet5", "lenet5_keras", "minivggnet"]
+
+
+def abstract_variables(name, **overrides):
+  info = models.model_info(name)
+  model = models.create_model(name, num_classes=overrides.pop("num_classes", info.num_classes), **overrides)
+  x = jax.ShapeDtypeStruct((2, *info.input_shape), jnp.float32)
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), x)
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  return variables, out
+
+
+def count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_every_model_has_a_reference():
+  assert sorted(EXPECTED) == models.list_models()
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_param_counts_and_output_shape(name):
+  variables, out = abstract_variables(name)
+  trainable, non_trainable, _ = EXPECTED[name]
+  assert count(variables["params"]) == trainable
+  assert count(variables.get("batch_stats", {})) == non_trainable
+  assert out.shape == (2, models.model_info(name).num_classes)
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_include_top_false_returns_pooled_features(name):
+  _, out = abstract_variables(name, include_top=False)
+  assert out.ndim == 2 and out.shape[0] == 2
+  assert out.shape[1] not in (0, models.model_info(name).num_classes) or name == "shallownet"
+
+
+def test_resnet_features_width():
+  _, out = abstract_variables("resnet50", include_top=False)
+  assert out.shape == (2, 2048)
+  _, out = abstract_variables("resnet_tiny", include_top=False)
+  assert out.shape == (2, 512)
+
+
+@pytest.mark.parametrize("name,overrides", [(n, {}) for n in SMALL] + [
+    ("resnet_cifar", {"stage_sizes": (1, 2, 1)}),  # the seed's blocks, fewer of them (compile time)
+    ("resnet18", {"stage_sizes": (1, 1, 1, 1)}),  # post-activation basic blocks
+    ("resnet50", {"stage_sizes": (1, 1, 1, 1)})])  # post-activation bottlenecks
+def test_finite_outputs_and_gradients_reach_every_parameter(name, overrides):
+  info = models.model_info(name)
+  model = models.create_model(name, num_classes=info.num_classes, **overrides)
+  if info.input_shape[0] > 64:
+    info = registry.ModelInfo(name, None, (64, 64, 3), info.num_classes, "")
+  x = jax.random.uniform(jax.random.key(0), (4, *info.input_shape))
+  variables = model.init({"params": jax.random.key(1)}, x, train=False)
+  labels = jnp.arange(4) % info.num_classes
+
+  def loss(params):
+    logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                            rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
+
+  value, grads = jax.jit(jax.value_and_grad(loss))(variables["params"])
+  assert np.isfinite(value)
+  for path, g in jax.tree_util.tree_leaves_with_path(grads):
+    assert np.all(np.isfinite(g)), path
+    assert np.any(g != 0), f"no gradient reaches {jax.tree_util.keystr(path)}"
+
+
+def test_unknown_model_lists_close_matches():
+  with pytest.raises(models.UnknownModelError, match="did you mean.*resnet50"):
+    models.create_model("resnet05", num_classes=10)
+
+
+def test_duplicate_registration_is_an_error():
+  with pytest.raises(ValueError, match="registered twice"):
+    @registry.register_model(input_shape=(32, 32, 3), num_classes=10)
+    def lenet5(*, num_classes):  # noqa: F811  (the clash is the point)
+      return None
+
+
+def test_list_models_pattern():
+  assert models.list_models("resnet1*") == ["resnet101", "resnet152", "resnet18"]
+  assert models.list_models("lenet*") == ["lenet5", "lenet5_keras"]
+
+
+def test_named_intermediates_for_feature_extraction():
+  model = models.create_model("resnet_cifar", num_classes=10)
+  x = jnp.zeros((1, 32, 32, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  _, state = jax.eval_shape(lambda v: model.apply(v, x, mutable=["intermediates"]), variables)
+  inter = state["intermediates"]
+  assert inter["stage1"][0].shape == (1, 32, 32, 64)
+  assert inter["stage3"][0].shape == (1, 8, 8, 256)
+  assert inter["features"][0].shape == (1, 256)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits():
+  model = models.create_model("minivggnet", num_classes=10, dtype=jnp.bfloat16)
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  assert {p.dtype for p in jax.tree.leaves(variables["params"])} == {jnp.dtype("float32")}
+  assert jax.eval_shape(lambda v: model.apply(v, x), variables).dtype == jnp.float32

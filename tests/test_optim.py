@@ -1,0 +1,86 @@
+"""Optimizer wiring: Keras-style L2 in the loss on kernels only, decoupled weight decay, names."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cnnzoo import models
+from cnnzoo.errors import ConfigError
+from cnnzoo.training import optim, steps
+from cnnzoo.training import state as state_lib
+
+
+def optim_cfg(**fields):
+  from configs import base
+  cfg = base.get_config().optim
+  cfg.update(fields)
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def lenet_params():
+  model = models.create_model("lenet5", num_classes=10)
+  return model, model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))["params"]
+
+
+def test_kernel_mask_selects_conv_and_dense_kernels_only(lenet_params):
+  _, params = lenet_params
+  mask = optim.kernel_mask(params)
+  flat = {jax.tree_util.keystr(p): m for p, m in jax.tree_util.tree_leaves_with_path(mask)}
+  assert sum(flat.values()) == 5 and len(flat) == 10
+  assert all(m == k.endswith("['kernel']") for k, m in flat.items())
+
+
+def test_l2_penalty_is_keras_sum_of_squares(lenet_params):
+  _, params = lenet_params
+  expected = 5e-4 * sum(float(jnp.sum(p["kernel"] ** 2)) for p in params.values())
+  np.testing.assert_allclose(float(optim.l2_penalty(params, 5e-4)), expected, rtol=1e-6)
+  assert float(optim.l2_penalty(params, 0.0)) == 0.0
+
+
+def test_train_step_loss_is_cross_entropy_plus_l2(lenet_params):
+  model, _ = lenet_params
+  tx = optax.sgd(0.1)
+  state = state_lib.create(model, tx, (32, 32, 1), seed=0)
+  images = jax.random.randint(jax.random.key(1), (8, 32, 32, 1), 0, 256).astype(jnp.uint8)
+  labels = jnp.arange(8) % 10
+  preprocess = lambda key, x: x.astype(jnp.float32) / 255.0
+  logits = model.apply({"params": state.params}, images / 255.0)
+  ce = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
+  penalty = float(optim.l2_penalty(state.params, 1e-2))
+  step = functools.partial(steps.train_step, preprocess=preprocess, num_classes=10, l2=1e-2)
+  _, metrics = jax.jit(step)(state, {"image": images, "label": labels})
+  np.testing.assert_allclose(float(metrics["loss"]) / 8, ce + penalty, rtol=1e-5)
+  assert int(metrics["count"]) == 8
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop"])
+def test_decoupled_weight_decay_acts_on_kernels_only(name, lenet_params):
+  _, params = lenet_params
+  tx = optim.build_optimizer(optim_cfg(name=name, weight_decay=0.1), optax.constant_schedule(1.0))
+  zero = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zero, tx.init(params), params)
+  for layer in params:
+    assert np.all(np.asarray(updates[layer]["bias"]) == 0)
+    assert np.any(np.asarray(updates[layer]["kernel"]) != 0)
+
+
+def test_sgd_nesterov_matches_optax(lenet_params):
+  _, params = lenet_params
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx = optim.build_optimizer(optim_cfg(name="sgd", momentum=0.9, nesterov=True), optax.constant_schedule(0.01))
+  ref = optax.sgd(0.01, momentum=0.9, nesterov=True)
+  s, r = tx.init(params), ref.init(params)
+  for _ in range(3):
+    u, s = tx.update(grads, s, params)
+    v, r = ref.update(grads, r, params)
+  jax.tree.map(np.testing.assert_array_equal, u, v)
+
+
+def test_unknown_optimizer_is_a_config_error():
+  with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
+    optim.build_optimizer(optim_cfg(name="adagrad"), optax.constant_schedule(1.0))

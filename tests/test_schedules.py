@@ -1,0 +1,83 @@
+"""Exact learning-rate values of every schedule at chosen steps (epoch semantics, 10 steps/epoch)."""
+
+import numpy as np
+import pytest
+
+from cnnzoo.errors import ConfigError
+from cnnzoo.training import optim
+
+SPE = 10  # steps per epoch
+
+
+def schedule(num_epochs=10, lr=0.1, **fields):
+  from configs import base
+  cfg = base.get_config().schedule
+  cfg.update(fields)
+  return optim.build_schedule(cfg, lr, num_epochs, SPE)
+
+
+def at(fn, steps):
+  return np.array([float(fn(s)) for s in steps])
+
+
+def test_constant():
+  np.testing.assert_allclose(at(schedule(name="constant"), [0, 5, 999]), [0.1, 0.1, 0.1], rtol=1e-7)
+
+
+def test_poly_power1_is_linear_in_epochs_constant_within_an_epoch():
+  # The seed's poly_decay: lr0 * (1 - epoch / max_epochs) ** power, epoch 0-based.
+  fn = schedule(num_epochs=75, name="poly", power=1.0)
+  np.testing.assert_allclose(at(fn, [0, 9, 10, 19, 740, 749, 750, 10_000]),
+                             [0.1, 0.1, 0.1 * 74 / 75, 0.1 * 74 / 75, 0.1 * 1 / 75, 0.1 * 1 / 75, 0, 0],
+                             rtol=1e-6, atol=1e-9)
+
+
+def test_poly_power2_and_per_step():
+  fn = schedule(num_epochs=10, name="poly", power=2.0, per_step=True)
+  np.testing.assert_allclose(at(fn, [0, 5, 50]), [0.1, 0.1 * (1 - 0.05) ** 2, 0.1 * 0.25], rtol=1e-6)
+
+
+def test_linear_alias_and_end_lr():
+  fn = schedule(num_epochs=10, name="linear", end_lr=0.01)
+  np.testing.assert_allclose(at(fn, [0, 50, 100]), [0.1, 0.055, 0.01], rtol=1e-6)
+
+
+def test_step_decay():
+  fn = schedule(name="step", step_every=5, step_factor=0.25)
+  np.testing.assert_allclose(at(fn, [0, 49, 50, 99, 100]), [0.1, 0.1, 0.025, 0.025, 0.00625], rtol=1e-6)
+
+
+def test_piecewise_like_keras_resnet_example():
+  # keras.io cifar10_resnet lr_schedule: 1e-3, x0.1 after 80, x0.01 after 120, x1e-3 after 160, x0.5e-3 after 180.
+  fn = schedule(num_epochs=200, lr=1e-3, name="piecewise", boundaries=(80, 120, 160, 180),
+                scales=(0.1, 0.1, 0.1, 0.5))
+  np.testing.assert_allclose(at(fn, [790, 800, 1200, 1600, 1800]), [1e-3, 1e-4, 1e-5, 1e-6, 5e-7], rtol=1e-5)
+
+
+def test_keras_time_based_decay_per_iteration():
+  # Keras 2 SGD(decay=d): lr0 / (1 + d * iterations); the seed used d = 0.01 / 40.
+  fn = schedule(lr=0.01, name="keras_time", decay=0.01 / 40)
+  np.testing.assert_allclose(at(fn, [0, 1, 782, 31_280]),
+                             [0.01, 0.01 / (1 + 0.00025), 0.01 / (1 + 0.00025 * 782), 0.01 / (1 + 0.00025 * 31_280)],
+                             rtol=1e-6)
+
+
+def test_cosine():
+  fn = schedule(num_epochs=10, name="cosine")
+  np.testing.assert_allclose(at(fn, [0, 50, 100]), [0.1, 0.05, 0.0], rtol=1e-6, atol=1e-9)
+
+
+def test_warmup_then_linear_decay():
+  fn = schedule(num_epochs=12, name="linear", warmup_epochs=2, warmup_init_lr=0.0)
+  # epochs 0, 1: ramp 0 -> 0.1 over 2 epochs; then linear from 0.1 at epoch 2 to 0 at epoch 12.
+  np.testing.assert_allclose(at(fn, [0, 10, 20, 70, 120]), [0.0, 0.05, 0.1, 0.05, 0.0], rtol=1e-6, atol=1e-9)
+
+
+def test_unknown_schedule_is_a_config_error():
+  with pytest.raises(ConfigError, match="unknown schedule 'expo'"):
+    schedule(name="expo")
+
+
+def test_piecewise_lengths_must_match():
+  with pytest.raises(ConfigError, match="same length"):
+    schedule(name="piecewise", boundaries=(1, 2), scales=(0.1,))

@@ -1,0 +1,112 @@
+"""The training loop: the offline default's accuracy, no retracing, 8 devices = 1 device, smoke
+runs of every config, and one-line errors for user mistakes."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from conftest import ROOT, quiet, run_cli
+from cnnzoo.training import loop
+
+
+def test_lenet_digits_reaches_97_percent_from_the_cli(tmp_path):
+  """The README's first command, unchanged but for the workdir."""
+  proc = run_cli(["--config=configs/lenet_digits.py", f"--workdir={tmp_path}"])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["test_accuracy"] >= 0.97 and results["test_count"] == 360
+  history = json.loads((tmp_path / "history.json").read_text())
+  assert [h["epoch"] for h in history] == list(range(1, 21))
+  assert {"epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "img_per_sec"} <= set(history[0])
+  assert (tmp_path / "history.png").stat().st_size > 10_000
+  assert glob.glob(str(tmp_path / "events.out.tfevents.*"))
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["name"] == "lenet5"
+  assert "model lenet5: 61,706 trainable params" in proc.stdout
+  assert f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}" in proc.stdout
+  assert "Traceback" not in proc.stderr and "cuInit" not in proc.stderr
+
+
+def test_no_retracing_after_the_first_step(tiny_digits):
+  run = loop.build(tiny_digits)
+  bar = loop.monitor.ProgressBar(False)
+  state = run.state
+  for epoch in range(2):
+    state, _, _ = loop.train_epoch(run, state, epoch, bar, log_every=10)
+    loop.evaluate(run, state, run.val_loader)  # 180 examples: the last batch is padded
+    loop.evaluate(run, state, run.test_loader)
+  assert run.train_step._cache_size() == 1
+  assert run.eval_step._cache_size() == 1
+
+
+MULTI_DEVICE = """
+import json, sys
+import jax
+from configs import minivggnet_cifar10
+from cnnzoo.training import loop
+c = minivggnet_cifar10.get_config()  # BatchNorm + dropout: global-batch statistics, sharded RNG
+c.data.name = "digits"; c.data.val_fraction = 0.1; c.data.batch_size = 32; c.data.eval_batch_size = 64
+c.optim.lr = 1e-3  # float reassociation differences grow with every step; keep them small
+run = loop.build(c)
+state, losses = run.state, []
+for i, batch in zip(range(5), run.train_loader.epoch(0)):
+  state, m = run.train_step(state, batch)
+  losses.append(float(m["loss"]) / 32)
+print(json.dumps({"devices": jax.device_count(), "losses": losses,
+                  "val": loop.evaluate(run, state, run.val_loader)}))
+"""
+
+
+def run_devices(n):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+  proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_eight_devices_give_the_same_losses_as_one():
+  # Five steps: differences start at float reassociation (~5e-7) and are amplified by the training
+  # dynamics (ReLU / max-pool ties flip), so a long run drifts apart as any two summation orders do.
+  one, eight = run_devices(1), run_devices(8)
+  assert (one["devices"], eight["devices"]) == (1, 8)
+  assert max(abs(a - b) for a, b in zip(one["losses"], eight["losses"])) < 1e-5
+  assert abs(one["val"]["loss"] - eight["val"]["loss"]) < 1e-5
+  assert one["val"]["count"] == eight["val"]["count"] == 180
+
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if not os.path.basename(p).startswith(("_", "base")))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_smoke_runs(name, tmp_path):
+  import importlib
+  config = quiet(importlib.import_module(f"configs.{name}").get_config("smoke"))
+  assert config.data.name == "synthetic"
+  results = loop.train_and_evaluate(config, str(tmp_path))
+  history = json.loads((tmp_path / "history.json").read_text())
+  assert len(history) == config.num_epochs == 2
+  assert all(jax.numpy.isfinite(h["loss"]) for h in history)
+  assert results["test_count"] == 8
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config=configs/lenet_digits.py", "--config.model.name=lenet"], "unknown model 'lenet'; did you mean lenet5"),
+    (["--config=configs/resnet_cifar10.py"], "tfds build cifar10"),
+    (["--config=configs/resnet_tiny.py"], "--layout=tiny_imagenet_200"),
+    (["--config=configs/lenet_digits.py", "--config.data.batch_size=5000"], "fewer than one batch"),
+    (["--config=configs/lenet_digits.py", "--config.schedule.name=expo"], "unknown schedule 'expo'"),
+    (["--config=configs/lenet_digits.py", "--resume_epoch=3"], "--resume_epoch=3: no such checkpoint"),
+])
+def test_user_errors_are_one_line_and_write_nothing(args, message, tmp_path):
+  workdir = tmp_path / "run"
+  proc = run_cli([*args, f"--workdir={workdir}"])
+  assert proc.returncode == 2
+  lines = [line for line in proc.stderr.strip().splitlines() if line]
+  assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+  assert not workdir.exists() or not any(p.is_file() for p in workdir.rglob("*"))
