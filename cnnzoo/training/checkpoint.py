@@ -33,6 +33,7 @@ class Checkpointer:
     if keep_every:
       keepers.append(policies.EveryNSteps(keep_every))
     options = ocp.CheckpointManagerOptions(
+        best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
         preservation_policy=policies.AnyPreservationPolicy(keepers),
         enable_async_checkpointing=async_save, cleanup_tmp_directories=True, read_only=read_only,
         create=not read_only)
@@ -70,6 +71,19 @@ class Checkpointer:
           f"checkpoint {self.directory}/{epoch} does not fit the model and optimizer of this config "
           f"({first[:200]})") from None
     return out["state"], out["meta"]
+
+  def restore_weights(self, epoch: int, target: dict) -> dict:
+    """Restores only the subtrees of `target` (e.g. params, batch_stats) from epoch `epoch`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    path = os.path.join(self.directory, str(epoch), "state")
+    try:
+      with ocp.PyTreeCheckpointer() as reader:
+        return reader.restore(path, args=ocp.args.PyTreeRestore(
+            item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+            partial_restore=True))
+    except (ValueError, KeyError, TypeError) as e:
+      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise CheckpointMismatchError(f"weights in {path} do not fit this config's model ({first[:200]})") from None
 
   def delete_after(self, epoch: int) -> None:
     """Deletes the checkpoints of epochs after `epoch` (a resumed run re-writes them)."""

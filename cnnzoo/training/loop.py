@@ -112,33 +112,20 @@ def _init_from(run: Run, spec: str):
   epochs = other.epochs()
   if not epochs or (epoch and int(epoch) not in epochs):
     raise UserError(f"--init_from={spec}: no such checkpoint; {path} has epochs {epochs}")
-  source = _restore_weights(other, int(epoch) if epoch else epochs[-1], run)
+  try:
+    source = _restore_weights(other, int(epoch) if epoch else epochs[-1], run)
+  finally:
+    other.close()
   return run.state.replace(**source)
 
 
 def _restore_weights(other: Checkpointer, epoch: int, run: Run) -> dict:
-  meta = other.read_meta(epoch)
-  ident = meta.get("identity", {})
+  ident = other.read_meta(epoch).get("identity", {})
   if (ident.get("model"), ident.get("num_classes")) != (run.identity["model"], run.identity["num_classes"]):
     raise CheckpointMismatchError(f"{other.directory}/{epoch} holds {ident.get('model')!r} with "
                                   f"{ident.get('num_classes')} classes; this config builds "
                                   f"{run.identity['model']!r} with {run.identity['num_classes']}")
-  target = {"params": run.state.params, "batch_stats": run.state.batch_stats}
-  full = run.state.checkpoint_tree()
-  tree, _ = other.restore(epoch, {**full, "opt_state": _stored_opt_state(other, epoch, full)})
-  return jax.tree.map(lambda t, s: jax.device_put(s, t.sharding), target,
-                      {"params": tree["params"], "batch_stats": tree["batch_stats"]})
-
-
-def _stored_opt_state(other: Checkpointer, epoch: int, full: dict):
-  """The other run's optimizer state may differ from ours; restore it as stored and discard it."""
-  import orbax.checkpoint as ocp
-  meta = ocp.StandardCheckpointer().metadata(os.path.join(other.directory, str(epoch), "state"))
-  tree = getattr(meta, "item_metadata", meta)
-  tree = getattr(tree, "tree", tree)
-  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
-                                                     sharding=full["step"].sharding),
-                      dict(tree)["opt_state"])
+  return other.restore_weights(epoch, {"params": run.state.params, "batch_stats": run.state.batch_stats})
 
 
 def _write_config(config, workdir: str, start_epoch: int) -> None:
