@@ -30,9 +30,9 @@ def tiny_digits():
   return c
 
 
-def run_cli(args, env_extra=None, timeout=600):
+def run_cli(args, env_extra=None, timeout=600, drop_env=()):
   """Runs `python -m experiments.main ARGS` from the repo root; returns the CompletedProcess."""
   import subprocess
-  env = dict(os.environ, **(env_extra or {}))
+  env = {k: v for k, v in dict(os.environ, **(env_extra or {})).items() if k not in drop_env}
   return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)

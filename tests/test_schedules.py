@@ -81,3 +81,8 @@ def test_unknown_schedule_is_a_config_error():
 def test_piecewise_lengths_must_match():
   with pytest.raises(ConfigError, match="same length"):
     schedule(name="piecewise", boundaries=(1, 2), scales=(0.1,))
+
+
+def test_decay_over_no_epochs_is_a_config_error():
+  with pytest.raises(ConfigError, match="at least 1"):
+    schedule(num_epochs=3, name="cosine", warmup_epochs=3)

@@ -176,31 +176,32 @@ def resnet_tiny(*, num_classes, **kw):
 _TV = "torchvision docs"
 
 
-def _torchvision(stage_sizes, block, num_classes, **kw):
+def _torchvision(num_classes, overrides, stage_sizes, block):
   filters = (64, 64, 128, 256, 512) if block == "basic" else (64, 256, 512, 1024, 2048)
-  return ResNet(stage_sizes=stage_sizes, filters=filters, block=block, num_classes=num_classes, **kw)
+  kw = {"stage_sizes": stage_sizes, "filters": filters, "block": block, **overrides}
+  return ResNet(num_classes=num_classes, **kw)
 
 
 @register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_TV)
 def resnet18(*, num_classes, **kw):
-  return _torchvision((2, 2, 2, 2), "basic", num_classes, **kw)
+  return _torchvision(num_classes, kw, (2, 2, 2, 2), "basic")
 
 
 @register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_TV)
 def resnet34(*, num_classes, **kw):
-  return _torchvision((3, 4, 6, 3), "basic", num_classes, **kw)
+  return _torchvision(num_classes, kw, (3, 4, 6, 3), "basic")
 
 
 @register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_TV)
 def resnet50(*, num_classes, **kw):
-  return _torchvision((3, 4, 6, 3), "bottleneck", num_classes, **kw)
+  return _torchvision(num_classes, kw, (3, 4, 6, 3), "bottleneck")
 
 
 @register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_TV)
 def resnet101(*, num_classes, **kw):
-  return _torchvision((3, 4, 23, 3), "bottleneck", num_classes, **kw)
+  return _torchvision(num_classes, kw, (3, 4, 23, 3), "bottleneck")
 
 
 @register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_TV)
 def resnet152(*, num_classes, **kw):
-  return _torchvision((3, 8, 36, 3), "bottleneck", num_classes, **kw)
+  return _torchvision(num_classes, kw, (3, 8, 36, 3), "bottleneck")

@@ -196,6 +196,14 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   ck = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=ck.keep, best_metric=ck.best_metric,
                       best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
+  try:
+    return _train(run, config, workdir, ckpt, resume_epoch, init_from)
+  finally:
+    ckpt.close()
+
+
+def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
+  """The body of train_and_evaluate once the checkpoint manager is open."""
   epochs = ckpt.epochs()
   if resume_epoch is not None and resume_epoch not in epochs:
     raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {ckpt.directory} "
@@ -257,5 +265,4 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
           f"top-5 {results['test_top5_accuracy']:.4f}  ({results['test_count']} images)")
   for write in writers:
     getattr(write, "close", lambda: None)()
-  ckpt.close()
   return results

@@ -27,6 +27,9 @@ def epoch_schedule(cfg, lr: float, num_epochs: int) -> Schedule:
   warmup = cfg.warmup_epochs
   horizon = (cfg.decay_epochs or num_epochs) - warmup  # the decay ends at `decay_epochs`
   name = cfg.name
+  if name in ("poly", "linear", "cosine") and horizon <= 0:
+    raise ConfigError(f"schedule {name!r} decays over decay_epochs (or num_epochs) minus warmup_epochs "
+                      f"= {horizon} epochs; it must be at least 1")
   if name == "constant":
     main = optax.constant_schedule(lr)
   elif name in ("poly", "linear"):
