@@ -75,7 +75,26 @@ def seed_resnet(stages, filters, num_classes, shape, dataset, reg=5e-4, eps=2e-5
   return keras.Model(inputs, x)
 
 
+def alexnet_flowers17(num_classes=17):
+  """Seed 001's Keras AlexNet (with BatchNorm) for Flowers-17, as written there."""
+  model = keras.Sequential([keras.Input((224, 224, 3))])
+  for filters, kernel, stride, pool in ((96, 11, 4, True), (256, 11, 1, True), (384, 3, 1, False),
+                                        (384, 3, 1, False), (256, 3, 1, True)):
+    model.add(layers.Conv2D(filters, kernel, strides=stride, padding="valid", activation="relu"))
+    if pool:
+      model.add(layers.MaxPooling2D(2, strides=2))
+    model.add(layers.BatchNormalization())
+  model.add(layers.Flatten())
+  for units in (4096, 4096, 1000):
+    model.add(layers.Dense(units, activation="relu"))
+    model.add(layers.Dropout(0.4))
+    model.add(layers.BatchNormalization())
+  model.add(layers.Dense(num_classes, activation="softmax"))
+  return model
+
+
 REFERENCES = {
+    "alexnet_flowers17": alexnet_flowers17,
     "shallownet": shallownet,
     "lenet5": lenet,
     "lenet5_keras": lambda: lenet(shape=(28, 28, 1)),

@@ -11,6 +11,27 @@ from cnnzoo.models import registry
 # (trainable, non-trainable) at each model's registry defaults, and where the figure comes from.
 # Non-trainable = BatchNorm moving mean + variance = Keras' "Non-trainable params".
 EXPECTED = {
+    "alexnet": (62_378_344, 0, "seed 001 AlexNet table (single tower, 227x227, LRN)"),
+    "alexnet_owt": (61_100_840, 0, "torchvision docs (AlexNet, one weird trick)"),
+    "alexnet_tiny": (22_369_544, 1_216, "seed 003 table: 22,370,760 total, 22,369,544 trainable"),
+    "alexnet_flowers17": (28_075_633, 21_136, "seed 001 Keras code, rebuilt in Keras 3 (keras_refs)"),
+    "seed003_tiny_net": (122_584, 576, "seed 003 Part 1 table: 123,160 total"),
+    "seed003_cifar_net": (293_034, 896, "seed 003 exp. 5: 288,800 up to the dropout (asserted below) + head"),
+    "seed003_transfer_head": (1_675_976, 0, "seed 003 exp. 5 dense head table: 1,675,976"),
+    "vgg11": (132_863_336, 0, "torchvision docs"),
+    "vgg11_bn": (132_868_840, 5_504, "torchvision docs"),
+    "vgg13": (133_047_848, 0, "torchvision docs"),
+    "vgg13_bn": (133_053_736, 5_888, "torchvision docs"),
+    "vgg16": (138_357_544, 0, "torchvision docs; keras.applications.VGG16 (logits equal)"),
+    "vgg16_bn": (138_365_992, 8_448, "torchvision docs"),
+    "vgg19": (143_667_240, 0, "torchvision docs; keras.applications.VGG19 (logits equal)"),
+    "vgg19_bn": (143_678_248, 11_008, "torchvision docs"),
+    "resnet50_keras": (25_583_592, 53_120, "keras.applications.ResNet50: 25,636,712 total (logits equal)"),
+    "resnet101_keras": (44_601_832, 105_344, "keras.applications.ResNet101: 44,707,176 total"),
+    "resnet152_keras": (60_268_520, 151_424, "keras.applications.ResNet152: 60,419,944 total"),
+    "resnet50v2_keras": (25_568_360, 45_440, "keras.applications.ResNet50V2: 25,613,800 total"),
+    "resnet101v2_keras": (44_577_896, 97_664, "keras.applications.ResNet101V2: 44,675,560 total"),
+    "resnet152v2_keras": (60_236_904, 143_744, "keras.applications.ResNet152V2: 60,380,648 total"),
     "shallownet": (99_203, 0, "arithmetic (896 + 32*32*32*3 + 3); Keras rebuild below"),
     "lenet5": (61_706, 0, "LeNet-5 ReLU/max-pool form: 156 + 2,416 + 48,120 + 10,164 + 850"),
     "lenet5_keras": (44_426, 0, "seed LeNet notebook (28x28, valid convs); Keras rebuild below"),
@@ -60,6 +81,16 @@ def test_include_top_false_returns_pooled_features(name):
   assert out.shape[1] not in (0, models.model_info(name).num_classes) or name == "shallownet"
 
 
+# include_top=False parameter totals (trainable + BN statistics) the seeds quote.
+NOTOP = {"vgg16": 14_714_688, "seed003_cifar_net": 288_800}
+
+
+@pytest.mark.parametrize("name", sorted(NOTOP))
+def test_convolutional_base_counts(name):
+  variables, _ = abstract_variables(name, include_top=False)
+  assert count(variables) == NOTOP[name]
+
+
 def test_resnet_features_width():
   _, out = abstract_variables("resnet50", include_top=False)
   assert out.shape == (2, 2048)
@@ -105,7 +136,9 @@ def test_duplicate_registration_is_an_error():
 
 
 def test_list_models_pattern():
-  assert models.list_models("resnet1*") == ["resnet101", "resnet152", "resnet18"]
+  assert models.list_models("resnet1*") == ["resnet101", "resnet101_keras", "resnet101v2_keras", "resnet152",
+                                            "resnet152_keras", "resnet152v2_keras", "resnet18"]
+  assert models.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
   assert models.list_models("lenet*") == ["lenet5", "lenet5_keras"]
 
 

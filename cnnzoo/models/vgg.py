@@ -1,7 +1,7 @@
 """VGG-style networks. Seed 2020-11-12: MiniVGGNet on CIFAR-10."""
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -50,3 +50,64 @@ class MiniVGGNet(nn.Module):
 def minivggnet(*, num_classes, **kw):
   """Seed 2020-11-12: MiniVGGNet on CIFAR-10 (32x32x3)."""
   return MiniVGGNet(num_classes=num_classes, **kw)
+
+
+# Simonyan & Zisserman 2015, Table 1: configurations A (11), B (13), D (16), E (19); "M" = max pool.
+VGG_CONFIGS = {
+    11: (1, 1, 2, 2, 2),
+    13: (2, 2, 2, 2, 2),
+    16: (2, 2, 3, 3, 3),
+    19: (2, 2, 4, 4, 4),
+}
+VGG_WIDTHS = (64, 128, 256, 512, 512)
+
+
+class VGG(nn.Module):
+  """VGG with `convs_per_block` 3x3 convs per block (widths 64-512), 2x2 max pools, and the
+  4096-4096 classifier. Layer names follow Keras' VGG16 (`block1_conv1` ... `fc1`, `fc2`), so
+  Keras weight files map one to one. `batch_norm` gives the torchvision `_bn` forms."""
+  convs_per_block: Sequence[int]
+  num_classes: int
+  batch_norm: bool = False
+  include_top: bool = True
+  dropout: float = 0.5  # in the classifier (the paper and torchvision; Keras' VGG16 has none)
+  bn_momentum: float = 0.9  # torchvision's BatchNorm2d (momentum 0.1 in its convention)
+  bn_epsilon: float = 1e-5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for b, (n, width) in enumerate(zip(self.convs_per_block, VGG_WIDTHS), start=1):
+      for c in range(1, n + 1):
+        x = nn.Conv(width, (3, 3), padding="SAME", dtype=self.dtype, name=f"block{b}_conv{c}")(x)
+        if self.batch_norm:
+          x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                           epsilon=self.bn_epsilon, dtype=self.dtype, name=f"block{b}_bn{c}")(x)
+        x = nn.relu(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      self.sow("intermediates", f"block{b}", x)
+    if not self.include_top:
+      x = jnp.mean(x, axis=(1, 2))  # Keras' pooling="avg" on the convolutional base
+      self.sow("intermediates", "features", x)
+      return x
+    x = x.reshape((x.shape[0], -1))
+    for i in (1, 2):
+      x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=f"fc{i}")(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    self.sow("intermediates", "features", x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x).astype(jnp.float32)
+
+
+def _vgg(depth, batch_norm):
+  def builder(*, num_classes, **kw):
+    return VGG(convs_per_block=VGG_CONFIGS[depth], batch_norm=batch_norm, num_classes=num_classes, **kw)
+  builder.__name__ = f"vgg{depth}{'_bn' if batch_norm else ''}"
+  builder.__doc__ = f"VGG-{depth}{' with BatchNorm' if batch_norm else ''} on 224x224."
+  return builder
+
+
+for _depth in VGG_CONFIGS:
+  for _bn in (False, True):
+    register_model(input_shape=(224, 224, 3), num_classes=1000,
+                   reference="torchvision docs; keras.applications" if _depth in (16, 19) and not _bn
+                   else "torchvision docs")(_vgg(_depth, _bn))

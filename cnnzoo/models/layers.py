@@ -1,0 +1,40 @@
+"""Small layers the Keras-era networks use that flax.linen does not provide."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class LocalResponseNorm(nn.Module):
+  """AlexNet's local response normalization across channels (Krizhevsky et al. 2012, Sec. 3.3):
+  b = a / (k + alpha * sum_{window of n channels} a^2) ** beta, with k=2, n=5, alpha=1e-4, beta=0.75."""
+  size: int = 5
+  k: float = 2.0
+  alpha: float = 1e-4
+  beta: float = 0.75
+
+  @nn.compact
+  def __call__(self, x):
+    sq = jnp.square(x)
+    half = self.size // 2
+    window = jax.lax.reduce_window(sq, 0.0, jax.lax.add, (1, 1, 1, self.size), (1, 1, 1, 1),
+                                   ((0, 0), (0, 0), (0, 0), (half, self.size - 1 - half)))
+    return x / (self.k + self.alpha * window) ** self.beta
+
+
+def adaptive_avg_pool(x, output_size: int):
+  """torchvision's AdaptiveAvgPool2d: bin i spans [floor(i*H/o), ceil((i+1)*H/o))."""
+  h, w = x.shape[1:3]
+  if (h, w) == (output_size, output_size):
+    return x
+  rows = []
+  for i in range(output_size):
+    r0, r1 = (i * h) // output_size, math.ceil((i + 1) * h / output_size)
+    cols = []
+    for j in range(output_size):
+      c0, c1 = (j * w) // output_size, math.ceil((j + 1) * w / output_size)
+      cols.append(jnp.mean(x[:, r0:r1, c0:c1, :], axis=(1, 2)))
+    rows.append(jnp.stack(cols, axis=1))
+  return jnp.stack(rows, axis=1)

@@ -1,0 +1,118 @@
+"""Keras 3 as an independent reference: build keras.applications models with random weights, save
+them, import the file with cnnzoo.transfer.load_keras_weights, and require equal logits."""
+
+import h5py
+import jax
+import numpy as np
+import pytest
+
+import keras  # noqa: E402  (requirements-dev.txt; a missing keras is a failure, not a skip)
+
+from cnnzoo.transfer import KerasWeightsError, load_keras_weights, read_keras_file  # noqa: E402
+
+CASES = [("VGG16", "vgg16"), ("VGG19", "vgg19"), ("ResNet50", "resnet50_keras"),
+         ("ResNet101", "resnet101_keras"), ("ResNet152", "resnet152_keras"),
+         ("ResNet50V2", "resnet50v2_keras"), ("ResNet101V2", "resnet101v2_keras"),
+         ("ResNet152V2", "resnet152v2_keras")]
+
+
+def random_like(rng, w, path):
+  if "variance" in path:
+    return rng.uniform(0.5, 1.5, w.shape)
+  if w.ndim >= 2:  # kernels: variance-preserving scale keeps the logits O(1), so 1e-4 is meaningful
+    return rng.normal(0, np.sqrt(1.0 / np.prod(w.shape[:-1])), w.shape)
+  return rng.normal(0, 0.1, w.shape)  # biases, BN gamma / beta / moving mean
+
+
+def randomize(model, seed=0):
+  """Random weights everywhere, BatchNorm moving statistics included (variance > 0)."""
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    weights = layer.get_weights()
+    if weights:
+      layer.set_weights([random_like(rng, w, v.path).astype(np.float32)
+                         for w, v in zip(weights, layer.weights)])
+  return model
+
+
+def logits(model, variables, x):
+  return np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x))
+
+
+@pytest.mark.parametrize("keras_name,ours", CASES)
+def test_logits_equal_keras_after_import(keras_name, ours, tmp_path):
+  reference = randomize(getattr(keras.applications, keras_name)(weights=None, classifier_activation=None))
+  path = str(tmp_path / f"{ours}.weights.h5")
+  reference.save_weights(path)
+  x = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+  expected = np.asarray(reference(x, training=False))
+  del reference
+  assert 0.05 < np.abs(expected).max() < 100  # a meaningful scale for the 1e-4 tolerance
+  model, variables = load_keras_weights(path, ours)
+  np.testing.assert_allclose(logits(model, variables, x), expected, atol=1e-4, rtol=0)
+
+
+def write_legacy(model, path, top=True):
+  """Writes `model`'s weights in the Keras 2 layout: layer_names / weight_names attributes."""
+  with h5py.File(path, "w") as f:
+    layers = [l for l in model.layers if top or not l.name.startswith(("fc", "predictions"))]
+    f.attrs["layer_names"] = [l.name.encode() for l in layers]
+    f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2.2.4"
+    for layer in layers:
+      g = f.create_group(layer.name)
+      names = [f"{layer.name}/{v.name}:0".encode() for v in layer.weights]
+      g.attrs["weight_names"] = names
+      for name, w in zip(names, layer.get_weights()):
+        g[name.decode()] = w
+
+
+def test_legacy_notop_vgg16_file_like_the_seeds_use(tmp_path):
+  """vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5: the seeds' transfer-learning backbone."""
+  reference = randomize(keras.applications.VGG16(weights=None, include_top=False, pooling="avg"))
+  path = str(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+  write_legacy(reference, path)
+  layers, named = read_keras_file(path)
+  assert named and [l.name for l in layers][:2] == ["block1_conv1", "block1_conv2"] and len(layers) == 13
+  x = np.random.default_rng(2).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+  model, variables = load_keras_weights(path, "vgg16", include_top=False)
+  np.testing.assert_allclose(logits(model, variables, x), np.asarray(reference(x)), atol=1e-4, rtol=0)
+  assert sum(v.size for v in jax.tree.leaves(variables)) == 14_714_688
+
+
+def test_legacy_resnet50_with_top_and_batchnorm(tmp_path):
+  reference = randomize(keras.applications.ResNet50(weights=None, classifier_activation=None), seed=3)
+  path = str(tmp_path / "resnet50_legacy.h5")
+  write_legacy(reference, path)
+  x = np.random.default_rng(4).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+  model, variables = load_keras_weights(path, "resnet50_keras")
+  np.testing.assert_allclose(logits(model, variables, x), np.asarray(reference(x)), atol=1e-4, rtol=0)
+
+
+def test_mismatched_file_names_the_first_layer_that_does_not_fit(tmp_path):
+  reference = keras.applications.VGG16(weights=None, include_top=False)
+  path = str(tmp_path / "vgg16.weights.h5")
+  reference.save_weights(path)
+  with pytest.raises(KerasWeightsError, match="13 conv layers, vgg19 has 16"):
+    load_keras_weights(path, "vgg19", include_top=False)
+  write_legacy(reference, str(tmp_path / "legacy.h5"))
+  with pytest.raises(KerasWeightsError, match="no layer named 'block3_conv4'"):
+    load_keras_weights(str(tmp_path / "legacy.h5"), "vgg19", include_top=False)
+  with pytest.raises(KerasWeightsError, match="no layer named 'block1_bn1'"):
+    load_keras_weights(str(tmp_path / "legacy.h5"), "vgg16_bn", include_top=False)
+  with h5py.File(tmp_path / "legacy.h5", "a") as f:  # a 1-channel first layer
+    del f["block2_conv1/block2_conv1/kernel:0"]
+    f["block2_conv1/block2_conv1/kernel:0"] = np.zeros((3, 3, 32, 128), np.float32)
+  with pytest.raises(KerasWeightsError, match=r"'block2_conv1' does not fit cnnzoo's 'block2_conv1': "
+                                              r"kernel \(3, 3, 32, 128\) in the file, \(3, 3, 64, 128\)"):
+    load_keras_weights(str(tmp_path / "legacy.h5"), "vgg16", include_top=False)
+
+
+def test_not_a_keras_file(tmp_path):
+  path = tmp_path / "x.h5"
+  with h5py.File(path, "w") as f:
+    f["images"] = np.zeros(3)
+  with pytest.raises(KerasWeightsError, match="not a Keras weight file"):
+    read_keras_file(str(path))
+  (tmp_path / "y.h5").write_text("hello")
+  with pytest.raises(KerasWeightsError, match="cannot read"):
+    read_keras_file(str(tmp_path / "y.h5"))
