@@ -108,3 +108,62 @@ def counts(model):
   """(trainable, non-trainable) parameter counts as Keras reports them."""
   trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   return trainable, model.count_params() - trainable
+
+
+def keras_example_resnet(depth, version, num_classes=10):
+  """keras-team/keras examples/cifar10_resnet.py resnet_v1 / resnet_v2, as seed 004 uses them."""
+  def resnet_layer(x, num_filters=16, kernel_size=3, strides=1, activation="relu", bn=True, conv_first=True):
+    conv = layers.Conv2D(num_filters, kernel_size, strides=strides, padding="same")
+    if conv_first:
+      x = conv(x)
+      x = layers.BatchNormalization()(x) if bn else x
+      return layers.Activation(activation)(x) if activation else x
+    x = layers.BatchNormalization()(x) if bn else x
+    x = layers.Activation(activation)(x) if activation else x
+    return conv(x)
+
+  inputs = keras.Input((32, 32, 3))
+  x = resnet_layer(inputs)
+  if version == 1:
+    num_filters, n = 16, (depth - 2) // 6
+    for stack in range(3):
+      for block in range(n):
+        strides = 2 if stack > 0 and block == 0 else 1
+        y = resnet_layer(x, num_filters, strides=strides)
+        y = resnet_layer(y, num_filters, activation=None)
+        if strides == 2:
+          x = resnet_layer(x, num_filters, kernel_size=1, strides=2, activation=None, bn=False)
+        x = layers.Activation("relu")(layers.add([x, y]))
+      num_filters *= 2
+  else:
+    num_in, n = 16, (depth - 2) // 9
+    for stage in range(3):
+      for block in range(n):
+        activation, bn, strides = "relu", True, 1
+        if stage == 0:
+          num_out = num_in * 4
+          if block == 0:
+            activation, bn = None, False
+        else:
+          num_out = num_in * 2
+          if block == 0:
+            strides = 2
+        y = resnet_layer(x, num_in, 1, strides, activation, bn, conv_first=False)
+        y = resnet_layer(y, num_in, conv_first=False)
+        y = resnet_layer(y, num_out, 1, conv_first=False)
+        if block == 0:
+          x = resnet_layer(x, num_out, 1, strides, activation=None, bn=False)
+        x = layers.add([x, y])
+      num_in = num_out
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+  x = layers.Flatten()(layers.AveragePooling2D(8)(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+
+
+REFERENCES.update({
+    "resnet20_v1": lambda: keras_example_resnet(20, 1),
+    "resnet110_v1": lambda: keras_example_resnet(110, 1),
+    "resnet20_v2": lambda: keras_example_resnet(20, 2),
+    "resnet56_v2": lambda: keras_example_resnet(56, 2),
+    "resnet164": lambda: keras_example_resnet(164, 2),
+})

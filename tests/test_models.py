@@ -18,6 +18,20 @@ EXPECTED = {
     "seed003_tiny_net": (122_584, 576, "seed 003 Part 1 table: 123,160 total"),
     "seed003_cifar_net": (293_034, 896, "seed 003 exp. 5: 288,800 up to the dropout (asserted below) + head"),
     "seed003_transfer_head": (1_675_976, 0, "seed 003 exp. 5 dense head table: 1,675,976"),
+    "resnet20": (269_722, 1_376, "He et al. 2015 Table 6: 0.27M (asserted rounded below)"),
+    "resnet32": (464_154, 2_272, "He et al. 2015 Table 6: 0.46M"),
+    "resnet44": (658_586, 3_168, "He et al. 2015 Table 6: 0.66M"),
+    "resnet56": (853_018, 4_064, "He et al. 2015 Table 6: 0.85M"),
+    "resnet110": (1_727_962, 8_096, "He et al. 2015 Table 6: 1.7M"),
+    "resnet20_v1": (273_066, 1_376, "Keras example resnet_v1, rebuilt in Keras 3: 274,442 total"),
+    "resnet32_v1": (467_946, 2_272, "Keras example resnet_v1 (same code as resnet20_v1)"),
+    "resnet44_v1": (662_826, 3_168, "Keras example resnet_v1"),
+    "resnet56_v1": (857_706, 4_064, "Keras example resnet_v1"),
+    "resnet110_v1": (1_734_666, 8_096, "Keras example resnet_v1, rebuilt in Keras 3"),
+    "resnet20_v2": (570_602, 3_488, "Keras example resnet_v2, rebuilt in Keras 3"),
+    "resnet56_v2": (1_663_338, 10_400, "Keras example resnet_v2, rebuilt in Keras 3"),
+    "resnet110_v2": (3_302_442, 20_768, "Keras example resnet_v2"),
+    "resnet164": (4_941_546, 31_136, "Keras example resnet_v2 depth 164, rebuilt in Keras 3"),
     "vgg11": (132_863_336, 0, "torchvision docs"),
     "vgg11_bn": (132_868_840, 5_504, "torchvision docs"),
     "vgg13": (133_047_848, 0, "torchvision docs"),
@@ -91,6 +105,14 @@ def test_convolutional_base_counts(name):
   assert count(variables) == NOTOP[name]
 
 
+@pytest.mark.parametrize("name,millions", [("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66),
+                                           ("resnet56", 0.85), ("resnet110", 1.7)])
+def test_cifar_resnets_match_he_et_al_table_6(name, millions):
+  variables, _ = abstract_variables(name)
+  digits = 2 if millions < 1 else 1
+  assert round(count(variables["params"]) / 1e6, digits) == millions
+
+
 def test_resnet_features_width():
   _, out = abstract_variables("resnet50", include_top=False)
   assert out.shape == (2, 2048)
@@ -101,7 +123,8 @@ def test_resnet_features_width():
 @pytest.mark.parametrize("name,overrides", [(n, {}) for n in SMALL] + [
     ("resnet_cifar", {"stage_sizes": (1, 2, 1)}),  # the seed's blocks, fewer of them (compile time)
     ("resnet18", {"stage_sizes": (1, 1, 1, 1)}),  # post-activation basic blocks
-    ("resnet50", {"stage_sizes": (1, 1, 1, 1)})])  # post-activation bottlenecks
+    ("resnet50", {"stage_sizes": (1, 1, 1, 1)}),  # post-activation bottlenecks
+    ("resnet20", {}), ("resnet20_v1", {}), ("resnet20_v2", {})])
 def test_finite_outputs_and_gradients_reach_every_parameter(name, overrides):
   info = models.model_info(name)
   model = models.create_model(name, num_classes=info.num_classes, **overrides)
@@ -136,8 +159,9 @@ def test_duplicate_registration_is_an_error():
 
 
 def test_list_models_pattern():
-  assert models.list_models("resnet1*") == ["resnet101", "resnet101_keras", "resnet101v2_keras", "resnet152",
-                                            "resnet152_keras", "resnet152v2_keras", "resnet18"]
+  assert models.list_models("resnet1*") == [
+      "resnet101", "resnet101_keras", "resnet101v2_keras", "resnet110", "resnet110_v1", "resnet110_v2",
+      "resnet152", "resnet152_keras", "resnet152v2_keras", "resnet164", "resnet18"]
   assert models.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
   assert models.list_models("lenet*") == ["lenet5", "lenet5_keras"]
 

@@ -8,6 +8,7 @@ Kept: the last `keep`, the best by `best_metric`, and every `keep_every`-th epoc
 """
 
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -18,6 +19,19 @@ from cnnzoo.errors import UserError
 
 class CheckpointMismatchError(UserError):
   """A checkpoint does not fit the model / optimizer the config builds."""
+
+
+def remove_unfinished(directory: str) -> None:
+  """Deletes checkpoints a killed process left half-written (orbax's `*.orbax-checkpoint-tmp*`).
+
+  Done here, synchronously, rather than by orbax's background cleanup, which can still be running
+  when a process that stops early exits.
+  """
+  if jax.process_index() != 0 or not os.path.isdir(directory):
+    return
+  for name in os.listdir(directory):
+    if ".orbax-checkpoint-tmp" in name:
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 class Checkpointer:
@@ -35,9 +49,11 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
         preservation_policy=policies.AnyPreservationPolicy(keepers),
-        enable_async_checkpointing=async_save, cleanup_tmp_directories=True, read_only=read_only,
+        enable_async_checkpointing=async_save, read_only=read_only,
         create=not read_only)
     self.directory = os.path.abspath(directory)
+    if not read_only:
+      remove_unfinished(self.directory)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def epochs(self) -> list[int]:
