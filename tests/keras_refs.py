@@ -167,3 +167,45 @@ REFERENCES.update({
     "resnet56_v2": lambda: keras_example_resnet(56, 2),
     "resnet164": lambda: keras_example_resnet(164, 2),
 })
+
+
+def _conv_module(x, k, size, stride=1, padding="same"):
+  x = layers.Conv2D(k, size, strides=stride, padding=padding)(x)
+  return layers.Activation("relu")(layers.BatchNormalization()(x))
+
+
+def minigooglenet(num_classes=10):
+  """Seed 2020-12-06's MiniGoogLeNet (pyimagesearch), Keras functional API."""
+  inception = lambda x, k1, k3: layers.concatenate([_conv_module(x, k1, 1), _conv_module(x, k3, 3)])
+  downsample = lambda x, k: layers.concatenate([_conv_module(x, k, 3, 2, "valid"), layers.MaxPooling2D(3, 2)(x)])
+  inputs = keras.Input((32, 32, 3))
+  x = _conv_module(inputs, 96, 3)
+  x = downsample(inception(inception(x, 32, 32), 32, 48), 80)
+  for k1, k3 in ((112, 48), (96, 64), (80, 80), (48, 96)):
+    x = inception(x, k1, k3)
+  x = downsample(x, 96)
+  x = inception(inception(x, 176, 160), 176, 160)
+  x = layers.Flatten()(layers.Dropout(0.5)(layers.AveragePooling2D(7)(x)))
+  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+
+
+def deepergooglenet(num_classes=200):
+  """Seed 2020-12-10's DeeperGoogLeNet (pyimagesearch), Keras functional API."""
+  def inception(x, c1, r3, c3, r5, c5, pp):
+    pooled = layers.MaxPooling2D(3, 1, padding="same")(x)
+    return layers.concatenate([_conv_module(x, c1, 1), _conv_module(_conv_module(x, r3, 1), c3, 3),
+                               _conv_module(_conv_module(x, r5, 1), c5, 5), _conv_module(pooled, pp, 1)])
+  pool = lambda x: layers.MaxPooling2D(3, 2, padding="same")(x)
+  inputs = keras.Input((64, 64, 3))
+  x = pool(_conv_module(inputs, 64, 5))
+  x = pool(_conv_module(_conv_module(x, 64, 1), 192, 3))
+  x = inception(inception(x, 64, 96, 128, 16, 32, 32), 128, 128, 192, 32, 96, 64)
+  x = pool(x)
+  for widths in ((192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
+                 (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128)):
+    x = inception(x, *widths)
+  x = layers.Flatten()(layers.Dropout(0.4)(layers.AveragePooling2D(4)(pool(x))))
+  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+
+
+REFERENCES.update({"minigooglenet": minigooglenet, "deepergooglenet": deepergooglenet})

@@ -32,6 +32,9 @@ EXPECTED = {
     "resnet56_v2": (1_663_338, 10_400, "Keras example resnet_v2, rebuilt in Keras 3"),
     "resnet110_v2": (3_302_442, 20_768, "Keras example resnet_v2"),
     "resnet164": (4_941_546, 31_136, "Keras example resnet_v2 depth 164, rebuilt in Keras 3"),
+    "googlenet": (6_624_904, 14_560, "torchvision docs: 6,624,904 (aux heads off; with them: below)"),
+    "minigooglenet": (1_652_826, 3_424, "seed 2020-12-06 MiniGoogLeNet, rebuilt in Keras 3: 1,656,250 total"),
+    "deepergooglenet": (3_657_992, 9_984, "seed 2020-12-10 DeeperGoogLeNet, rebuilt in Keras 3"),
     "vgg11": (132_863_336, 0, "torchvision docs"),
     "vgg11_bn": (132_868_840, 5_504, "torchvision docs"),
     "vgg13": (133_047_848, 0, "torchvision docs"),
@@ -113,6 +116,11 @@ def test_cifar_resnets_match_he_et_al_table_6(name, millions):
   assert round(count(variables["params"]) / 1e6, digits) == millions
 
 
+def test_googlenet_with_auxiliary_heads_matches_torchvision():
+  variables, _ = abstract_variables("googlenet", aux_logits=True)
+  assert count(variables["params"]) == 13_004_888  # torchvision googlenet(aux_logits=True)
+
+
 def test_resnet_features_width():
   _, out = abstract_variables("resnet50", include_top=False)
   assert out.shape == (2, 2048)
@@ -124,7 +132,8 @@ def test_resnet_features_width():
     ("resnet_cifar", {"stage_sizes": (1, 2, 1)}),  # the seed's blocks, fewer of them (compile time)
     ("resnet18", {"stage_sizes": (1, 1, 1, 1)}),  # post-activation basic blocks
     ("resnet50", {"stage_sizes": (1, 1, 1, 1)}),  # post-activation bottlenecks
-    ("resnet20", {}), ("resnet20_v1", {}), ("resnet20_v2", {})])
+    ("resnet20", {}), ("resnet20_v1", {}), ("resnet20_v2", {}), ("minigooglenet", {}),
+    ("seed003_tiny_net", {}), ("alexnet_tiny", {})])
 def test_finite_outputs_and_gradients_reach_every_parameter(name, overrides):
   info = models.model_info(name)
   model = models.create_model(name, num_classes=info.num_classes, **overrides)

@@ -3,7 +3,8 @@
 Importing this package registers every family (one module each).
 """
 
-from cnnzoo.models import alexnet, lenet, resnet, resnet_cifar, resnet_keras, vgg  # noqa: F401  (registers)
+from cnnzoo.models import (alexnet, googlenet, lenet, resnet, resnet_cifar, resnet_keras,  # noqa: F401
+                           vgg)  # importing a family registers its models
 from cnnzoo.models.registry import (ModelInfo, UnknownModelError, create_model, list_models,
                                     model_info, register_model)
 
