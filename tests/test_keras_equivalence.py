@@ -1,6 +1,8 @@
 """Keras 3 as an independent reference: build keras.applications models with random weights, save
 them, import the file with cnnzoo.transfer.load_keras_weights, and require equal logits."""
 
+import re
+
 import h5py
 import jax
 import numpy as np
@@ -52,15 +54,32 @@ def test_logits_equal_keras_after_import(keras_name, ours, tmp_path):
   np.testing.assert_allclose(logits(model, variables, x), expected, atol=1e-4, rtol=0)
 
 
+def keras2_names(model):
+  """Keras 2 names of a fresh session: auto-named layers numbered from 1 in creation order
+  (`conv2d_1`, `batch_normalization_1`, ...), as in the official weight files."""
+  def split(name):
+    m = re.fullmatch(r"(conv2d|batch_normalization|dense)(?:_(\d+))?", name)
+    return (m.group(1), int(m.group(2) or 0)) if m else None
+  auto = sorted((split(l.name), l.name) for l in model.layers if split(l.name))
+  names, counters = {}, {}
+  for (kind, _), name in auto:
+    counters[kind] = counters.get(kind, 0) + 1
+    names[name] = f"{kind}_{counters[kind]}"
+  return names
+
+
 def write_legacy(model, path, top=True):
-  """Writes `model`'s weights in the Keras 2 layout: layer_names / weight_names attributes."""
+  """Writes `model`'s weights in the Keras 2 layout (layer_names / weight_names attributes, layers in
+  model.layers order, auto-named layers renamed as a fresh Keras 2 session names them)."""
+  rename = keras2_names(model)
   with h5py.File(path, "w") as f:
     layers = [l for l in model.layers if top or not l.name.startswith(("fc", "predictions"))]
-    f.attrs["layer_names"] = [l.name.encode() for l in layers]
+    f.attrs["layer_names"] = [rename.get(l.name, l.name).encode() for l in layers]
     f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2.2.4"
     for layer in layers:
-      g = f.create_group(layer.name)
-      names = [f"{layer.name}/{v.name}:0".encode() for v in layer.weights]
+      lname = rename.get(layer.name, layer.name)
+      g = f.create_group(lname)
+      names = [f"{lname}/{v.name}:0".encode() for v in layer.weights]
       g.attrs["weight_names"] = names
       for name, w in zip(names, layer.get_weights()):
         g[name.decode()] = w
@@ -116,3 +135,22 @@ def test_not_a_keras_file(tmp_path):
   (tmp_path / "y.h5").write_text("hello")
   with pytest.raises(KerasWeightsError, match="cannot read"):
     read_keras_file(str(tmp_path / "y.h5"))
+
+
+@pytest.mark.parametrize("keras_name,ours", [("InceptionV3", "inception_v3"),
+                                             ("InceptionResNetV2", "inception_resnet_v2")])
+def test_inception_legacy_files_logits_equal_keras(keras_name, ours, tmp_path):
+  """Names as in the official inception_v3_weights_tf_dim_ordering_tf_kernels.h5 (conv2d_1 ...)."""
+  reference = randomize(getattr(keras.applications, keras_name)(weights=None, classifier_activation=None), seed=5)
+  path = str(tmp_path / f"{ours}_weights_tf_dim_ordering_tf_kernels.h5")
+  write_legacy(reference, path)
+  x = np.random.default_rng(6).uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
+  expected = np.asarray(reference(x, training=False))
+  keras_path = str(tmp_path / f"{ours}.weights.h5")
+  reference.save_weights(keras_path)
+  del reference
+  assert 0.05 < np.abs(expected).max() < 100
+  model, variables = load_keras_weights(path, ours)
+  np.testing.assert_allclose(logits(model, variables, x), expected, atol=1e-4, rtol=0)
+  with pytest.raises(KerasWeightsError, match=f"not yet for {type(model).__name__}: use the legacy .h5"):
+    load_keras_weights(keras_path, ours)

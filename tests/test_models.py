@@ -35,6 +35,8 @@ EXPECTED = {
     "googlenet": (6_624_904, 14_560, "torchvision docs: 6,624,904 (aux heads off; with them: below)"),
     "minigooglenet": (1_652_826, 3_424, "seed 2020-12-06 MiniGoogLeNet, rebuilt in Keras 3: 1,656,250 total"),
     "deepergooglenet": (3_657_992, 9_984, "seed 2020-12-10 DeeperGoogLeNet, rebuilt in Keras 3"),
+    "inception_v3": (23_817_352, 34_432, "keras.applications.InceptionV3: 23,851,784 total (logits equal)"),
+    "inception_resnet_v2": (55_813_192, 60_544, "keras.applications.InceptionResNetV2: 55,873,736 (logits equal)"),
     "vgg11": (132_863_336, 0, "torchvision docs"),
     "vgg11_bn": (132_868_840, 5_504, "torchvision docs"),
     "vgg13": (133_047_848, 0, "torchvision docs"),
@@ -99,7 +101,7 @@ def test_include_top_false_returns_pooled_features(name):
 
 
 # include_top=False parameter totals (trainable + BN statistics) the seeds quote.
-NOTOP = {"vgg16": 14_714_688, "seed003_cifar_net": 288_800}
+NOTOP = {"vgg16": 14_714_688, "seed003_cifar_net": 288_800, "inception_v3": 21_802_784}
 
 
 @pytest.mark.parametrize("name", sorted(NOTOP))

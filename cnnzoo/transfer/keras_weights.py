@@ -120,7 +120,9 @@ KERAS_ORDER: dict[type, Callable] = {}
 
 def _register_orders():
   from cnnzoo.models.resnet_keras import KerasResNet
+  from cnnzoo.models.vgg import VGG
   KERAS_ORDER.setdefault(KerasResNet, _resnet_keras_order)
+  KERAS_ORDER.setdefault(VGG, lambda layers: layers)  # sequential: creation order is Keras' order
 
 
 def _assign(variables, path, kind, arrays, layer_name):
@@ -183,7 +185,12 @@ def load_keras_weights(path: str, model_name: str, *, num_classes: int | None = 
     if extra:
       raise KerasWeightsError(f"{path} has layers {extra[:3]} that {model_name} does not have")
   else:
-    ours = KERAS_ORDER.get(type(model), lambda x: x)(ours)
+    if type(model) not in KERAS_ORDER:
+      raise KerasWeightsError(
+          f"{path} is a Keras 3 .weights.h5 file, whose layers are ordered by Keras' graph traversal; "
+          f"that order is known for {sorted(c.__name__ for c in KERAS_ORDER)} but not yet for "
+          f"{type(model).__name__}: use the legacy .h5 weights (layer names) for {model_name}")
+    ours = KERAS_ORDER[type(model)](ours)
     for kind in ("conv", "bn", "dense"):
       mine = [p for p, k in ours if k == kind]
       theirs = [l for l in layers if l.kind == kind]
