@@ -81,7 +81,7 @@ class InceptionV3(nn.Module):
 
 
 @register_model(input_shape=(299, 299, 3), num_classes=1000,
-                reference="keras.applications.InceptionV3: 23,851,784 total")
+                reference="keras.applications.InceptionV3: 23,851,784 total; logits equal in tests")
 def inception_v3(*, num_classes, **kw):
   """Inception v3 (keras.applications' form) on 299x299."""
   return InceptionV3(num_classes=num_classes, **kw)
@@ -168,7 +168,7 @@ class InceptionResNetV2(nn.Module):
 
 
 @register_model(input_shape=(299, 299, 3), num_classes=1000,
-                reference="keras.applications.InceptionResNetV2: 55,873,736 total")
+                reference="keras.applications.InceptionResNetV2: 55,873,736; logits equal in tests")
 def inception_resnet_v2(*, num_classes, **kw):
   """Inception-ResNet-v2 (keras.applications' form) on 299x299."""
   return InceptionResNetV2(num_classes=num_classes, **kw)

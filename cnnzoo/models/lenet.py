@@ -59,19 +59,19 @@ class LeNet(nn.Module):
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-@register_model(input_shape=(32, 32, 3), num_classes=3, reference="arithmetic; Keras rebuild in tests")
+@register_model(input_shape=(32, 32, 3), num_classes=3, reference="arithmetic; seed code rebuilt in Keras 3")
 def shallownet(*, num_classes, **kw):
   """Seed 2020-11-10: the animals ShallowNet on 32x32x3."""
   return ShallowNet(num_classes=num_classes, **kw)
 
 
-@register_model(input_shape=(32, 32, 1), num_classes=10, reference="LeNet-5 with ReLU/max-pool: 61,706")
+@register_model(input_shape=(32, 32, 1), num_classes=10, reference="LeNet-5 with ReLU/max-pool: 61,706; Keras 3")
 def lenet5(*, num_classes, **kw):
   """LeNet-5 on its 32x32x1 input."""
   return LeNet(num_classes=num_classes, **kw)
 
 
-@register_model(input_shape=(28, 28, 1), num_classes=10, reference="seed LeNet Keras notebook: 44,426")
+@register_model(input_shape=(28, 28, 1), num_classes=10, reference="seed LeNet Keras notebook: 44,426; Keras 3")
 def lenet5_keras(*, num_classes, **kw):
   """The seed's Keras notebook LeNet on 28x28x1 MNIST (valid convs, so F5 sees 4x4x16)."""
   return LeNet(num_classes=num_classes, **kw)

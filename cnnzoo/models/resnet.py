@@ -159,14 +159,14 @@ SeedResNet = functools.partial(ResNet, block="bottleneck", preact=True, input_no
                                project_first=True, bn_momentum=0.9, bn_epsilon=2e-5)
 
 
-@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-12-12 (Keras rebuild in tests)")
+@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-12-12, rebuilt in Keras 3")
 def resnet_cifar(*, num_classes, **kw):
   """Seed 2020-12-12 CIFAR-10 ResNet: stages (9, 9, 9), filters (64, 64, 128, 256)."""
   kw = {"stage_sizes": (9, 9, 9), "filters": (64, 64, 128, 256), "stem": "cifar", **kw}
   return SeedResNet(num_classes=num_classes, **kw)
 
 
-@register_model(input_shape=(64, 64, 3), num_classes=200, reference="seed 2020-12-12 (Keras rebuild in tests)")
+@register_model(input_shape=(64, 64, 3), num_classes=200, reference="seed 2020-12-12, rebuilt in Keras 3")
 def resnet_tiny(*, num_classes, **kw):
   """Seed 2020-12-12 Tiny-ImageNet ResNet: stages (3, 4, 6), filters (64, 128, 256, 512)."""
   kw = {"stage_sizes": (3, 4, 6), "filters": (64, 128, 256, 512), "stem": "tiny_imagenet", **kw}

@@ -46,7 +46,7 @@ class MiniVGGNet(nn.Module):
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-11-12 (Keras rebuild in tests)")
+@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-11-12, rebuilt in Keras 3")
 def minivggnet(*, num_classes, **kw):
   """Seed 2020-11-12: MiniVGGNet on CIFAR-10 (32x32x3)."""
   return MiniVGGNet(num_classes=num_classes, **kw)
@@ -109,5 +109,5 @@ def _vgg(depth, batch_norm):
 for _depth in VGG_CONFIGS:
   for _bn in (False, True):
     register_model(input_shape=(224, 224, 3), num_classes=1000,
-                   reference="torchvision docs; keras.applications" if _depth in (16, 19) and not _bn
+                   reference="torchvision docs; keras.applications, logits equal in tests" if _depth in (16, 19) and not _bn
                    else "torchvision docs")(_vgg(_depth, _bn))
