@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.l2 = 0.0  # Keras kernel_regularizer=l2(.) on every kernel, added to the loss
   c.optim.weight_decay = 0.0  # decoupled weight decay on kernels
   c.optim.label_smoothing = 0.0
+  c.optim.aux_loss_weight = 0.3  # auxiliary classifiers (GoogLeNet's aux_logits=True), Szegedy et al.
   c.optim.clip_grad_norm = 0.0
 
   c.schedule = ml_collections.ConfigDict()

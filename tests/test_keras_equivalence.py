@@ -15,7 +15,7 @@ from cnnzoo.transfer import KerasWeightsError, load_keras_weights, read_keras_fi
 CASES = [("VGG16", "vgg16"), ("VGG19", "vgg19"), ("ResNet50", "resnet50_keras"),
          ("ResNet101", "resnet101_keras"), ("ResNet152", "resnet152_keras"),
          ("ResNet50V2", "resnet50v2_keras"), ("ResNet101V2", "resnet101v2_keras"),
-         ("ResNet152V2", "resnet152v2_keras")]
+         ("ResNet152V2", "resnet152v2_keras")]  # Inception: below, with the legacy layout too
 
 
 def random_like(rng, w, path):
@@ -126,6 +126,14 @@ def test_mismatched_file_names_the_first_layer_that_does_not_fit(tmp_path):
     load_keras_weights(str(tmp_path / "legacy.h5"), "vgg16", include_top=False)
 
 
+def test_keras3_file_of_a_model_with_unknown_layer_order_is_refused(tmp_path):
+  reference = keras.applications.ResNet50(weights=None)
+  path = str(tmp_path / "r50.weights.h5")
+  reference.save_weights(path)
+  with pytest.raises(KerasWeightsError, match="not yet for ResNet: use the legacy .h5"):
+    load_keras_weights(path, "resnet50")  # torchvision form: no Keras order (and no Keras names)
+
+
 def test_not_a_keras_file(tmp_path):
   path = tmp_path / "x.h5"
   with h5py.File(path, "w") as f:
@@ -139,7 +147,7 @@ def test_not_a_keras_file(tmp_path):
 
 @pytest.mark.parametrize("keras_name,ours", [("InceptionV3", "inception_v3"),
                                              ("InceptionResNetV2", "inception_resnet_v2")])
-def test_inception_legacy_files_logits_equal_keras(keras_name, ours, tmp_path):
+def test_inception_files_logits_equal_keras(keras_name, ours, tmp_path):
   """Names as in the official inception_v3_weights_tf_dim_ordering_tf_kernels.h5 (conv2d_1 ...)."""
   reference = randomize(getattr(keras.applications, keras_name)(weights=None, classifier_activation=None), seed=5)
   path = str(tmp_path / f"{ours}_weights_tf_dim_ordering_tf_kernels.h5")
@@ -150,7 +158,6 @@ def test_inception_legacy_files_logits_equal_keras(keras_name, ours, tmp_path):
   reference.save_weights(keras_path)
   del reference
   assert 0.05 < np.abs(expected).max() < 100
-  model, variables = load_keras_weights(path, ours)
-  np.testing.assert_allclose(logits(model, variables, x), expected, atol=1e-4, rtol=0)
-  with pytest.raises(KerasWeightsError, match=f"not yet for {type(model).__name__}: use the legacy .h5"):
-    load_keras_weights(keras_path, ours)
+  for weights in (path, keras_path):  # legacy names, then Keras 3's graph order
+    model, variables = load_keras_weights(weights, ours)
+    np.testing.assert_allclose(logits(model, variables, x), expected, atol=1e-4, rtol=0)

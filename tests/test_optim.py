@@ -84,3 +84,26 @@ def test_sgd_nesterov_matches_optax(lenet_params):
 def test_unknown_optimizer_is_a_config_error():
   with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
     optim.build_optimizer(optim_cfg(name="adagrad"), optax.constant_schedule(1.0))
+
+
+def test_auxiliary_classifier_losses_are_added_with_their_weight():
+  import flax.linen as nn
+
+  class TwoHeads(nn.Module):  # a stand-in for GoogLeNet's main + auxiliary classifiers
+    @nn.compact
+    def __call__(self, x, train=False):
+      x = x.reshape((x.shape[0], -1))
+      self.sow("aux_logits", "aux1", nn.Dense(10, name="aux")(x))
+      return nn.Dense(10, name="main")(x)
+
+  model = TwoHeads()
+  state = state_lib.create(model, optax.sgd(0.1), (4, 4, 1), seed=0)
+  images = jax.random.randint(jax.random.key(1), (8, 4, 4, 1), 0, 256).astype(jnp.uint8)
+  labels = jnp.arange(8) % 10
+  main, sown = model.apply({"params": state.params}, images / 255.0, mutable=["aux_logits"])
+  ce = lambda logits: float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
+  step = functools.partial(steps.train_step, preprocess=lambda k, x: x.astype(jnp.float32) / 255.0,
+                           num_classes=10, aux_weight=0.3)
+  _, metrics = jax.jit(step)(state, {"image": images, "label": labels})
+  expected = ce(main) + 0.3 * ce(sown["aux_logits"]["aux1"][0])
+  np.testing.assert_allclose(float(metrics["loss"]) / 8, expected, rtol=1e-5)

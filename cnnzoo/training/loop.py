@@ -59,7 +59,8 @@ def build(config) -> Run:
   train_pre, eval_pre = make_preprocess(config.data, ds.mean)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
   train_step = jax.jit(functools.partial(steps.train_step, preprocess=train_pre,
-                                         label_smoothing=config.optim.label_smoothing, **common),
+                                         label_smoothing=config.optim.label_smoothing,
+                                         aux_weight=config.optim.aux_loss_weight, **common),
                        in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
   eval_step = jax.jit(functools.partial(steps.eval_step, preprocess=eval_pre, **common),
                       in_shardings=(repl, batch), out_shardings=repl)

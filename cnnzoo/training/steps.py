@@ -19,11 +19,13 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 
 def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
-               l2: float = 0.0, label_smoothing: float = 0.0):
+               l2: float = 0.0, label_smoothing: float = 0.0, aux_weight: float = 0.3):
   """One optimizer step on a global batch; returns the new state and summed metrics.
 
-  The loss is the batch-mean cross-entropy plus Keras-style L2 on kernels (Keras reports that sum
-  as `loss`, so do we). Augmentation and dropout keys come from fold_in(state.rng, state.step).
+  The loss is the batch-mean cross-entropy, plus `aux_weight` times that of every auxiliary
+  classifier the model sows in `aux_logits` (GoogLeNet's two heads; 0.3 in Szegedy et al. 2014),
+  plus Keras-style L2 on kernels (Keras reports that sum as `loss`, so do we). Augmentation and
+  dropout keys come from fold_in(state.rng, state.step).
   """
   step_key = jax.random.fold_in(state.rng, state.step)
   aug_key, dropout_key = jax.random.split(step_key)
@@ -32,8 +34,10 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
 
   def loss_fn(params):
     logits, updates = state.apply_fn(state.variables(params), images, train=True,
-                                     rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+                                     rngs={"dropout": dropout_key}, mutable=["batch_stats", "aux_logits"])
     ce = cross_entropy(logits, labels, num_classes, label_smoothing).mean()
+    for aux in jax.tree.leaves(updates.get("aux_logits", {})):
+      ce = ce + aux_weight * cross_entropy(aux, labels, num_classes, label_smoothing).mean()
     return ce + l2_penalty(params, l2), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -115,6 +115,43 @@ def _resnet_keras_order(layers):
   return sorted(layers, key=key)
 
 
+def _order_by_conv_sequence(sequence):
+  """Orders layers by their conv's position in Keras' conv sequence; a BN goes with its conv
+  (`batch_normalization_k` with `conv2d_k`, `NAME_bn` with `NAME`); dense layers come last."""
+  position = {name: i for i, name in enumerate(sequence)}
+
+  def conv_of(name):
+    if name.startswith("batch_normalization_"):
+      return "conv2d_" + name.rsplit("_", 1)[1]
+    return name[:-3] if name.endswith("_bn") else name
+
+  return lambda layers: sorted(layers, key=lambda item: position.get(conv_of(item[0][-1]), len(position)))
+
+
+def _blocks(prefix_convs, blocks):
+  """Keras' conv order from per-block permutations of creation order.
+
+  Keras lists a functional model's layers by decreasing depth (longest path to the output), ties
+  in creation order; inside an Inception block that interleaves the branches. Each block is
+  (number of auto-named convs, their Keras order as offsets, named convs that follow)."""
+  seq, k = [f"conv2d_{i}" for i in range(1, prefix_convs + 1)], prefix_convs + 1
+  for size, offsets, named in blocks:
+    seq += [f"conv2d_{k + o}" for o in offsets] + list(named)
+    k += size
+  return seq
+
+
+_A = (7, (3, 1, 4, 0, 2, 5, 6), ())  # 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | pool-1x1
+_V3 = _blocks(5, [_A, _A, _A, (4, (1, 2, 0, 3), ()), *[(10, (4, 5, 1, 6, 2, 7, 0, 3, 8, 9), ())] * 4,
+                  (6, (2, 3, 0, 4, 1, 5), ()), *[(9, (4, 1, 5, 2, 3, 6, 7, 0, 8), ())] * 2])
+_IRV2 = _blocks(5, [_A, *[(6, (3, 1, 4, 0, 2, 5), (f"block35_{i}_conv",)) for i in range(1, 11)],
+                    (4, (1, 2, 0, 3), ()),
+                    *[(4, (1, 2, 0, 3), (f"block17_{i}_conv",)) for i in range(1, 21)],
+                    (7, (4, 0, 2, 5, 1, 3, 6), ()),
+                    *[(4, (1, 2, 0, 3), (f"block8_{i}_conv",)) for i in range(1, 11)],
+                    (0, (), ("conv_7b",))])
+
+
 KERAS_ORDER: dict[type, Callable] = {}
 
 
@@ -122,7 +159,10 @@ def _register_orders():
   from cnnzoo.models.resnet_keras import KerasResNet
   from cnnzoo.models.vgg import VGG
   KERAS_ORDER.setdefault(KerasResNet, _resnet_keras_order)
+  from cnnzoo.models.inception import InceptionResNetV2, InceptionV3
   KERAS_ORDER.setdefault(VGG, lambda layers: layers)  # sequential: creation order is Keras' order
+  KERAS_ORDER.setdefault(InceptionV3, _order_by_conv_sequence(_V3))
+  KERAS_ORDER.setdefault(InceptionResNetV2, _order_by_conv_sequence(_IRV2))
 
 
 def _assign(variables, path, kind, arrays, layer_name):
