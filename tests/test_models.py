@@ -37,6 +37,8 @@ EXPECTED = {
     "deepergooglenet": (3_657_992, 9_984, "seed 2020-12-10 DeeperGoogLeNet, rebuilt in Keras 3"),
     "inception_v3": (23_817_352, 34_432, "keras.applications.InceptionV3: 23,851,784 total (logits equal)"),
     "inception_resnet_v2": (55_813_192, 60_544, "keras.applications.InceptionResNetV2: 55,873,736 (logits equal)"),
+    "inception_v4": (42_679_816, 63_168, "timm inception_v4 model card: 42.7M (asserted rounded below)"),
+    "inception_resnet_v1": (22_756_328, 27_040, "no exact reference: built from the paper's Figs. 14-20"),
     "vgg11": (132_863_336, 0, "torchvision docs"),
     "vgg11_bn": (132_868_840, 5_504, "torchvision docs"),
     "vgg13": (133_047_848, 0, "torchvision docs"),
@@ -101,7 +103,7 @@ def test_include_top_false_returns_pooled_features(name):
 
 
 # include_top=False parameter totals (trainable + BN statistics) the seeds quote.
-NOTOP = {"vgg16": 14_714_688, "seed003_cifar_net": 288_800, "inception_v3": 21_802_784}
+NOTOP = {"vgg16": 14_714_688, "seed003_cifar_net": 288_800, "inception_v3": 21_802_784}  # seeds 001-003
 
 
 @pytest.mark.parametrize("name", sorted(NOTOP))
@@ -116,6 +118,11 @@ def test_cifar_resnets_match_he_et_al_table_6(name, millions):
   variables, _ = abstract_variables(name)
   digits = 2 if millions < 1 else 1
   assert round(count(variables["params"]) / 1e6, digits) == millions
+
+
+def test_inception_v4_matches_timm_model_card():
+  variables, _ = abstract_variables("inception_v4")
+  assert round(count(variables["params"]) / 1e6, 1) == 42.7
 
 
 def test_googlenet_with_auxiliary_heads_matches_torchvision():

@@ -3,8 +3,8 @@
 Importing this package registers every family (one module each).
 """
 
-from cnnzoo.models import (alexnet, googlenet, inception, lenet, resnet, resnet_cifar,  # noqa: F401
-                           resnet_keras, vgg)  # importing a family registers its models
+from cnnzoo.models import (alexnet, googlenet, inception, inception_v4, lenet, resnet,  # noqa: F401
+                           resnet_cifar, resnet_keras, vgg)  # importing a family registers its models
 from cnnzoo.models.registry import (ModelInfo, UnknownModelError, create_model, list_models,
                                     model_info, register_model)
 

@@ -83,12 +83,13 @@ def tabulate(name: str, input_shape=None, num_classes=None, **overrides) -> str:
       jnp.zeros((1, *shape)), train=False)
 
 
-def markdown_table() -> str:
-  """The README's model table: name, input, params, GFLOPs, reference; one row per registered model."""
+def markdown_table(names=None) -> str:
+  """The README's model table: name, input, params, GFLOPs, reference; one row per model (all
+  registered models by default)."""
   from cnnzoo.models.registry import list_models
   rows = ["| model | input | classes | trainable | non-trainable | GFLOPs | reference |",
           "|---|---|---:|---:|---:|---:|---|"]
-  for name in list_models():
+  for name in names or list_models():
     s = summarize(name)
     info = model_info(name)
     rows.append(f"| `{name}` | {'×'.join(map(str, s.input_shape))} | {s.num_classes} | {s.trainable:,} | "
