@@ -97,9 +97,13 @@ def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence
 
 def load_hdf5(directory: str, how_to_get: str = "") -> Dataset:
   """Reads `train.h5`, `val.h5`, `test.h5` (datasets `images`, `labels`; attribute `class_names`)
-  and `mean.json` written by the dataset builders. Images stay on disk as h5py datasets."""
+  and `mean.json` written by the dataset builders. Images stay on disk as h5py datasets. Without
+  a `val.h5` (a build with no validation split, like the seed's Flowers-17) the test split is
+  also the validation split, as in the seed."""
   import h5py
   paths = [os.path.join(directory, f"{s}.h5") for s in ("train", "val", "test")]
+  if not os.path.exists(paths[1]):
+    paths[1] = paths[2]
   missing = [p for p in paths if not os.path.exists(p)]
   if missing:
     raise DatasetNotFoundError(f"no HDF5 dataset at {missing[0]}" + (f"; {how_to_get}" if how_to_get else ""))

@@ -1,0 +1,192 @@
+"""Dataset builders: image archives in their published layouts -> train/val/test HDF5 + mean.json.
+
+The seed's dataset_to_hdf5 workflow: list the images of a layout with their labels, split them
+with a fixed seed, resize each (aspect-aware resize + center crop, the seed's preprocessor, or a
+plain resize), and write `images` (uint8 N x H x W x 3, chunked for batch reads), `labels` and the
+class names per split, plus the training split's per-channel mean (the seed's DATASET_MEAN).
+Files are written under a temporary name and renamed when complete, so an interrupted build leaves
+no file that looks valid. Unreadable images are skipped, counted and listed.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+
+from cnnzoo.errors import UserError
+
+FLOWERS17 = ("Daffodil", "Snowdrop", "LilyValley", "Bluebell", "Crocus", "Iris", "Tigerlily", "Tulip",
+             "Fritillary", "Sunflower", "Daisy", "ColtsFoot", "Dandelion", "Cowslip", "Buttercup",
+             "Windflower", "Pansy")  # Oxford 17 Category Flowers: 80 consecutive images per class
+
+
+class LayoutError(UserError):
+  """The source tree is not in the layout asked for; the message says what was expected."""
+
+
+@dataclasses.dataclass
+class Listing:
+  """Image paths with integer labels per split, and the class names."""
+  splits: dict  # split name -> list of (path, label)
+  class_names: list
+
+
+def _carve(items, counts_or_fractions, seed):
+  """Splits (path, label) items into [rest, part1, part2...], stratified per class, seeded."""
+  rng = np.random.default_rng(seed)
+  labels = np.array([l for _, l in items])
+  parts = [[] for _ in counts_or_fractions]
+  rest = []
+  for label in np.unique(labels):
+    idx = rng.permutation(np.flatnonzero(labels == label))
+    start = 0
+    for p, amount in enumerate(counts_or_fractions):
+      n = int(round(amount * len(idx))) if isinstance(amount, float) else int(amount)
+      parts[p] += [items[i] for i in idx[start:start + n]]
+      start += n
+    rest += [items[i] for i in idx[start:]]
+  return [sorted(rest)] + [sorted(p) for p in parts]
+
+
+def list_tiny_imagenet(src, val_per_class=50, seed=0) -> Listing:
+  """CS231n's tiny-imagenet-200: the seed's split is train minus `val_per_class` per class -> train,
+  those -> val, the official val -> test."""
+  wnids_path = os.path.join(src, "wnids.txt")
+  annotations = os.path.join(src, "val", "val_annotations.txt")
+  if not (os.path.exists(wnids_path) and os.path.isdir(os.path.join(src, "train")) and os.path.exists(annotations)):
+    raise LayoutError(f"{src} is not tiny-imagenet-200: expected wnids.txt, train/<wnid>/images/*.JPEG and "
+                      "val/val_annotations.txt (unzip tiny-imagenet-200.zip and pass its folder)")
+  wnids = [w.strip() for w in open(wnids_path) if w.strip()]
+  words = {}
+  if os.path.exists(os.path.join(src, "words.txt")):
+    for line in open(os.path.join(src, "words.txt")):
+      wnid, _, name = line.rstrip("\n").partition("\t")
+      words[wnid] = name
+  index = {w: i for i, w in enumerate(wnids)}
+  train = [(p, index[w]) for w in wnids
+           for p in sorted(glob.glob(os.path.join(src, "train", w, "images", "*.JPEG")))]
+  test = []
+  for line in open(annotations):
+    fields = line.split("\t")
+    if len(fields) >= 2 and fields[1] in index:
+      test.append((os.path.join(src, "val", "images", fields[0]), index[fields[1]]))
+  train, val = _carve(train, [val_per_class], seed)
+  return Listing({"train": train, "val": val, "test": sorted(test)}, [words.get(w, w) for w in wnids])
+
+
+def list_flowers17(src, test_fraction=0.25, val_fraction=0.0, seed=0) -> Listing:
+  """Oxford 17 flowers: jpg/image_0001.jpg ... image_1360.jpg, 80 per class in FLOWERS17 order;
+  the seed's split is 75 % / 25 % stratified."""
+  files = sorted(glob.glob(os.path.join(src, "jpg", "image_*.jpg")))
+  if not files:
+    raise LayoutError(f"{src} is not Oxford 17 flowers: expected jpg/image_0001.jpg ... (unpack 17flowers.tgz)")
+  items = []
+  for path in files:
+    number = int(os.path.basename(path)[6:10])
+    items.append((path, min((number - 1) // 80, 16)))
+  train, test, val = _carve(items, [test_fraction, val_fraction], seed)
+  return Listing({"train": train, "val": val, "test": test}, list(FLOWERS17))
+
+
+def list_dogs_vs_cats(src, val_count=2500, test_count=2500, seed=0) -> Listing:
+  """Kaggle dogs-vs-cats train/cat.N.jpg, dog.N.jpg; the seed carves val and test from train."""
+  folder = os.path.join(src, "train") if os.path.isdir(os.path.join(src, "train")) else src
+  items = [(p, 0) for p in sorted(glob.glob(os.path.join(folder, "cat.*.jpg")))]
+  items += [(p, 1) for p in sorted(glob.glob(os.path.join(folder, "dog.*.jpg")))]
+  if not items:
+    raise LayoutError(f"{src} is not Kaggle dogs-vs-cats: expected train/cat.<k>.jpg and train/dog.<k>.jpg")
+  train, val, test = _carve(items, [val_count // 2, test_count // 2], seed)
+  return Listing({"train": train, "val": val, "test": test}, ["cat", "dog"])
+
+
+def list_folder(src, val_fraction=0.1, test_fraction=0.2, seed=0) -> Listing:
+  """One sub-folder of images per class (class names sorted, as Keras' flow_from_directory)."""
+  classes = sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))) if os.path.isdir(src) else []
+  if not classes:
+    raise LayoutError(f"{src} has no class sub-folders: expected {src}/<class>/<image>")
+  exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+  items = [(os.path.join(src, c, f), i) for i, c in enumerate(classes)
+           for f in sorted(os.listdir(os.path.join(src, c))) if f.lower().endswith(exts)]
+  train, val, test = _carve(items, [val_fraction, test_fraction], seed)
+  return Listing({"train": train, "val": val, "test": test}, classes)
+
+
+LAYOUTS = {"tiny_imagenet_200": list_tiny_imagenet, "flowers17": list_flowers17,
+           "dogs_vs_cats": list_dogs_vs_cats, "folder": list_folder}
+
+
+def load_image(path, size, mode="aspect"):
+  """RGB uint8 (size, size, 3): "aspect" resizes the shorter side and center-crops (the seed's
+  AspectAwarePreprocessor); "plain" resizes both sides."""
+  from PIL import Image
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    if mode == "plain":
+      im = im.resize((size, size), Image.BILINEAR)
+    else:
+      w, h = im.size
+      scale = size / min(w, h)
+      im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+      w, h = im.size
+      left, top = (w - size) // 2, (h - size) // 2
+      im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im, np.uint8)
+
+
+def write_split(path, items, class_names, size, mode="aspect", progress=True):
+  """Writes one split to `path` atomically; returns (written count, skipped paths)."""
+  import h5py
+  from tqdm import tqdm
+  tmp = path + ".partial"
+  skipped, n = [], 0
+  try:
+    with h5py.File(tmp, "w") as f:
+      chunk = (max(1, min(64, len(items))), size, size, 3)
+      images = f.create_dataset("images", (len(items), size, size, 3), np.uint8, chunks=chunk,
+                                maxshape=(None, size, size, 3))
+      labels = np.zeros(len(items), np.int32)
+      for path_i, label in tqdm(items, desc=os.path.basename(path), disable=not progress, unit="img"):
+        try:
+          images[n] = load_image(path_i, size, mode)
+        except (OSError, ValueError, SyntaxError):  # PIL's errors for unreadable / truncated files
+          skipped.append(path_i)
+          continue
+        labels[n] = label
+        n += 1
+      if n != len(items):
+        images.resize((n, size, size, 3))
+      f["labels"] = labels[:n]
+      f.attrs["class_names"] = [c.encode() for c in class_names]
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return n, skipped
+
+
+def build(layout, src, out, size, mode="aspect", progress=True, **split_args) -> dict:
+  """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout`; returns a report."""
+  if layout not in LAYOUTS:
+    raise LayoutError(f"unknown layout {layout!r}; choose {', '.join(sorted(LAYOUTS))}")
+  listing = LAYOUTS[layout](src, **split_args)
+  os.makedirs(out, exist_ok=True)
+  report = {"counts": {}, "skipped": []}
+  for split, items in listing.splits.items():
+    if not items:
+      continue
+    n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
+    report["counts"][split] = n
+    report["skipped"] += skipped
+  from cnnzoo.data.sources import channel_mean
+  import h5py
+  with h5py.File(os.path.join(out, "train.h5"), "r") as f:
+    mean = channel_mean(f["images"])
+  tmp = os.path.join(out, "mean.json.partial")
+  with open(tmp, "w") as f:
+    json.dump({"R": mean[0], "G": mean[1], "B": mean[2]}, f)
+  os.replace(tmp, os.path.join(out, "mean.json"))
+  report["mean"] = mean
+  return report

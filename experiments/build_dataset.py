@@ -1,0 +1,50 @@
+"""Build train/val/test HDF5 files and mean.json from an image archive's folder.
+
+  python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \
+      --out=data/tiny-imagenet-200-hdf5 --size=64
+  python -m experiments.build_dataset --layout=flowers17 --src=17flowers --out=data/flowers17-hdf5 --size=64
+
+Layouts: tiny_imagenet_200, flowers17, dogs_vs_cats, folder (one sub-folder per class).
+"""
+
+import sys
+
+from absl import app, flags
+
+_LAYOUT = flags.DEFINE_enum("layout", None, ["tiny_imagenet_200", "flowers17", "dogs_vs_cats", "folder"],
+                            "Layout of --src.")
+_SRC = flags.DEFINE_string("src", None, "Unpacked archive folder.")
+_OUT = flags.DEFINE_string("out", None, "Output folder for {train,val,test}.h5 and mean.json.")
+_SIZE = flags.DEFINE_integer("size", 64, "Output images are SIZE x SIZE x 3.")
+_RESIZE = flags.DEFINE_enum("resize", "aspect", ["aspect", "plain"],
+                            "aspect: shorter side to SIZE, then center crop (the seed); plain: stretch.")
+_SEED = flags.DEFINE_integer("seed", 0, "Split seed (the output is reproducible).")
+_VAL = flags.DEFINE_float("val", None, "Validation share: a fraction (folder, flowers17), an image count "
+                          "(dogs_vs_cats) or images per class (tiny_imagenet_200); default: the seed's.")
+_TEST = flags.DEFINE_float("test", None, "Test share, as --val (not for tiny_imagenet_200).")
+flags.mark_flags_as_required(["layout", "src", "out"])
+
+_SPLIT_ARGS = {"tiny_imagenet_200": ("val_per_class", None), "flowers17": ("val_fraction", "test_fraction"),
+               "dogs_vs_cats": ("val_count", "test_count"), "folder": ("val_fraction", "test_fraction")}
+
+
+def main(argv):
+  del argv
+  from cnnzoo.data import builders
+  names = _SPLIT_ARGS[_LAYOUT.value]
+  split_args = {"seed": _SEED.value}
+  for name, value in zip(names, (_VAL.value, _TEST.value)):
+    if value is not None and name:
+      split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
+  try:
+    report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value, **split_args)
+  except builders.LayoutError as e:
+    sys.exit(f"error: {e}")
+  counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
+  print(f"wrote {_OUT.value}: {counts}; mean RGB {tuple(round(m, 2) for m in report['mean'])}")
+  if report["skipped"]:
+    print(f"skipped {len(report['skipped'])} unreadable image(s): " + ", ".join(report["skipped"][:10]))
+
+
+if __name__ == "__main__":
+  app.run(main)

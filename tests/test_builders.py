@@ -1,0 +1,117 @@
+"""Dataset builders on small trees written in each real layout (with one corrupt image each)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, quiet
+from cnnzoo.data import builders, sources
+
+
+def jpeg(path, color, size=(40, 30)):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.new("RGB", size, color).save(path, "JPEG")
+
+
+def corrupt(path):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+def read(path):
+  with h5py.File(path, "r") as f:
+    names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+    return np.asarray(f["images"]), np.asarray(f["labels"]), names
+
+
+def test_tiny_imagenet_layout_and_the_seeds_split(tmp_path):
+  src = tmp_path / "tiny-imagenet-200"
+  wnids = ["n01443537", "n01629819", "n01641577"]
+  (src / "val" / "images").mkdir(parents=True)
+  (src / "wnids.txt").write_text("\n".join(wnids) + "\n")
+  (src / "words.txt").write_text("n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\n")
+  for c, wnid in enumerate(wnids):
+    for k in range(6):
+      jpeg(str(src / "train" / wnid / "images" / f"{wnid}_{k}.JPEG"), (80 * c, 10 * k, 0))
+  lines = []
+  for k in range(4):
+    jpeg(str(src / "val" / "images" / f"val_{k}.JPEG"), (0, 0, 50 * k))
+    lines.append(f"val_{k}.JPEG\t{wnids[k % 3]}\t0\t0\t10\t10")
+  (src / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+  corrupt(str(src / "train" / wnids[0] / "images" / f"{wnids[0]}_9.JPEG"))
+  report = builders.build("tiny_imagenet_200", str(src), str(tmp_path / "out"), 16, progress=False,
+                          val_per_class=2)
+  # class 0 lists 7 images, one corrupt: 13 train + 6 val listed, 18 written in all.
+  assert report["counts"]["test"] == 4 and report["counts"]["train"] + report["counts"]["val"] == 18
+  assert len(report["skipped"]) == 1 and report["skipped"][0].endswith("_9.JPEG")
+  images, labels, names = read(tmp_path / "out" / "test.h5")
+  assert images.shape == (4, 16, 16, 3) and list(labels) == [0, 1, 2, 0]
+  assert names[:2] == ["goldfish, Carassius auratus", "European fire salamander"] and names[2] == "n01641577"
+  val_labels = read(tmp_path / "out" / "val.h5")[1]
+  assert np.bincount(val_labels, minlength=3)[1:].tolist() == [2, 2] and len(val_labels) in (5, 6)
+  mean = json.loads((tmp_path / "out" / "mean.json").read_text())
+  train = read(tmp_path / "out" / "train.h5")[0].astype(np.float64)
+  np.testing.assert_allclose([mean["R"], mean["G"], mean["B"]], train.mean(axis=(0, 1, 2)), atol=1e-6)
+
+
+def test_flowers17_labels_follow_the_file_index(tmp_path):
+  src = tmp_path / "17flowers"
+  for number in (1, 2, 80, 81, 160, 161, 1360):  # classes 0, 0, 0, 1, 1, 2, 16
+    jpeg(str(src / "jpg" / f"image_{number:04d}.jpg"), (number % 255, 0, 0))
+  listing = builders.list_flowers17(str(src), test_fraction=0.0)
+  labels = {os.path.basename(p): l for p, l in listing.splits["train"]}
+  assert labels == {"image_0001.jpg": 0, "image_0002.jpg": 0, "image_0080.jpg": 0, "image_0081.jpg": 1,
+                    "image_0160.jpg": 1, "image_0161.jpg": 2, "image_1360.jpg": 16}
+  assert listing.class_names[16] == "Pansy" and len(listing.class_names) == 17
+
+
+def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path):
+  src = tmp_path / "dogs-vs-cats" / "train"
+  for k in range(10):
+    jpeg(str(src / f"cat.{k}.jpg"), (200, 50, 50), size=(50, 40))
+    jpeg(str(src / f"dog.{k}.jpg"), (50, 50, 200), size=(30, 60))
+  corrupt(str(src / "dog.99.jpg"))
+  proc = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=dogs_vs_cats",
+                         f"--src={src.parent}", f"--out={tmp_path / 'h5'}", "--size=32", "--val=4", "--test=4"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  counts = dict(part.split() for part in proc.stdout.split(": ", 1)[1].split(";")[0].split(", "))
+  assert sum(int(v) for v in counts.values()) == 20 and int(counts["test"]) + int(counts["val"]) >= 7
+  assert "skipped 1 unreadable image(s)" in proc.stdout
+  ds = sources.load_hdf5(str(tmp_path / "h5"))
+  assert ds.class_names == ["cat", "dog"] and ds.image_shape == (32, 32, 3) and len(ds.mean) == 3
+  from configs import minivggnet_cifar10
+  from cnnzoo.training import loop
+  config = quiet(minivggnet_cifar10.get_config())
+  config.data.name, config.data.dir, config.data.batch_size, config.num_epochs = "hdf5", str(tmp_path / "h5"), 4, 2
+  results = loop.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["test_count"] == 4 and results["epochs"] == 2
+
+
+def test_wrong_layout_and_interrupted_build(tmp_path, monkeypatch):
+  with pytest.raises(builders.LayoutError, match="expected wnids.txt"):
+    builders.build("tiny_imagenet_200", str(tmp_path), str(tmp_path / "out"), 16)
+  src = tmp_path / "folder"
+  for c in ("a", "b"):
+    for k in range(5):
+      jpeg(str(src / c / f"{k}.jpg"), (10, 20, 30))
+  calls = {"n": 0}
+  real = builders.load_image
+
+  def crash_on_the_third(path, size, mode="aspect"):
+    calls["n"] += 1
+    if calls["n"] == 3:
+      raise KeyboardInterrupt
+    return real(path, size, mode)
+
+  monkeypatch.setattr(builders, "load_image", crash_on_the_third)
+  with pytest.raises(KeyboardInterrupt):
+    builders.build("folder", str(src), str(tmp_path / "out2"), 8, progress=False)
+  assert os.listdir(tmp_path / "out2") == []  # no half-written file, valid-looking or not
