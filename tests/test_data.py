@@ -105,3 +105,19 @@ def test_normalize_modes():
   np.testing.assert_allclose(ops.normalize(x, "mean", mean=(5.0, 55.0, 255.0))[0, 0, 0], [250.0, 200.0, 0.0])
   with pytest.raises(ValueError, match="unknown normalization"):
     ops.normalize(x, "zca")
+
+
+def test_tfds_sources_through_mock_data():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    mnist = sources.load_tfds("mnist", None, validation_split=0.1, split_seed=0)
+    cifar = sources.load_tfds("cifar10", None, validation_split=0.0, split_seed=0)
+  assert (len(mnist.train), len(mnist.val), len(mnist.test)) == (18, 2, 20)
+  assert mnist.image_shape == (28, 28, 1) and mnist.class_names[:2] == ["0", "1"]
+  assert cifar.image_shape == (32, 32, 3) and cifar.num_classes == 10
+  assert cifar.val is cifar.test  # the seed validated CIFAR on its test split
+
+
+def test_unprepared_tfds_dataset_says_how_to_get_it(tmp_path):
+  with pytest.raises(sources.DatasetNotFoundError, match="tfds build cifar10"):
+    sources.load_tfds("cifar10", str(tmp_path), 0.0, 0)

@@ -132,10 +132,6 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # unknown name or a builder that needs TensorFlow
     raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {e}") from None
-  if not builder.is_prepared():
-    raise DatasetNotFoundError(
-        f"tfds dataset {name!r} is not prepared in {builder.data_dir}; "
-        + (how_to_get or f"prepare it once with `tfds build {name}` (needs tensorflow) or set --config.data.dir"))
   info = builder.info
   image_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.Image))
   label_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel))
@@ -146,9 +142,18 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
     labels = np.asarray([r[label_key] for r in source], np.int32)
     return Split(images, labels)
 
-  train = read("train")
-  test = read("test") if "test" in info.splits else None
-  if "validation" in info.splits:
+  try:
+    train = read("train")
+  except Exception:  # as_data_source fails on data that was never prepared
+    if builder.is_prepared():
+      raise
+    raise DatasetNotFoundError(
+        f"tfds dataset {name!r} is not prepared in {builder.data_dir}; "
+        + (how_to_get or f"prepare it once with `tfds build {name}` (needs tensorflow) or set --config.data.dir")
+    ) from None
+  splits = set(info.splits) or {"train", "test"}  # no split metadata: tfds.testing.mock_data
+  test = read("test") if "test" in splits else None
+  if "validation" in splits:
     val = read("validation")
   elif validation_split > 0:
     rng = np.random.default_rng(split_seed)
