@@ -31,8 +31,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 0  # 0: same as batch_size
   c.data.normalize = "scale"  # scale (x/255) | mean (x - channel mean) | standardize
   c.data.std = ()  # standardize: per-channel std in [0, 1] units
-  c.data.augment = "none"  # none | flip | crop_flip
-  c.data.crop_padding = 4
+  c.data.augment = "none"  # none | crop | flip | crop_flip | affine | affine_flip
+  c.data.crop_padding = 4  # crop: zero padding before the random crop
+  c.data.rotation = 0.0  # affine (Keras ImageDataGenerator ranges): degrees
+  c.data.shift = 0.0  # affine: fraction of height / width
+  c.data.zoom = 0.0  # affine: scale in [1 - zoom, 1 + zoom]
+  c.data.shear = 0.0  # affine: degrees
+  c.data.erase_prob = 0.0  # random erasing (seed 001's eraser) after the augmentation above
+  c.data.erase_area = (0.02, 0.4)  # fraction of the image
+  c.data.erase_ratio = 0.3  # aspect ratio in [r, 1 / r]
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "sgd"  # sgd | adam | rmsprop

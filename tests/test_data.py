@@ -84,13 +84,39 @@ def test_batch_must_split_over_devices():
   parallel.check_batch_size(16, mesh)
 
 
-def test_flip_twice_is_identity_and_same_key_same_output():
+def data_cfg(**fields):
+  from configs import base
+  cfg = base.get_config().data
+  cfg.update(fields)
+  return cfg
+
+
+@pytest.mark.parametrize("name", ["crop_flip", "affine_flip"])
+def test_flip_twice_is_identity_and_same_key_same_output(name):
   x = jax.random.randint(jax.random.key(0), (8, 6, 6, 3), 0, 256).astype(jnp.uint8)
   key = jax.random.key(1)
   once = ops.random_flip(key, x)
   np.testing.assert_array_equal(ops.random_flip(key, once), x)
-  np.testing.assert_array_equal(ops.augment(key, x, "crop_flip"), ops.augment(key, x, "crop_flip"))
-  assert not np.array_equal(ops.augment(key, x, "crop_flip"), ops.augment(jax.random.key(2), x, "crop_flip"))
+  cfg = data_cfg(augment=name, rotation=30.0, shift=0.1, zoom=0.2, shear=0.2, erase_prob=0.5)
+  a, b = ops.augment(key, x, cfg), ops.augment(key, x, cfg)
+  np.testing.assert_array_equal(a, b)
+  assert a.shape == x.shape and not np.array_equal(a, ops.augment(jax.random.key(2), x, cfg))
+
+
+def test_affine_with_zero_ranges_is_the_identity_and_shift_moves_pixels():
+  x = jax.random.uniform(jax.random.key(0), (4, 9, 9, 3), maxval=255.0)
+  np.testing.assert_allclose(ops.random_affine(jax.random.key(1), x), x, atol=1e-4)
+  moved = ops.random_affine(jax.random.key(1), x, shift=0.3)
+  assert moved.shape == x.shape and float(jnp.abs(moved - x).max()) > 1.0
+
+
+def test_random_erasing_area_within_its_range():
+  x = jnp.full((64, 32, 32, 1), 7.0)
+  y = np.asarray(ops.random_erasing(jax.random.key(3), x, prob=1.0, area=(0.05, 0.3), ratio=0.5))
+  fractions = (y != 7.0).mean(axis=(1, 2, 3))
+  assert fractions.min() >= 0.04 and fractions.max() <= 0.33
+  untouched = ops.random_erasing(jax.random.key(3), x, prob=0.0)
+  np.testing.assert_array_equal(untouched, x)
 
 
 def test_crop_keeps_shape_and_pixels_come_from_the_image_or_padding():
@@ -105,6 +131,8 @@ def test_normalize_modes():
   np.testing.assert_allclose(ops.normalize(x, "mean", mean=(5.0, 55.0, 255.0))[0, 0, 0], [250.0, 200.0, 0.0])
   with pytest.raises(ValueError, match="unknown normalization"):
     ops.normalize(x, "zca")
+  with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
+    ops.augment(jax.random.key(0), x, data_cfg(augment="mixup"))
 
 
 def test_tfds_sources_through_mock_data():
