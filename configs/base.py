@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.name = "digits"  # digits | synthetic | hdf5 | a tfds name (cifar10, mnist, ...)
   c.data.dir = ""  # hdf5: the builder's output folder; tfds: data_dir ("" = tfds' default)
   c.data.how_to_get = ""  # shown when the dataset is missing
+  c.data.max_in_memory_gb = 8.0  # hdf5: splits up to this size are read into memory once
   c.data.image_size = 32  # digits: resize the 8x8 images to this size
   c.data.val_fraction = 0.1  # digits / tfds without a validation split
   c.data.test_fraction = 0.2  # digits
