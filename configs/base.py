@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.dir = ""  # hdf5: the builder's output folder; tfds: data_dir ("" = tfds' default)
   c.data.how_to_get = ""  # shown when the dataset is missing
   c.data.max_in_memory_gb = 8.0  # hdf5: splits up to this size are read into memory once
+  c.data.on_device = "auto"  # auto | yes | no: keep a split's uint8 images on every device
+  c.data.max_on_device_gb = 2.0  # auto: the largest split kept on the device
   c.data.image_size = 32  # digits: resize the 8x8 images to this size
   c.data.val_fraction = 0.1  # digits / tfds without a validation split
   c.data.test_fraction = 0.2  # digits

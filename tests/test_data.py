@@ -149,3 +149,26 @@ def test_tfds_sources_through_mock_data():
 def test_unprepared_tfds_dataset_says_how_to_get_it(tmp_path):
   with pytest.raises(sources.DatasetNotFoundError, match="tfds build cifar10"):
     sources.load_tfds("cifar10", str(tmp_path), 0.0, 0)
+
+
+def test_device_resident_batches_equal_host_batches():
+  split = sources.load_digits(image_size=16).train
+  mesh = parallel.make_mesh()
+  host = Loader(split, 32, mesh, train=True, seed=4)
+  device = Loader(split, 32, mesh, train=True, seed=4, on_device=True)
+  for a, b in zip(host.epoch(3, start_step=5), device.epoch(3, start_step=5)):
+    for key in ("image", "label", "mask"):
+      np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+    assert b["image"].sharding == host.sharding
+  val = sources.load_digits(image_size=16).val  # 180 images: a padded last batch
+  batches = list(Loader(val, 64, mesh, train=False, on_device=True).epoch(0))
+  assert sum(int(np.asarray(b["mask"]).sum()) for b in batches) == 180
+
+
+def test_on_device_choice():
+  from cnnzoo.data.loader import fits_on_device
+  split = make_split(10)
+  assert fits_on_device(split, "auto", 1.0) and not fits_on_device(split, "auto", 1e-9)
+  assert fits_on_device(split, "yes", 0.0) and not fits_on_device(split, "no", 1.0)
+  with pytest.raises(ValueError, match="auto, yes or no"):
+    fits_on_device(split, "maybe", 1.0)

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnzoo import models, parallel
 from cnnzoo.data import Loader, load_dataset
+from cnnzoo.data.loader import fits_on_device
 from cnnzoo.data.ops import make_preprocess
 from cnnzoo.errors import ConfigError, UserError
 from cnnzoo.training import monitor, optim, steps
@@ -47,10 +48,12 @@ def build(config) -> Run:
     raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
   model = models.create_model(config.model.name, num_classes=num_classes,
                               dtype=jax.numpy.dtype(config.model.dtype), **config.model.kwargs)
-  train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed)
+  resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
+  train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed,
+                        on_device=resident(ds.train))
   eval_batch = config.data.eval_batch_size or config.data.batch_size
-  val_loader = Loader(ds.val, eval_batch, mesh, train=False)
-  test_loader = Loader(ds.test, eval_batch, mesh, train=False)
+  val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val))
+  test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test))
   schedule = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs,
                                   train_loader.steps_per_epoch)
   tx = optim.build_optimizer(config.optim, schedule)
