@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import adaptive_avg_pool, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 # Szegedy et al. 2014, Table 1: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) per module.
@@ -75,7 +76,6 @@ class AuxHead(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    from cnnzoo.models.layers import adaptive_avg_pool
     x = self.conv(128, name="conv")(adaptive_avg_pool(x, 4), train)
     x = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc1")(x.reshape((x.shape[0], -1))))
     x = nn.Dropout(0.7, deterministic=not train)(x)
@@ -108,12 +108,7 @@ class GoogLeNet(nn.Module):
     x = max_pool_ceil(x, 2, 2)
     for name, widths in INCEPTION_5.items():
       x = Inception(widths, conv, wide_kernel=3, name=f"inception{name}")(x, train)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, dropout=self.dropout, name="fc")
 
 
 class MiniGoogLeNet(nn.Module):
@@ -146,12 +141,7 @@ class MiniGoogLeNet(nn.Module):
       x = inception(x, k1, k3)
     x = downsample(x, 96)
     x = inception(inception(x, 176, 160), 176, 160)
-    x = jnp.mean(x, axis=(1, 2))  # AveragePooling2D(7) on the 7x7 map
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, dropout=self.dropout)
 
 
 class DeeperGoogLeNet(nn.Module):

@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -73,11 +74,7 @@ class InceptionV3(nn.Module):
       bd = jnp.concatenate([cbr(bd, 384, 1, 3), cbr(bd, 384, 3, 1)], -1)
       bp = cbr(avg(x), 192, 1, 1)
       x = jnp.concatenate([b1, b3, bd, bp], -1)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, name="predictions")
 
 
 @register_model(input_shape=(299, 299, 3), num_classes=1000,
@@ -147,11 +144,7 @@ class InceptionResNetV2(nn.Module):
       x = self._block(cbr, x, "block8", i, 0.2)
     x = self._block(cbr, x, "block8", 10, 1.0, act=False)
     x = cbr(x, 1536, 1, name="conv_7b")
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, name="predictions")
 
   @staticmethod
   def _block(cbr, x, kind, index, scale, act=True):

@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -71,12 +72,7 @@ class InceptionV4(nn.Module):
       b2 = c(c(c(x, 384, 1), 448, (3, 1)), 512, (1, 3))
       b2 = jnp.concatenate([c(b2, 256, (1, 3)), c(b2, 256, (3, 1))], -1)
       x = jnp.concatenate([c(x, 256, 1), b1, b2, c(_avgpool(x), 256, 1)], -1)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, dropout=self.dropout)
 
 
 class InceptionResNetV1(nn.Module):
@@ -105,12 +101,7 @@ class InceptionResNetV1(nn.Module):
     for i in range(5):
       x = self._residual(x, [c(x, 192, 1), c(c(c(x, 192, 1), 192, (1, 3)), 192, (3, 1))], 0.2,
                          f"block_c{i + 1}", act=i < 4)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, dropout=self.dropout)
 
   def _residual(self, x, branches, scale, name, act=True):
     up = nn.Conv(x.shape[-1], (1, 1), dtype=self.dtype, name=f"{name}_up")(jnp.concatenate(branches, -1))

@@ -38,3 +38,16 @@ def adaptive_avg_pool(x, output_size: int):
       cols.append(jnp.mean(x[:, r0:r1, c0:c1, :], axis=(1, 2)))
     rows.append(jnp.stack(cols, axis=1))
   return jnp.stack(rows, axis=1)
+
+
+def pooled_classifier(module, x, *, train: bool, dropout: float = 0.0, name: str = "head"):
+  """The tail most CNNs share: global average pool, sow it as `features`, and unless
+  `module.include_top` is False, dropout then a Dense with `module.num_classes` outputs (float32
+  logits). Called from a model's compact `__call__`, so the layers belong to `module`."""
+  x = jnp.mean(x, axis=(1, 2))
+  module.sow("intermediates", "features", x)
+  if not module.include_top:
+    return x
+  if dropout:
+    x = nn.Dropout(dropout, deterministic=not train)(x)
+  return nn.Dense(module.num_classes, dtype=module.dtype, name=name)(x).astype(jnp.float32)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import pooled_classifier
 from cnnzoo.models.registry import register_model
 
 ModuleDef = Callable[..., nn.Module]
@@ -132,11 +133,7 @@ class ResNet(nn.Module):
       self.sow("intermediates", f"stage{i + 1}", x)
     if self.preact:
       x = act(norm(name="final_bn")(x))
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train)
 
   def _stem(self, x, conv, norm, act):
     if self.stem == "cifar":

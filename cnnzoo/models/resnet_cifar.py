@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -50,11 +51,7 @@ class HeCifarResNet(nn.Module):
           x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
         x = nn.relu(x + y)
       self.sow("intermediates", f"stage{s + 1}", x)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train)
 
 
 class KerasCifarResNet(nn.Module):
@@ -86,11 +83,7 @@ class KerasCifarResNet(nn.Module):
       self.sow("intermediates", f"stage{s + 1}", x)
     if self.version == 2:
       x = nn.relu(norm(name="final_bn")(x))
-    x = jnp.mean(x, axis=(1, 2))  # AveragePooling2D(8) on the 8x8 map
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train)
 
   @staticmethod
   def _v1_block(x, s, b, width, conv, norm, name):

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import pooled_classifier
 from cnnzoo.models.registry import register_model
 
 KERAS_BN = dict(momentum=0.99, epsilon=1.001e-5)
@@ -50,11 +51,7 @@ class KerasResNet(nn.Module):
       self.sow("intermediates", f"conv{s + 2}", x)
     if self.preact:
       x = nn.relu(bn(name="post_bn")(x))
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "features", x)
-    if not self.include_top:
-      return x
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x).astype(jnp.float32)
+    return pooled_classifier(self, x, train=train, name="predictions")
 
   @staticmethod
   def _block_v1(x, filters, stride, project, name, conv, bn):
