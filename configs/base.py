@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.max_in_memory_gb = 8.0  # hdf5: splits up to this size are read into memory once
   c.data.on_device = "auto"  # auto | yes | no: keep a split's uint8 images on every device
   c.data.max_on_device_gb = 2.0  # auto: the largest split kept on the device
+  c.data.prefetch = 2  # host batches prepared ahead by a background thread (0 = none)
   c.data.image_size = 32  # digits: resize the 8x8 images to this size
   c.data.val_fraction = 0.1  # digits / tfds without a validation split
   c.data.test_fraction = 0.2  # digits
@@ -33,7 +34,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.batch_size = 64  # global batch, split over all devices
   c.data.eval_batch_size = 0  # 0: same as batch_size
   c.data.normalize = "scale"  # scale (x/255) | mean (x - channel mean) | standardize
-  c.data.std = ()  # standardize: per-channel std in [0, 1] units
+  c.data.std = ()  # standardize: per-channel std in [0, 1] units (() = the dataset's, from mean.json)
+  c.data.crop_size = 0  # >0: the model sees size x size windows: random in training (the seed's
+  #                       PatchPreprocessor), data.eval_crop / data.test_crop views in evaluation
+  c.data.eval_crop = "center"  # validation views: center | resize (whole image) | ten (10-crop average)
+  c.data.test_crop = ""  # test views ("" = eval_crop); the seed's AlexNet reports "ten"
   c.data.augment = "none"  # none | crop | flip | crop_flip | affine | affine_flip
   c.data.crop_padding = 4  # crop: zero padding before the random crop
   c.data.rotation = 0.0  # affine (Keras ImageDataGenerator ranges): degrees

@@ -33,15 +33,19 @@ def main(argv):
   from cnnzoo.data import builders
   names = _SPLIT_ARGS[_LAYOUT.value]
   split_args = {"seed": _SEED.value}
-  for name, value in zip(names, (_VAL.value, _TEST.value)):
-    if value is not None and name:
+  for name, flag, value in zip(names, ("--val", "--test"), (_VAL.value, _TEST.value)):
+    if value is not None and not name:
+      sys.exit(f"error: {flag} does not apply to --layout={_LAYOUT.value} (its test split is the "
+               "archive's official validation set)")
+    if value is not None:
       split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
   try:
     report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value, **split_args)
   except builders.LayoutError as e:
     sys.exit(f"error: {e}")
   counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
-  print(f"wrote {_OUT.value}: {counts}; mean RGB {tuple(round(m, 2) for m in report['mean'])}")
+  print(f"wrote {_OUT.value}: {counts}; mean RGB {tuple(round(m, 2) for m in report['mean'])}, "
+        f"std {tuple(round(s, 2) for s in report['std'])}")
   if report["skipped"]:
     print(f"skipped {len(report['skipped'])} unreadable image(s): " + ", ".join(report["skipped"][:10]))
 

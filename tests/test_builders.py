@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, quiet
+from conftest import ROOT, quiet, run_cli
 from cnnzoo.data import builders, sources
 
 
@@ -59,6 +59,26 @@ def test_tiny_imagenet_layout_and_the_seeds_split(tmp_path):
   mean = json.loads((tmp_path / "out" / "mean.json").read_text())
   train = read(tmp_path / "out" / "train.h5")[0].astype(np.float64)
   np.testing.assert_allclose([mean["R"], mean["G"], mean["B"]], train.mean(axis=(0, 1, 2)), atol=1e-6)
+  np.testing.assert_allclose(mean["std"], train.std(axis=(0, 1, 2)), rtol=1e-6)
+  ds = sources.load_hdf5(str(tmp_path / "out"))
+  assert ds.std == tuple(mean["std"]) and ds.mean == (mean["R"], mean["G"], mean["B"])
+
+  # configs/resnet_tiny.py's own commands on this tree: the build its docstring names, then training
+  out = tmp_path / "tiny-imagenet-200-hdf5"
+  build = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=tiny_imagenet_200",
+                          f"--src={src}", f"--out={out}", "--val=1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+  assert build.returncode == 0, build.stderr[-2000:]
+  assert "wrote" in build.stdout and "train 15, val 3, test 4" in build.stdout
+  train = run_cli(["--config=configs/resnet_tiny.py", f"--config.data.dir={out}", "--config.num_epochs=1",
+                   "--config.data.batch_size=4", "--config.monitor.progress=False",
+                   "--config.monitor.plot=False", "--config.monitor.tensorboard=False",
+                   f"--workdir={tmp_path / 'run'}"])
+  assert train.returncode == 0, train.stderr[-2000:]
+  assert "model resnet_tiny: " in train.stdout
+  assert "images (64, 64, 3), 3 classes" in train.stdout
+  results = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert results["test_count"] == 4 and results["epochs"] == 1
 
 
 def test_flowers17_labels_follow_the_file_index(tmp_path):

@@ -180,13 +180,13 @@ def build(layout, src, out, size, mode="aspect", progress=True, **split_args) ->
     n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
     report["counts"][split] = n
     report["skipped"] += skipped
-  from cnnzoo.data.sources import channel_mean
+  from cnnzoo.data.sources import channel_stats
   import h5py
   with h5py.File(os.path.join(out, "train.h5"), "r") as f:
-    mean = channel_mean(f["images"])
+    mean, std = channel_stats(f["images"])
   tmp = os.path.join(out, "mean.json.partial")
-  with open(tmp, "w") as f:
-    json.dump({"R": mean[0], "G": mean[1], "B": mean[2]}, f)
+  with open(tmp, "w") as f:  # the seed's DATASET_MEAN keys, plus the standard deviation
+    json.dump({"R": mean[0], "G": mean[1], "B": mean[2], "std": list(std)}, f)
   os.replace(tmp, os.path.join(out, "mean.json"))
-  report["mean"] = mean
+  report["mean"], report["std"] = mean, std
   return report

@@ -6,9 +6,12 @@ evaluation batches cover every example once, the last one padded and flagged by 
 
 With `on_device`, the split's uint8 images and labels are copied to every device once and each
 batch is gathered there by a jitted take (no host copy per step); otherwise batches are gathered
-on the host (from memory or HDF5) and transferred. Both give identical batches.
+on the host (from memory or HDF5) by a background thread a few batches ahead and transferred.
+Both give identical batches.
 """
 
+import collections
+import concurrent.futures
 from typing import Iterator
 
 import jax
@@ -24,7 +27,7 @@ class Loader:
   """Yields global batches `{"image": uint8 NHWC, "label": int32, "mask": bool}` of one split."""
 
   def __init__(self, split: Split, batch_size: int, mesh, *, train: bool, seed: int = 0,
-               on_device: bool = False):
+               on_device: bool = False, prefetch: int = 2):
     parallel.check_batch_size(batch_size, mesh)
     if train and len(split) < batch_size:
       raise ConfigError(f"the training split has {len(split)} images, fewer than one batch of "
@@ -32,7 +35,7 @@ class Loader:
     self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
     self.sharding = parallel.batch_sharding(mesh)
     self._rows = parallel.process_slice(batch_size)
-    self.on_device = on_device
+    self.on_device, self.prefetch, self._full_mask = on_device, prefetch, None
     if on_device:
       repl = parallel.replicated(mesh)
       self._resident = (jax.device_put(np.asarray(split.images), repl),
@@ -54,21 +57,53 @@ class Loader:
     return np.random.default_rng([self.seed, epoch]).permutation(n)
 
   def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
-    """Batches of `epoch` from batch `start_step` on."""
+    """Batches of `epoch` from batch `start_step` on.
+
+    Host batches are prepared `prefetch` batches ahead by a background thread (HDF5 reads and the
+    host-to-device copy overlap the running step); the order never changes.
+    """
     order = self.order(epoch)
-    for step in range(start_step, self.steps_per_epoch):
-      idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-      mask = np.ones(self.batch_size, bool)
-      if len(idx) < self.batch_size:  # the padded last evaluation batch
-        mask[len(idx):] = False
-        idx = np.concatenate([idx, np.zeros(self.batch_size - len(idx), idx.dtype)])
-      if self.on_device:
-        images, labels = self._take(*self._resident, idx)
-        yield {"image": images, "label": labels,
-               "mask": parallel.put_global_batch(mask[self._rows], self.sharding)}
-        continue
-      local = idx[self._rows]
-      yield parallel.put_global_batch(self._gather(local, mask[self._rows]), self.sharding)
+    steps = range(start_step, self.steps_per_epoch)
+    make = self._device_batch if self.on_device else self._host_batch
+    if self.on_device or not self.prefetch:
+      for step in steps:
+        yield make(order, step)
+      return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cnnzoo-prefetch") as pool:
+      pending = collections.deque(pool.submit(make, order, s) for s in steps[:self.prefetch])
+      upcoming = iter(steps[self.prefetch:])
+      try:
+        while pending:
+          batch = pending.popleft().result()
+          step = next(upcoming, None)
+          if step is not None:
+            pending.append(pool.submit(make, order, step))
+          yield batch
+      finally:  # the consumer stopped early: drop what was queued
+        for future in pending:
+          future.cancel()
+
+  def _indices(self, order: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+    mask = np.ones(self.batch_size, bool)
+    if len(idx) < self.batch_size:  # the padded last evaluation batch
+      mask[len(idx):] = False
+      idx = np.concatenate([idx, np.zeros(self.batch_size - len(idx), idx.dtype)])
+    return idx, mask
+
+  def _device_batch(self, order: np.ndarray, step: int) -> dict:
+    idx, mask = self._indices(order, step)
+    images, labels = self._take(*self._resident, idx)
+    if mask.all():  # every training batch: one device copy of the all-true mask serves them all
+      if self._full_mask is None:
+        self._full_mask = parallel.put_global_batch(mask[self._rows], self.sharding)
+      return {"image": images, "label": labels, "mask": self._full_mask}
+    return {"image": images, "label": labels,
+            "mask": parallel.put_global_batch(mask[self._rows], self.sharding)}
+
+  def _host_batch(self, order: np.ndarray, step: int) -> dict:
+    idx, mask = self._indices(order, step)
+    return parallel.put_global_batch(self._gather(idx[self._rows], mask[self._rows]), self.sharding)
 
   def _gather(self, idx: np.ndarray, mask: np.ndarray) -> dict:
     images = self.split.images

@@ -11,17 +11,21 @@ import jax.numpy as jnp
 from cnnzoo.errors import ConfigError
 
 
+NORMALIZATIONS = ("scale", "mean", "standardize")
+EVAL_CROPS = ("center", "resize", "ten")
+
+
 def normalize(images, mode: str, mean=None, std=None):
-  """uint8 -> float32. "scale": x / 255; "mean": x - channel mean (0..255, the seed's
-  MeanPreprocessor); "standardize": (x / 255 - mean) / std with mean, std in [0, 1] units."""
+  """uint8 -> float32. "scale": x / 255; "mean": x - channel mean (the seed's MeanPreprocessor);
+  "standardize": (x - mean) / std per channel. mean and std in 0..255 units."""
   x = images.astype(jnp.float32)
   if mode == "scale":
     return x / 255.0
   if mode == "mean":
     return x - jnp.asarray(mean, jnp.float32)
   if mode == "standardize":
-    return (x / 255.0 - jnp.asarray(mean, jnp.float32) / 255.0) / jnp.asarray(std, jnp.float32)
-  raise ConfigError(f"unknown normalization {mode!r}; choose scale, mean or standardize")
+    return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+  raise ConfigError(f"unknown normalization {mode!r}; choose {', '.join(NORMALIZATIONS)}")
 
 
 def random_flip(key, images):
@@ -37,6 +41,48 @@ def random_crop(key, images, padding: int):
   offsets = jax.random.randint(key, (n, 2), 0, 2 * padding + 1)
   crop = lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, c))
   return jax.vmap(crop)(padded, offsets)
+
+
+def random_patch(key, images, size: int):
+  """A random `size` x `size` window of each image (the seed's PatchPreprocessor: 227 of 256)."""
+  n, h, w, c = images.shape
+  ky, kx = jax.random.split(key)
+  ys = jax.random.randint(ky, (n,), 0, h - size + 1)
+  xs = jax.random.randint(kx, (n,), 0, w - size + 1)
+  crop = lambda im, y, x: jax.lax.dynamic_slice(im, (y, x, 0), (size, size, c))
+  return jax.vmap(crop)(images, ys, xs)
+
+
+def center_crop(images, size: int):
+  """The central `size` x `size` window (the extra pixel of an odd margin goes to the bottom / right)."""
+  h, w = images.shape[1:3]
+  top, left = (h - size) // 2, (w - size) // 2
+  return images[:, top:top + size, left:left + size, :]
+
+
+def ten_crops(images, size: int):
+  """(10, N, size, size, C): the four corner and the center windows, then their mirror images
+  (the seed's CropPreprocessor, after Krizhevsky et al. 2012's test-time averaging)."""
+  h, w = images.shape[1:3]
+  corners = [images[:, :size, :size], images[:, :size, w - size:], images[:, h - size:, :size],
+             images[:, h - size:, w - size:], center_crop(images, size)]
+  return jnp.stack(corners + [c[:, :, ::-1] for c in corners])
+
+
+def eval_views(images, size: int, mode: str = "center"):
+  """(V, N, size, size, C) evaluation views of uint8 `images`: "center" (V=1), "resize" (the whole
+  image resized bilinearly, the seed's SimplePreprocessor on validation; V=1) or "ten" (V=10,
+  `ten_crops`). size 0 (or the image size) keeps the images as they are."""
+  if mode not in EVAL_CROPS:
+    raise ConfigError(f"unknown evaluation crop {mode!r}; choose {', '.join(EVAL_CROPS)}")
+  n, h, w, c = images.shape
+  if not size or (size == h == w and mode != "ten"):
+    return images[None]
+  if mode == "ten":
+    return ten_crops(images, size)
+  if mode == "resize":
+    return jax.image.resize(images.astype(jnp.float32), (n, size, size, c), "linear")[None]
+  return center_crop(images, size)[None]
 
 
 def random_affine(key, images, rotation=0.0, shift=0.0, zoom=0.0, shear=0.0):
@@ -110,18 +156,55 @@ def augment(key, images, cfg):
   return images
 
 
-def make_preprocess(data_cfg, mean):
-  """(train_fn, eval_fn): `fn(key, uint8 images) -> float images` built from the data config."""
+def model_image_shape(data_cfg, image_shape):
+  """The shape the model sees: the stored images', or `data.crop_size` square crops of them."""
+  h, w, c = image_shape
+  size = data_cfg.get("crop_size", 0)
+  if not size:
+    return (h, w, c)
+  if not 0 < size <= min(h, w):
+    raise ConfigError(f"data.crop_size={size} must be between 1 and the images' {h}x{w}")
+  return (size, size, c)
+
+
+def make_preprocess(data_cfg, mean, std=None, image_shape=None):
+  """(train_fn, val_fn, test_fn) built from the data config.
+
+  train_fn(key, uint8 (N, H, W, C)) -> float (N, h, w, C): with `data.crop_size` a random window
+  of that size first (the seed's PatchPreprocessor), then `augment`, then normalization.
+  val_fn / test_fn(uint8 images) -> float (V, N, h, w, C): the views of `data.eval_crop` /
+  `data.test_crop` (`eval_views`), normalized; predictions are averaged over the V views.
+  `mean`, `std`: the dataset's channel statistics (0..255); `data.std` ([0, 1] units) overrides std.
+  """
+  if data_cfg.normalize not in NORMALIZATIONS:
+    raise ConfigError(f"unknown normalization {data_cfg.normalize!r}; choose {', '.join(NORMALIZATIONS)}")
   mean = tuple(mean) if mean is not None else None
-  std = tuple(data_cfg.std) if data_cfg.get("std") else None
+  std = tuple(255.0 * v for v in data_cfg.std) if data_cfg.get("std") else std
   if data_cfg.normalize in ("mean", "standardize") and mean is None:
-    raise ConfigError(f"normalize={data_cfg.normalize!r} needs the dataset's channel mean")
+    raise ConfigError(f"normalize={data_cfg.normalize!r} needs the dataset's channel mean (mean.json)")
+  if data_cfg.normalize == "standardize" and not std:
+    raise ConfigError("normalize='standardize' needs the channel std: rebuild the dataset "
+                      "(mean.json gains it) or set --config.data.std")
+  if data_cfg.augment not in AUGMENTATIONS:
+    raise ConfigError(f"unknown augmentation {data_cfg.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+  size = data_cfg.get("crop_size", 0)
+  if image_shape is not None:
+    model_image_shape(data_cfg, image_shape)
+  eval_crop = data_cfg.get("eval_crop", "center")
+  test_crop = data_cfg.get("test_crop", "") or eval_crop
+  for mode in (eval_crop, test_crop):
+    if mode not in EVAL_CROPS:
+      raise ConfigError(f"unknown evaluation crop {mode!r}; choose {', '.join(EVAL_CROPS)}")
   norm = functools.partial(normalize, mode=data_cfg.normalize, mean=mean, std=std)
 
   def train_fn(key, images):
+    if size:
+      key, patch_key = jax.random.split(key)
+      images = random_patch(patch_key, images, size)
     return norm(augment(key, images, data_cfg))
 
-  def eval_fn(images):
-    return norm(images)
+  def views_fn(mode):
+    return lambda images: norm(eval_views(images, size, mode))
 
-  return train_fn, eval_fn
+  val_fn = views_fn(eval_crop)
+  return train_fn, val_fn, val_fn if test_crop == eval_crop else views_fn(test_crop)

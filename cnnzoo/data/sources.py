@@ -37,7 +37,8 @@ class Dataset:
   val: Split
   test: Split
   class_names: Sequence[str]
-  mean: tuple[float, ...] | None = None  # per-channel RGB mean of the training split, 0..255 units
+  mean: tuple[float, ...] | None = None  # per-channel mean of the training split, 0..255 units
+  std: tuple[float, ...] | None = None  # per-channel standard deviation, 0..255 units
 
   @property
   def num_classes(self) -> int:
@@ -48,12 +49,23 @@ class Dataset:
     return tuple(self.train.images.shape[1:])
 
 
-def channel_mean(images: np.ndarray, chunk: int = 4096) -> tuple[float, ...]:
-  """Per-channel mean over all pixels (the seed's DATASET_MEAN), computed in chunks."""
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """Per-channel (mean, std) over all pixels, 0..255 units (the mean is the seed's DATASET_MEAN),
+  accumulated in float64 over chunks so HDF5 datasets larger than memory work too."""
   total = np.zeros(images.shape[-1], np.float64)
+  squares = np.zeros(images.shape[-1], np.float64)
   for i in range(0, len(images), chunk):
-    total += np.asarray(images[i:i + chunk], np.float64).sum(axis=(0, 1, 2))
-  return tuple(float(v) for v in total / (len(images) * images.shape[1] * images.shape[2]))
+    x = np.asarray(images[i:i + chunk], np.float64)
+    total += x.sum(axis=(0, 1, 2))
+    squares += np.square(x).sum(axis=(0, 1, 2))
+  n = len(images) * images.shape[1] * images.shape[2]
+  mean = total / n
+  std = np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
+  return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _with_stats(name, train, val, test, class_names) -> "Dataset":
+  return Dataset(name, train, val, test, class_names, *channel_stats(train.images))
 
 
 def _three_way_split(images, labels, val_fraction, test_fraction, seed):
@@ -82,7 +94,7 @@ def load_digits(image_size: int = 32, val_fraction: float = 0.1, test_fraction: 
   images = small[..., None]
   labels = digits.target.astype(np.int32)
   train, val, test = _three_way_split(images, labels, val_fraction, test_fraction, split_seed)
-  return Dataset("digits", train, val, test, [str(d) for d in range(10)], channel_mean(train.images))
+  return _with_stats("digits", train, val, test, [str(d) for d in range(10)])
 
 
 def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence[int] = (64, 32, 32),
@@ -91,8 +103,7 @@ def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence
   rng = np.random.default_rng(seed)
   splits = [Split(rng.integers(0, 256, (n, *image_shape), dtype=np.uint8),
                   rng.integers(0, num_classes, n).astype(np.int32)) for n in sizes]
-  return Dataset("synthetic", *splits, [f"class_{i}" for i in range(num_classes)],
-                 channel_mean(splits[0].images))
+  return _with_stats("synthetic", *splits, [f"class_{i}" for i in range(num_classes)])
 
 
 def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.0) -> Dataset:
@@ -118,13 +129,14 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
     splits.append(Split(images, np.asarray(f["labels"], np.int32)))
     class_names = class_names or [str(c.decode() if isinstance(c, bytes) else c)
                                   for c in f.attrs["class_names"]]
-  mean = None
+  mean = std = None
   mean_path = os.path.join(directory, "mean.json")
-  if os.path.exists(mean_path):
+  if os.path.exists(mean_path):  # the seed's {"R", "G", "B"}; builders add "std"
     with open(mean_path) as f:
       m = json.load(f)
     mean = tuple(float(m[k]) for k in ("R", "G", "B")) if "R" in m else tuple(m["mean"])
-  return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean)
+    std = tuple(float(v) for v in m["std"]) if "std" in m else None
+  return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean, std)
 
 
 def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
@@ -170,7 +182,7 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
     val = test  # the seed's habit on CIFAR: the test split doubles as validation
   test = test if test is not None else val
   names = list(info.features[label_key].names)
-  return Dataset(name, train, val, test, names, channel_mean(train.images))
+  return _with_stats(name, train, val, test, names)
 
 
 def load_dataset(cfg, image_shape: Sequence[int] | None = None, num_classes: int | None = None) -> Dataset:

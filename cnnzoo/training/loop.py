@@ -14,7 +14,7 @@ import numpy as np
 from cnnzoo import models, parallel
 from cnnzoo.data import Loader, load_dataset
 from cnnzoo.data.loader import fits_on_device
-from cnnzoo.data.ops import make_preprocess
+from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError, UserError
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
@@ -33,7 +33,8 @@ class Run:
   val_loader: Loader
   test_loader: Loader
   train_step: object
-  eval_step: object
+  eval_step: object  # validation views (data.eval_crop)
+  test_step: object  # test views (data.test_crop)
   mesh: object
 
 
@@ -49,35 +50,41 @@ def build(config) -> Run:
   model = models.create_model(config.model.name, num_classes=num_classes,
                               dtype=jax.numpy.dtype(config.model.dtype), **config.model.kwargs)
   resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
+  prefetch = config.data.prefetch
   train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed,
-                        on_device=resident(ds.train))
+                        on_device=resident(ds.train), prefetch=prefetch)
   eval_batch = config.data.eval_batch_size or config.data.batch_size
-  val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val))
-  test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test))
+  val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val), prefetch=prefetch)
+  test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
+                       prefetch=prefetch)
   schedule = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs,
                                   train_loader.steps_per_epoch)
   tx = optim.build_optimizer(config.optim, schedule)
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  state = state_lib.create(model, tx, ds.image_shape, config.seed, sharding=repl)
-  train_pre, eval_pre = make_preprocess(config.data, ds.mean)
+  image_shape = model_image_shape(config.data, ds.image_shape)
+  state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl)
+  train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
   train_step = jax.jit(functools.partial(steps.train_step, preprocess=train_pre,
                                          label_smoothing=config.optim.label_smoothing,
                                          aux_weight=config.optim.aux_loss_weight, **common),
                        in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
-  eval_step = jax.jit(functools.partial(steps.eval_step, preprocess=eval_pre, **common),
-                      in_shardings=(repl, batch), out_shardings=repl)
+  eval_jit = lambda pre: jax.jit(functools.partial(steps.eval_step, preprocess=pre, **common),
+                                 in_shardings=(repl, batch), out_shardings=repl)
+  eval_step = eval_jit(val_pre)
+  test_step = eval_step if test_pre is val_pre else eval_jit(test_pre)
   identity = {"model": config.model.name, "num_classes": num_classes,
-              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(ds.image_shape)}
+              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
-             test_loader, train_step, eval_step, mesh)
+             test_loader, train_step, eval_step, test_step, mesh)
 
 
-def evaluate(run: Run, state, loader: Loader) -> dict:
-  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split."""
-  totals = None
+def evaluate(run: Run, state, loader: Loader, step=None) -> dict:
+  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split (with `step`,
+  default the validation step)."""
+  totals, step = None, step or run.eval_step
   for batch in loader.epoch(0):
-    m = run.eval_step(state, batch)
+    m = step(state, batch)
     totals = m if totals is None else jax.tree.map(lambda a, b: a + b, totals, m)
   totals = jax.device_get(totals)
   n = int(totals["count"])
@@ -160,8 +167,11 @@ def _print_header(run: Run, config, start_epoch: int) -> None:
   print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.process_count()} process(es)); "
         f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset
+  crop = config.data.crop_size
+  views = (f"; the model sees {crop}x{crop} crops (train random, val {config.data.eval_crop}, "
+           f"test {config.data.test_crop or config.data.eval_crop})" if crop else "")
   print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
-        f"images {ds.image_shape}, {ds.num_classes} classes")
+        f"images {ds.image_shape}, {ds.num_classes} classes{views}")
   if start_epoch:
     print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
 
@@ -258,7 +268,7 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
   if history and start == config.num_epochs:  # nothing trained now: refresh the files from the checkpoint
     for write in writers:
       write(history)
-  test = evaluate(run, state, run.test_loader)
+  test = evaluate(run, state, run.test_loader, run.test_step)
   results = {"model": config.model.name, "dataset": run.dataset.name, "epochs": len(history),
              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],

@@ -49,8 +49,19 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
 
 def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
               l2: float = 0.0):
-  """Summed loss / correct / count over the valid (mask) examples of one padded batch."""
-  logits = state.apply_fn(state.variables(), preprocess(batch["image"]), train=False)
+  """Summed loss / correct / count over the valid (mask) examples of one padded batch.
+
+  `preprocess` gives V views per image (V, N, h, w, C); with V > 1 (10-crop) the prediction is
+  the mean of the views' softmax probabilities, and the loss is the cross-entropy of that mean.
+  """
+  views = preprocess(batch["image"])
+  v, n = views.shape[:2]
+  logits = state.apply_fn(state.variables(), views.reshape(v * n, *views.shape[2:]), train=False)
+  if v == 1:
+    logits = logits.astype(jnp.float32)
+  else:  # log of the averaged probabilities: softmax of it is that average again
+    probs = jax.nn.softmax(logits.astype(jnp.float32).reshape(v, n, -1), axis=-1)
+    logits = jnp.log(jnp.maximum(jnp.mean(probs, axis=0), jnp.finfo(jnp.float32).tiny))
   mask = batch["mask"]
   ce = cross_entropy(logits, batch["label"], num_classes)
   count = jnp.sum(mask)

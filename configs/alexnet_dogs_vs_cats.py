@@ -1,0 +1,41 @@
+"""AlexNet from scratch on Kaggle Dogs-vs-Cats (seed 2020-11-23) with the seed's HDF5 pipeline:
+images stored at 256x256, random 227x227 patches in training, the whole image resized to 227 for
+validation and the 10-crop average (four corners + center, and their mirrors) for the test.
+
+  python -m experiments.main --config=configs/alexnet_dogs_vs_cats.py --workdir=runs/alexnet_dogs
+
+The journal gives no hyper-parameters for this run; these are ours: Adam lr 1e-3, batch 128, 75
+epochs, L2 2e-4, mean subtraction, rotation 20 deg / shift 0.2 / shear 0.15 deg / zoom 0.15 / flips.
+Data: the seed's split of Kaggle's 25,000 training images (2,500 val and 2,500 test carved out):
+download train.zip from kaggle.com/c/dogs-vs-cats, unzip it and run
+  python -m experiments.build_dataset --layout=dogs_vs_cats --src=dogs-vs-cats \\
+      --out=data/dogs-vs-cats-hdf5 --size=256
+"""
+
+from configs import base
+
+
+def get_config(arg=None):
+  c = base.get_config()
+  c.model.name = "alexnet"  # seed 001's AlexNet (LRN), 227x227
+  c.data.name = "hdf5"
+  c.data.dir = "data/dogs-vs-cats-hdf5"
+  c.data.how_to_get = ("download train.zip from kaggle.com/c/dogs-vs-cats, unzip it into dogs-vs-cats/ "
+                       "and run `python -m experiments.build_dataset --layout=dogs_vs_cats "
+                       "--src=dogs-vs-cats --out=data/dogs-vs-cats-hdf5 --size=256`")
+  c.data.crop_size = 227
+  c.data.eval_crop = "resize"
+  c.data.test_crop = "ten"
+  c.data.batch_size = 128
+  c.data.normalize = "mean"
+  c.data.augment = "affine_flip"
+  c.data.rotation, c.data.shift, c.data.shear, c.data.zoom = 20.0, 0.2, 0.15, 0.15
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+  c.optim.l2 = 2e-4
+  c.num_epochs = 75
+  c.checkpoint.keep_every = 5
+  if arg == "smoke":  # synthetic 112x112 images, 99x99 patches (AlexNet's smallest comfortable size)
+    base.smoke(c, (112, 112, 3), 2)
+    c.data.crop_size = 99
+  return c
