@@ -27,8 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.max_on_device_gb = 2.0  # auto: the largest split kept on the device
   c.data.prefetch = 2  # host batches prepared ahead by a background thread (0 = none)
   c.data.image_size = 32  # digits: resize the 8x8 images to this size
+  c.data.resize = 0  # tfds: resize images to this square size (aspect-aware; cats_vs_dogs needs it)
   c.data.val_fraction = 0.1  # digits / tfds without a validation split
-  c.data.test_fraction = 0.2  # digits
+  c.data.test_fraction = 0.2  # digits / tfds without a test split (cats_vs_dogs)
   c.data.split_seed = 0
   c.data.synthetic_sizes = (64, 32, 32)  # synthetic: train / val / test images
   c.data.batch_size = 64  # global batch, split over all devices

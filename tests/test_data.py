@@ -146,6 +146,31 @@ def test_tfds_sources_through_mock_data():
   assert cifar.val is cifar.test  # the seed validated CIFAR on its test split
 
 
+def cats_vs_dogs_source(self, split, **kwargs):
+  """Like tfds' cats_vs_dogs: a train split only, JPEG-decoded images of varying sizes."""
+  if split != "train":
+    raise ValueError(f"Unknown split {split!r}. Should be one of ['train'].")
+  rng = np.random.default_rng(0)
+  return [{"image": rng.integers(0, 256, (30 + 3 * i, 40 - i, 3), dtype=np.uint8), "label": i % 2,
+           "image/filename": f"{i}.jpg"} for i in range(20)]
+
+
+def test_tfds_variable_size_images_fine_labels_and_a_carved_test_split():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(as_data_source_fn=cats_vs_dogs_source):
+    with pytest.raises(ValueError, match="different sizes .*set --config.data.resize=SIZE"):
+      sources.load_tfds("cats_vs_dogs", None, validation_split=0.1, split_seed=0)
+    dogs = sources.load_tfds("cats_vs_dogs", None, validation_split=0.1, split_seed=0, resize=24,
+                             test_fraction=0.25)
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    cifar100 = sources.load_tfds("cifar100", None, validation_split=0.0, split_seed=0)
+  # cats_vs_dogs has only a train split: test (25 %) and validation (10 % of the rest) are carved
+  assert (len(dogs.train), len(dogs.val), len(dogs.test)) == (13, 2, 5)
+  assert sorted(np.concatenate([dogs.train.labels, dogs.val.labels, dogs.test.labels])) == [0] * 10 + [1] * 10
+  assert dogs.image_shape == (24, 24, 3) and dogs.class_names == ["cat", "dog"] and len(dogs.std) == 3
+  assert cifar100.num_classes == 100  # the fine "label", not the 20 "coarse_label"s
+
+
 def test_unprepared_tfds_dataset_says_how_to_get_it(tmp_path):
   with pytest.raises(sources.DatasetNotFoundError, match="tfds build cifar10"):
     sources.load_tfds("cifar10", str(tmp_path), 0.0, 0)

@@ -117,22 +117,27 @@ LAYOUTS = {"tiny_imagenet_200": list_tiny_imagenet, "flowers17": list_flowers17,
            "dogs_vs_cats": list_dogs_vs_cats, "folder": list_folder}
 
 
+def resize_image(im, size, mode="aspect"):
+  """A PIL image -> uint8 (size, size, C): "aspect" resizes the shorter side to `size` and
+  center-crops (the seed's AspectAwarePreprocessor); "plain" resizes both sides."""
+  from PIL import Image
+  if mode == "plain":
+    im = im.resize((size, size), Image.BILINEAR)
+  else:
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    im = im.crop((left, top, left + size, top + size))
+  return np.asarray(im, np.uint8)
+
+
 def load_image(path, size, mode="aspect"):
-  """RGB uint8 (size, size, 3): "aspect" resizes the shorter side and center-crops (the seed's
-  AspectAwarePreprocessor); "plain" resizes both sides."""
+  """The image file at `path` as RGB uint8 (size, size, 3) (`resize_image`)."""
   from PIL import Image
   with Image.open(path) as im:
-    im = im.convert("RGB")
-    if mode == "plain":
-      im = im.resize((size, size), Image.BILINEAR)
-    else:
-      w, h = im.size
-      scale = size / min(w, h)
-      im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-      w, h = im.size
-      left, top = (w - size) // 2, (h - size) // 2
-      im = im.crop((left, top, left + size, top + size))
-    return np.asarray(im, np.uint8)
+    return resize_image(im.convert("RGB"), size, mode)
 
 
 def write_split(path, items, class_names, size, mode="aspect", progress=True):
@@ -167,6 +172,34 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
   return n, skipped
 
 
+def write_stats(out) -> tuple:
+  """Writes `out/mean.json` (the seed's R, G, B mean keys plus "std") from `out/train.h5`."""
+  from cnnzoo.data.sources import channel_stats
+  import h5py
+  with h5py.File(os.path.join(out, "train.h5"), "r") as f:
+    mean, std = channel_stats(f["images"])
+  tmp = os.path.join(out, "mean.json.partial")
+  with open(tmp, "w") as f:
+    json.dump({"R": mean[0], "G": mean[1], "B": mean[2], "std": list(std)}, f)
+  os.replace(tmp, os.path.join(out, "mean.json"))
+  return mean, std
+
+
+def write_arrays(out, splits: dict, class_names) -> None:
+  """Writes in-memory splits {name: (uint8 images, labels)} in the builders' format (benchmarks,
+  tests, or datasets you already hold as arrays), then mean.json."""
+  import h5py
+  os.makedirs(out, exist_ok=True)
+  for name, (images, labels) in splits.items():
+    path = os.path.join(out, f"{name}.h5")
+    with h5py.File(path + ".partial", "w") as f:
+      f.create_dataset("images", data=images, chunks=(max(1, min(64, len(images))), *images.shape[1:]))
+      f["labels"] = np.asarray(labels, np.int32)
+      f.attrs["class_names"] = [c.encode() for c in class_names]
+    os.replace(path + ".partial", path)
+  write_stats(out)
+
+
 def build(layout, src, out, size, mode="aspect", progress=True, **split_args) -> dict:
   """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout`; returns a report."""
   if layout not in LAYOUTS:
@@ -180,13 +213,5 @@ def build(layout, src, out, size, mode="aspect", progress=True, **split_args) ->
     n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
     report["counts"][split] = n
     report["skipped"] += skipped
-  from cnnzoo.data.sources import channel_stats
-  import h5py
-  with h5py.File(os.path.join(out, "train.h5"), "r") as f:
-    mean, std = channel_stats(f["images"])
-  tmp = os.path.join(out, "mean.json.partial")
-  with open(tmp, "w") as f:  # the seed's DATASET_MEAN keys, plus the standard deviation
-    json.dump({"R": mean[0], "G": mean[1], "B": mean[2], "std": list(std)}, f)
-  os.replace(tmp, os.path.join(out, "mean.json"))
-  report["mean"], report["std"] = mean, std
+  report["mean"], report["std"] = write_stats(out)
   return report

@@ -140,27 +140,49 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
 
 
 def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
-              how_to_get: str = "") -> Dataset:
+              how_to_get: str = "", resize: int = 0, test_fraction: float = 0.2) -> Dataset:
   """A tensorflow-datasets image classification dataset read with `tfds.data_source` (no
-  TensorFlow needed once prepared). The official test split is the test split; the validation
-  split is the official one if it exists, else `validation_split` of train (or test, if 0)."""
+  TensorFlow needed once prepared). The official test split is the test split, or, for datasets
+  without one (cats_vs_dogs), `test_fraction` of train. The validation split is the official one
+  if it exists, else `validation_split` of train (or the test split, if 0). `resize` > 0 resizes
+  every image to resize x resize (aspect-aware, center crop; needed for datasets whose images
+  differ in size)."""
   import tensorflow_datasets as tfds
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # unknown name or a builder that needs TensorFlow
     raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {e}") from None
   info = builder.info
-  image_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.Image))
-  label_key = next(k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel))
+  image_key = next((k for k, v in info.features.items() if isinstance(v, tfds.features.Image)), None)
+  labels = [k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel)]
+  if image_key is None or not labels:
+    raise ConfigError(f"tfds dataset {name!r} is not image classification (no Image and ClassLabel features)")
+  label_key = "label" if "label" in labels else labels[0]  # cifar100: "label" (100), not "coarse_label"
+
+  def image(record):
+    array = np.asarray(record[image_key], np.uint8)
+    if not resize:
+      return array
+    from PIL import Image
+    from cnnzoo.data.builders import resize_image
+    return resize_image(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array), resize)
 
   def read(split):
     source = builder.as_data_source(split=split)
-    images = np.stack([np.asarray(r[image_key], np.uint8) for r in source])
-    labels = np.asarray([r[label_key] for r in source], np.int32)
-    return Split(images, labels)
+    images = [image(r) for r in source]
+    if len({im.shape for im in images}) > 1:
+      shapes = sorted({im.shape for im in images})[:2]
+      raise ConfigError(f"tfds dataset {name!r} has images of different sizes ({shapes[0]}, {shapes[1]}, ...); "
+                        "set --config.data.resize=SIZE")
+    images = np.stack(images)
+    if images.ndim == 3:
+      images = images[..., None]
+    return Split(images, np.asarray([r[label_key] for r in source], np.int32))
 
   try:
     train = read("train")
+  except ConfigError:
+    raise
   except Exception:  # as_data_source fails on data that was never prepared
     if builder.is_prepared():
       raise
@@ -168,19 +190,36 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
         f"tfds dataset {name!r} is not prepared in {builder.data_dir}; "
         + (how_to_get or f"prepare it once with `tfds build {name}` (needs tensorflow) or set --config.data.dir")
     ) from None
-  splits = set(info.splits) or {"train", "test"}  # no split metadata: tfds.testing.mock_data
-  test = read("test") if "test" in splits else None
-  if "validation" in splits:
-    val = read("validation")
+  rng = np.random.default_rng(split_seed)
+
+  def carve(split, fraction):
+    order = rng.permutation(len(split))
+    n = int(round(fraction * len(split)))
+    take = lambda idx: Split(split.images[idx], split.labels[idx])
+    return take(order[n:]), take(order[:n])
+
+  def optional(split):  # None when the dataset has no such split
+    if info.splits:
+      return read(split) if split in info.splits else None
+    if split != "test":  # no split metadata (only under tfds.testing.mock_data): train and test
+      return None
+    try:
+      return read(split)
+    except ConfigError:
+      raise
+    except Exception:
+      return None
+
+  test = optional("test")
+  if test is None:
+    train, test = carve(train, test_fraction)
+  val = optional("validation")
+  if val is not None:
+    pass
   elif validation_split > 0:
-    rng = np.random.default_rng(split_seed)
-    order = rng.permutation(len(train))
-    n_val = int(round(validation_split * len(train)))
-    val = Split(train.images[order[:n_val]], train.labels[order[:n_val]])
-    train = Split(train.images[order[n_val:]], train.labels[order[n_val:]])
+    train, val = carve(train, validation_split)
   else:
     val = test  # the seed's habit on CIFAR: the test split doubles as validation
-  test = test if test is not None else val
   names = list(info.features[label_key].names)
   return _with_stats(name, train, val, test, names)
 
@@ -194,4 +233,5 @@ def load_dataset(cfg, image_shape: Sequence[int] | None = None, num_classes: int
     return load_synthetic(image_shape, num_classes, tuple(cfg.synthetic_sizes), cfg.split_seed)
   if cfg.name == "hdf5":
     return load_hdf5(cfg.dir, how, cfg.get("max_in_memory_gb", 8.0))
-  return load_tfds(cfg.name, cfg.dir or None, cfg.val_fraction, cfg.split_seed, how)
+  return load_tfds(cfg.name, cfg.dir or None, cfg.val_fraction, cfg.split_seed, how,
+                   cfg.get("resize", 0), cfg.test_fraction)
