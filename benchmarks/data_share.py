@@ -25,7 +25,8 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs to train (the first one compiles and is reported apart).")
-_STEPS = flags.DEFINE_integer("aug_steps", 20, "Steps per timing run for the augmentation share (best of 5).")
+_STEPS = flags.DEFINE_integer("aug_steps", 20, "Steps per timing run for the augmentation share (best of 5; "
+                              "0: data share only).")
 _HDF5 = flags.DEFINE_integer("hdf5_images", 0, "Write and use a random 32x32x3 HDF5 dataset of this many images.")
 
 
@@ -79,6 +80,11 @@ def main(argv):
     print(f"epoch {epoch + 1}: {rows[-1][0]:.2f} s, waiting for data {data_s:.3f} s "
           f"({100 * data_s / rows[-1][0]:.1f} %)", flush=True)
 
+  later = rows[1:] or rows
+  data_share = sum(r[1] for r in later) / sum(r[0] for r in later)
+  if not _STEPS.value:
+    print(f"data share: {100 * data_share:.2f} %")
+    return
   plain_cfg = copy.deepcopy(config.data)
   plain_cfg.augment, plain_cfg.erase_prob, plain_cfg.eval_crop = "none", 0.0, "center"
   _, plain_views, _ = ops.make_preprocess(plain_cfg, run.dataset.mean, run.dataset.std)
@@ -90,10 +96,6 @@ def main(argv):
   with_aug, without = time_steps([run.train_step, plain_step], state, batch, _STEPS.value)
   aug_share = (with_aug - without) / with_aug  # negative: below the timing noise
 
-  later = rows[1:] or rows
-  epoch_s = sum(r[0] for r in later)
-  data_s = sum(r[1] for r in later)
-  data_share = data_s / epoch_s
   total = data_share + max(aug_share, 0.0) * (1 - data_share)
   data_name = "random HDF5" if _HDF5.value else run.dataset.name
   print(f"{config.model.name} on {data_name} ({config.data.augment}, on_device="
