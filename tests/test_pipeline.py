@@ -201,3 +201,18 @@ def test_loader_shards_each_batch_over_eight_devices():
   for name in ("host", "device"):
     assert out[f"{name}_train"] == [16, 16]  # 40 images: the partial training batch is dropped
     assert out[f"{name}_eval"] == [16, 16, 8]  # every image once, the last batch padded
+
+
+def test_the_cifar_config_trains_on_its_tfds_source(tmp_path):
+  """configs/minivggnet_cifar10.py unchanged but for size, on tfds' cifar10 (mocked: 20 random
+  images per split): the test split doubles as validation, as in the seed."""
+  import tensorflow_datasets as tfds
+  from configs import minivggnet_cifar10
+  from cnnzoo.training import loop
+  config = quiet(minivggnet_cifar10.get_config())
+  config.data.batch_size, config.num_epochs = 8, 1
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    results = loop.train_and_evaluate(config, str(tmp_path))
+  assert results["dataset"] == "cifar10" and results["test_count"] == 20 and results["epochs"] == 1
+  history = json.loads((tmp_path / "history.json").read_text())
+  assert history[0]["val_loss"] == pytest.approx(results["test_loss"], rel=1e-6)
