@@ -35,7 +35,7 @@ def get_config(arg=None):
   c.optim.l2 = 2e-4
   c.num_epochs = 75
   c.checkpoint.keep_every = 5
-  if arg == "smoke":  # synthetic 112x112 images, 99x99 patches (AlexNet's smallest comfortable size)
+  if "smoke" in base.parse_args(arg):  # synthetic 112x112 images, 99x99 patches (AlexNet's smallest comfortable size)
     base.smoke(c, (112, 112, 3), 2)
     c.data.crop_size = 99
   return c

@@ -94,6 +94,15 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
+def parse_args(arg, allowed=("smoke",)) -> set:
+  """The comma-separated words of `configs/NAME.py:ARG`; a word the config does not know is an error."""
+  words = {w for w in (arg or "").split(",") if w}
+  unknown = sorted(words - set(allowed))
+  if unknown:
+    raise ValueError(f"unknown config argument {unknown[0]!r}; this config accepts {', '.join(allowed)}")
+  return words
+
+
 def smoke(c: ml_collections.ConfigDict, image_shape, num_classes: int) -> ml_collections.ConfigDict:
   """Shrinks `c` to a few steps on synthetic images of the model's shape (the `:smoke` argument)."""
   c.data.name = "synthetic"

@@ -23,6 +23,6 @@ def get_config(arg=None):
   c.data.augment = "crop"  # random shifts of up to 3 px; flips would turn digits into other glyphs
   c.data.crop_padding = 3
   c.num_epochs = 20
-  if arg == "smoke":
+  if "smoke" in base.parse_args(arg):
     base.smoke(c, (32, 32, 1), 10)
   return c

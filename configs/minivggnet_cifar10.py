@@ -25,6 +25,6 @@ def get_config(arg=None):
   c.schedule.name = "keras_time"
   c.schedule.decay = 0.01 / 40
   c.num_epochs = 40
-  if arg == "smoke":
+  if "smoke" in base.parse_args(arg):
     base.smoke(c, (32, 32, 3), 10)
   return c

@@ -28,6 +28,6 @@ def get_config(arg=None):
   c.schedule.power = 1.0
   c.num_epochs = 100
   c.checkpoint.keep_every = 5
-  if arg == "smoke":
+  if "smoke" in base.parse_args(arg):
     base.smoke(c, (32, 32, 3), 10)
   return c

@@ -33,7 +33,7 @@ def get_config(arg=None):
   c.schedule.power = 1.0
   c.num_epochs = 75
   c.checkpoint.keep_every = 5
-  if arg == "smoke":
+  if "smoke" in base.parse_args(arg):
     base.smoke(c, (64, 64, 3), 200)
     c.data.synthetic_sizes = (16, 8, 8)
   return c

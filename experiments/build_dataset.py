@@ -7,9 +7,9 @@
 Layouts: tiny_imagenet_200, flowers17, dogs_vs_cats, folder (one sub-folder per class).
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from cnnzoo import cli
 
 _LAYOUT = flags.DEFINE_enum("layout", None, ["tiny_imagenet_200", "flowers17", "dogs_vs_cats", "folder"],
                             "Layout of --src.")
@@ -22,6 +22,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Split seed (the output is reproducible)
 _VAL = flags.DEFINE_float("val", None, "Validation share: a fraction (folder, flowers17), an image count "
                           "(dogs_vs_cats) or images per class (tiny_imagenet_200); default: the seed's.")
 _TEST = flags.DEFINE_float("test", None, "Test share, as --val (not for tiny_imagenet_200).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the dataset files already in --out.")
 flags.mark_flags_as_required(["layout", "src", "out"])
 
 _SPLIT_ARGS = {"tiny_imagenet_200": ("val_per_class", None), "flowers17": ("val_fraction", "test_fraction"),
@@ -35,14 +36,12 @@ def main(argv):
   split_args = {"seed": _SEED.value}
   for name, flag, value in zip(names, ("--val", "--test"), (_VAL.value, _TEST.value)):
     if value is not None and not name:
-      sys.exit(f"error: {flag} does not apply to --layout={_LAYOUT.value} (its test split is the "
+      cli.fail(f"{flag} does not apply to --layout={_LAYOUT.value} (its test split is the "
                "archive's official validation set)")
     if value is not None:
       split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
-  try:
-    report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value, **split_args)
-  except builders.LayoutError as e:
-    sys.exit(f"error: {e}")
+  report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value,
+                          overwrite=_OVERWRITE.value, **split_args)
   counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
   print(f"wrote {_OUT.value}: {counts}; mean RGB {tuple(round(m, 2) for m in report['mean'])}, "
         f"std {tuple(round(s, 2) for s in report['std'])}")
@@ -51,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

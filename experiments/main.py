@@ -7,10 +7,10 @@
 Running the same command on the same workdir resumes from its latest checkpoint.
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from cnnzoo import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)
@@ -30,18 +30,14 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
+  cli.check_config(_CONFIG)
   from cnnzoo import parallel
   parallel.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  from cnnzoo.errors import UserError
   from cnnzoo.training.loop import train_and_evaluate
-  try:
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value,
-                       init_from=_INIT_FROM.value)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value,
+                     init_from=_INIT_FROM.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

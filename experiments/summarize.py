@@ -5,9 +5,9 @@
   python -m experiments.summarize --table > docs/models.md         # the README's model table
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from cnnzoo import cli
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name.")
 _INPUT = flags.DEFINE_list("input_size", None, "H,W[,C] instead of the model's default input.")
@@ -26,13 +26,12 @@ def main(argv):
     print(inspect.markdown_table())
     return
   if not _MODEL.value:
-    sys.exit("error: pass --model=NAME (or --table); models: " + ", ".join(models.list_models()))
-  try:
-    info = models.model_info(_MODEL.value)
-  except models.UnknownModelError as e:
-    sys.exit(f"error: {e}")
+    cli.fail("pass --model=NAME (or --table); models: " + ", ".join(models.list_models()))
+  info = models.model_info(_MODEL.value)
   shape = None
   if _INPUT.value:
+    if not all(d.isdigit() for d in _INPUT.value) or len(_INPUT.value) not in (2, 3):
+      cli.fail(f"--input_size={','.join(_INPUT.value)}: expected H,W or H,W,C as positive integers")
     dims = [int(d) for d in _INPUT.value]
     shape = (*dims, info.input_shape[2]) if len(dims) == 2 else tuple(dims)
   if _LAYERS.value:
@@ -48,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

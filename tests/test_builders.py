@@ -105,6 +105,13 @@ def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path):
   counts = dict(part.split() for part in proc.stdout.split(": ", 1)[1].split(";")[0].split(", "))
   assert sum(int(v) for v in counts.values()) == 20 and int(counts["test"]) + int(counts["val"]) >= 7
   assert "skipped 1 unreadable image(s)" in proc.stdout
+  before = (tmp_path / "h5" / "train.h5").read_bytes()
+  again = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=folder",
+                          f"--src={src}", f"--out={tmp_path / 'h5'}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+  assert again.returncode == 2 and again.stderr.strip() == (
+      f"error: {tmp_path / 'h5'} already holds train.h5; pass --overwrite to replace it or choose another --out")
+  assert (tmp_path / "h5" / "train.h5").read_bytes() == before
   ds = sources.load_hdf5(str(tmp_path / "h5"))
   assert ds.class_names == ["cat", "dog"] and ds.image_shape == (32, 32, 3) and len(ds.mean) == 3
   from configs import minivggnet_cifar10

@@ -33,3 +33,7 @@ def test_summarize_cli(tmp_path):
   lines = bad.stderr.strip().splitlines()
   assert bad.returncode != 0 and len(lines) == 1
   assert lines[0].startswith("error: unknown model 'resnet21'; did you mean") and "resnet20" in lines[0]
+  size = subprocess.run([sys.executable, "-m", "experiments.summarize", "--model=resnet20", "--input_size=32,x"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert size.returncode == 2 and size.stderr.strip() == (
+      "error: --input_size=32,x: expected H,W or H,W,C as positive integers")

@@ -108,6 +108,12 @@ def test_every_config_smoke_runs(name, tmp_path):
     (["--config=configs/lenet_digits.py", "--config.data.batch_size=5000"], "fewer than one batch"),
     (["--config=configs/lenet_digits.py", "--config.schedule.name=expo"], "unknown schedule 'expo'"),
     (["--config=configs/lenet_digits.py", "--resume_epoch=3"], "--resume_epoch=3: no such checkpoint"),
+    (["--config=configs/lenet_digits.py:smok"], "unknown config argument 'smok'; this config accepts smoke"),
+    (["--config=configs/lenet_digit.py"], "cannot load the config: [Errno 2] No such file or directory"),
+    (["--config=configs/lenet_digits.py", "--config.optim.lrr=0.1"],
+     "--config.optim.lrr: no such config field 'lrr'; did you mean 'lr'?"),
+    (["--config=configs/lenet_digits.py", "--config.optim.lr=fast"], "could not convert string to float: 'fast'"),
+    (["--config=configs/lenet_digits.py", "--workdirr=x"], "Unknown command line flag 'workdirr'"),
 ])
 def test_user_errors_are_one_line_and_write_nothing(args, message, tmp_path):
   workdir = tmp_path / "run"

@@ -200,15 +200,23 @@ def write_arrays(out, splits: dict, class_names) -> None:
   write_stats(out)
 
 
-def build(layout, src, out, size, mode="aspect", progress=True, **split_args) -> dict:
-  """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout`; returns a report."""
+def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False, **split_args) -> dict:
+  """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout`; returns a report.
+  An `out` that already holds any of those files is refused unless `overwrite`."""
   if layout not in LAYOUTS:
     raise LayoutError(f"unknown layout {layout!r}; choose {', '.join(sorted(LAYOUTS))}")
+  if size < 1:
+    raise UserError(f"--size={size}: the image side must be a positive number of pixels")
+  existing = [f for f in ("train.h5", "val.h5", "test.h5", "mean.json") if os.path.exists(os.path.join(out, f))]
+  if existing and not overwrite:
+    raise UserError(f"{out} already holds {existing[0]}; pass --overwrite to replace it or choose another --out")
   listing = LAYOUTS[layout](src, **split_args)
   os.makedirs(out, exist_ok=True)
   report = {"counts": {}, "skipped": []}
   for split, items in listing.splits.items():
-    if not items:
+    if not items:  # an --overwrite build without this split: drop the old one, or it would be read
+      if os.path.exists(os.path.join(out, f"{split}.h5")):
+        os.remove(os.path.join(out, f"{split}.h5"))
       continue
     n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
     report["counts"][split] = n

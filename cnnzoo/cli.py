@@ -1,0 +1,66 @@
+"""Entry-point plumbing shared by experiments/*.py: user mistakes become one line on stderr and
+exit status 2, never a traceback.
+
+`run(main)` is absl's `app.run` with a flag parser that reports a bad flag, a misspelt
+`--config.FIELD` or a config file that fails to load in one line, and a `main` whose UserErrors
+are printed the same way. Anything else is a bug and keeps its traceback.
+"""
+
+import re
+import sys
+
+from absl import app, flags
+
+from cnnzoo.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def fail(message: str) -> None:
+  """Prints `error: MESSAGE` on stderr and exits with status 2."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(EXIT_USER_ERROR)
+
+
+def last_line(text) -> str:
+  """The actual complaint at the end of a nested error report, without its exception class."""
+  lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+  line = lines[-1] if lines else str(text)
+  return re.sub(r"^[\w.]*(Error|Exception): ", "", line)
+
+
+def _parse_flags(argv):
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:  # unknown flag, bad value, or a config file whose get_config raised
+    fail(last_line(e))
+  except (AttributeError, KeyError) as e:  # ml_collections: --config.X.Y names no field
+    text = str(e)
+    hint = re.search(r'Did you mean \\*"(\w+)\\*" instead of \\*"(\w+)\\*"', text)
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    name = re.search(r"(\w+)", text)
+    bad = hint.group(2) if hint else name.group(1) if name else None
+    flag = next((o for o in overrides if bad in o.split(".")), "a --config.FIELD flag")
+    fail(f"{flag}: no such config field {bad!r}" + (f"; did you mean {hint.group(1)!r}?" if hint else ""))
+  except (TypeError, ValueError) as e:  # ml_collections: a value of the wrong type for its field
+    fail(last_line(e))
+
+
+def check_config(config_flag) -> None:
+  """Touches a config flag's value: a config file that failed to load is reported in one line."""
+  try:
+    config_flag.value.keys()
+  except OSError as e:
+    fail(f"cannot load the config: {last_line(e)}")
+
+
+def run(main) -> None:
+  """`app.run(main)` with one-line user errors (see the module docstring)."""
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except UserError as e:
+      fail(str(e))
+
+  app.run(guarded, flags_parser=_parse_flags)
