@@ -233,7 +233,8 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
     state = _init_from(run, init_from)
   truncate = bool(epochs) and start < epochs[-1]
 
-  _write_config(config, workdir, start)
+  if jax.process_index() == 0:  # one writer; the other processes share the folder
+    _write_config(config, workdir, start)
   _print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)

@@ -1,0 +1,42 @@
+"""Two processes on localhost (jax.distributed, 2 fake CPU devices each) train like one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+ARGS = ["--config=configs/lenet_digits.py", "--config.num_epochs=2", "--config.monitor.progress=False",
+        "--config.monitor.plot=False", "--config.monitor.tensorboard=False"]
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(tmp_path):
+  port = free_port()
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  procs = [subprocess.Popen([sys.executable, "-m", "experiments.main", *ARGS, f"--workdir={tmp_path / 'multi'}",
+                             f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "devices: 4 x cpu (2 process(es)); global batch 32" in outs[0][0]
+  assert "test: " in outs[0][0] and "test: " not in outs[1][0]  # only process 0 reports and writes
+  single = run_cli([*ARGS, f"--workdir={tmp_path / 'single'}"])
+  assert single.returncode == 0, single.stderr[-2000:]
+  multi_h, single_h = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("multi", "single"))
+  for a, b in zip(multi_h, single_h):
+    assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+  multi_r, single_r = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("multi", "single"))
+  assert multi_r["test_accuracy"] == single_r["test_accuracy"] and multi_r["test_count"] == 360
+  assert sorted(os.listdir(tmp_path / "multi" / "checkpoints")) == ["1", "2"]
