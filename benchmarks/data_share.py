@@ -1,17 +1,20 @@
-"""Share of a training epoch spent on data loading and augmentation, inside a real run.
+"""Share of training time spent on data loading and augmentation, inside a real run.
 
-  python -m benchmarks.data_share --config=configs/lenet_digits.py --epochs=5
-  python -m benchmarks.data_share --config=configs/minivggnet_cifar10.py --hdf5_images=2048 \\
+  python -m benchmarks.data_share --config=configs/lenet_digits.py
+  python -m benchmarks.data_share --config=configs/minivggnet_cifar10.py --hdf5_images=2048 \
       --config.data.augment=crop_flip --config.data.on_device=no --config.data.max_in_memory_gb=0
 
-Builds the config's run (`loop.build`) and trains `--epochs` epochs with the loop's `train_epoch`,
-which times how long each step waits for its batch (`data_seconds`, also in history.json). The
-augmentation runs inside the jitted train step, so its share is measured apart: the same step is
-timed on one batch with the config's augmentation and with normalization only (best of
-5 runs each). `--hdf5_images=N`
-first writes N random CIFAR-shaped images in the builders' format and trains from those files.
-Prints one line per epoch, then `data share: X %  augmentation share: Y %  total: Z %` over the
-epochs after the first (which compiles).
+Builds the config's run (`loop.build`), trains `--epochs` epochs with the loop's `train_epoch`
+(which records how long each step waited for its batch: `data_seconds` in history.json), then
+measures the input pipeline's cost the way input pipelines are usually judged, against a fixed
+batch: three step loops of `--steps` steps each, interleaved and repeated `--repeats` times (best
+run each, the machine being shared):
+  A. the config's train step on the loader's batches (what training does),
+  B. the same step on one fixed, already placed batch (no data loading),
+  C. B with augmentation replaced by normalization only.
+data share = (A - B) / A, augmentation share = (B - C) / A, total = (A - C) / A.
+`--hdf5_images=N` first writes N random 32x32x3 images in the builders' HDF5 format and trains
+from those files. The last line is `data share: X %  augmentation share: Y %  total: Z %`.
 """
 
 import copy
@@ -24,27 +27,20 @@ from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
-_EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs to train (the first one compiles and is reported apart).")
-_STEPS = flags.DEFINE_integer("aug_steps", 20, "Steps per timing run for the augmentation share (best of 5; "
-                              "0: data share only).")
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs trained first with the loop's own timings.")
+_STEPS = flags.DEFINE_integer("steps", 30, "Steps per timed loop (at most one epoch's).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved repetitions of the three loops; the best counts.")
 _HDF5 = flags.DEFINE_integer("hdf5_images", 0, "Write and use a random 32x32x3 HDF5 dataset of this many images.")
 
 
-def time_steps(step_fns, state, batch, n, repeats=5):
-  """Seconds per step of each jitted step in `step_fns`: runs of `n` steps, interleaved so that
-  load on the (shared) machine hits all alike, the best of `repeats` runs each."""
-  import jax
-  states, best = [], [float("inf")] * len(step_fns)
-  for step in step_fns:  # compile and warm up
-    s, m = step(jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, state), batch)
-    jax.block_until_ready(m)
-    states.append(s)
+def time_loops(loops, n, repeats):
+  """Seconds per step of each `loop(n)` (a function running n steps and blocking on the result),
+  interleaved so that load on the machine hits all alike; the best of `repeats` runs each."""
+  best = [float("inf")] * len(loops)
   for _ in range(repeats):
-    for i, step in enumerate(step_fns):
+    for i, loop in enumerate(loops):
       t = time.perf_counter()
-      for _ in range(n):
-        states[i], m = step(states[i], batch)
-      jax.block_until_ready(m)
+      loop(n)
       best[i] = min(best[i], (time.perf_counter() - t) / n)
   return best
 
@@ -57,6 +53,7 @@ def main(argv):
   import numpy as np
 
   from cnnzoo.data import builders, ops
+  from cnnzoo.data.loader import materialize
   from cnnzoo.training import loop, monitor, steps
 
   config = _CONFIG.value
@@ -80,29 +77,44 @@ def main(argv):
     print(f"epoch {epoch + 1}: {rows[-1][0]:.2f} s, waiting for data {data_s:.3f} s "
           f"({100 * data_s / rows[-1][0]:.1f} %)", flush=True)
 
-  later = rows[1:] or rows
-  data_share = sum(r[1] for r in later) / sum(r[0] for r in later)
-  if not _STEPS.value:
-    print(f"data share: {100 * data_share:.2f} %")
-    return
   plain_cfg = copy.deepcopy(config.data)
   plain_cfg.augment, plain_cfg.erase_prob, plain_cfg.eval_crop = "none", 0.0, "center"
   _, plain_views, _ = ops.make_preprocess(plain_cfg, run.dataset.mean, run.dataset.std)
   common = dict(num_classes=run.identity["num_classes"], l2=config.optim.l2)
   repl, batch_sh = parallel.replicated(run.mesh), parallel.batch_sharding(run.mesh)
-  plain_step = jax.jit(functools.partial(steps.train_step, preprocess=lambda k, x: plain_views(x)[0], **common),
-                       in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=0)
-  batch = next(run.train_loader.epoch(0))
-  with_aug, without = time_steps([run.train_step, plain_step], state, batch, _STEPS.value)
-  aug_share = (with_aug - without) / with_aug  # negative: below the timing noise
+  plain = functools.partial(steps.train_step, preprocess=lambda k, x: plain_views(x)[0], **common)
+  plain_step = loop.Step(jax.jit(lambda s, b, source: plain(s, materialize(b, source)),
+                                 in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl),
+                                 donate_argnums=0), run.train_loader.source)
+  fixed = next(run.train_loader.epoch(0))
+  if "index" in fixed:  # a device-resident split: B and C get the gathered images themselves
+    fixed = jax.jit(materialize, out_shardings=batch_sh)(fixed, run.train_loader.source)
+  n = min(_STEPS.value, run.train_loader.steps_per_epoch)
+  states = {}
+  epochs = iter(range(1000, 10 ** 6))
 
-  total = data_share + max(aug_share, 0.0) * (1 - data_share)
+  def stepper(name, step, batches):
+    states[name] = jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, state)
+
+    def loop_n(k):
+      s, m = states[name], None
+      for _, batch in zip(range(k), batches()):
+        s, m = step(s, batch)
+      jax.block_until_ready(m)
+      states[name] = s
+    loop_n(1)  # compile
+    return loop_n
+
+  loader = stepper("loader", run.train_step, lambda: run.train_loader.epoch(next(epochs)))
+  fixed_aug = stepper("fixed", run.train_step, lambda: iter(lambda: fixed, None))
+  fixed_plain = stepper("plain", plain_step, lambda: iter(lambda: fixed, None))
+  a, b, c = time_loops([loader, fixed_aug, fixed_plain], n, _REPEATS.value)
   data_name = "random HDF5" if _HDF5.value else run.dataset.name
-  print(f"{config.model.name} on {data_name} ({config.data.augment}, on_device="
-        f"{run.train_loader.on_device}, prefetch {config.data.prefetch}): step {with_aug * 1000:.1f} ms "
-        f"with augmentation, {without * 1000:.1f} ms without")
-  print(f"data share: {100 * data_share:.2f} %  augmentation share: {100 * aug_share:.2f} %  "
-        f"total: {100 * total:.2f} %")
+  print(f"{config.model.name} on {data_name} ({config.data.augment}, on_device={run.train_loader.on_device}, "
+        f"prefetch {config.data.prefetch}, batch {config.data.batch_size}): ms/step A (loader) {a * 1e3:.2f}, "
+        f"B (fixed batch) {b * 1e3:.2f}, C (fixed, no augmentation) {c * 1e3:.2f}")
+  print(f"data share: {100 * (a - b) / a:.2f} %  augmentation share: {100 * (b - c) / a:.2f} %  "
+        f"total: {100 * (a - c) / a:.2f} %")
   tmp.cleanup()
 
 

@@ -172,7 +172,7 @@ for name, kw in (("host", dict(on_device=False, prefetch=2)), ("device", dict(on
     rows = []
     for step, batch in enumerate(loader.epoch(3)):
       idx = order[step * 16:(step + 1) * 16]
-      for key in ("image", "label", "mask"):
+      for key in batch:  # host: image, label, mask; device-resident: index, mask
         arr = batch[key]
         assert arr.sharding.spec == jax.sharding.PartitionSpec("data"), arr.sharding
         shards = sorted(arr.addressable_shards, key=lambda s: s.index[0].start)
@@ -181,12 +181,13 @@ for name, kw in (("host", dict(on_device=False, prefetch=2)), ("device", dict(on
           assert s.data.shape[0] == 2
           want = np.asarray(arr)[s.index]
           np.testing.assert_array_equal(np.asarray(s.data), want)
-      labels = np.asarray(batch["label"])
+      labels = np.asarray(batch["label"] if "label" in batch else batch["index"])  # label i = index i
       mask = np.asarray(batch["mask"])
       np.testing.assert_array_equal(labels[:len(idx)], idx)
       assert mask.sum() == len(idx)
       rows.append(int(mask.sum()))
     out[f"{name}_{'train' if train else 'eval'}"] = rows
+    out[f"{name}_keys"] = sorted(batch)
 print(json.dumps(out))
 """
 
@@ -198,6 +199,7 @@ def test_loader_shards_each_batch_over_eight_devices():
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out["devices"] == 8
+  assert out["host_keys"] == ["image", "label", "mask"] and out["device_keys"] == ["index", "mask"]
   for name in ("host", "device"):
     assert out[f"{name}_train"] == [16, 16]  # 40 images: the partial training batch is dropped
     assert out[f"{name}_eval"] == [16, 16, 8]  # every image once, the last batch padded

@@ -4,10 +4,11 @@ Training order is a permutation seeded by (seed, epoch), so any position (epoch,
 re-entered exactly on resume. The last partial training batch is dropped (shapes stay static);
 evaluation batches cover every example once, the last one padded and flagged by `mask`.
 
-With `on_device`, the split's uint8 images and labels are copied to every device once and each
-batch is gathered there by a jitted take (no host copy per step); otherwise batches are gathered
-on the host (from memory or HDF5) by a background thread a few batches ahead and transferred.
-Both give identical batches.
+With `on_device`, the split's uint8 images and labels are copied to every device once
+(`loader.source`) and batches carry only their example indices: the jitted step gathers the
+images itself (`materialize`), so a step costs no host copy and no extra launch. Otherwise
+batches are gathered on the host (from memory or HDF5) by a background thread a few batches
+ahead and transferred. Both give identical batches once materialized.
 """
 
 import collections
@@ -23,8 +24,19 @@ from cnnzoo.data.sources import Split
 from cnnzoo.errors import ConfigError
 
 
+def materialize(batch: dict, source) -> dict:
+  """Inside a jitted step: an index batch of a device-resident split -> its images and labels
+  (`source` = (images, labels), `Loader.source`); a batch that carries images is returned as is."""
+  if "index" not in batch:
+    return batch
+  images, labels = source
+  return {"image": jnp.take(images, batch["index"], axis=0),
+          "label": jnp.take(labels, batch["index"], axis=0), "mask": batch["mask"]}
+
+
 class Loader:
-  """Yields global batches `{"image": uint8 NHWC, "label": int32, "mask": bool}` of one split."""
+  """Yields global batches of one split: `{"image": uint8 NHWC, "label": int32, "mask": bool}`,
+  or `{"index": int32, "mask": bool}` into `source` when the split is device-resident."""
 
   def __init__(self, split: Split, batch_size: int, mesh, *, train: bool, seed: int = 0,
                on_device: bool = False, prefetch: int = 2):
@@ -36,13 +48,11 @@ class Loader:
     self.sharding = parallel.batch_sharding(mesh)
     self._rows = parallel.process_slice(batch_size)
     self.on_device, self.prefetch, self._full_mask = on_device, prefetch, None
+    self.source = None  # (images, labels) on every device when on_device
     if on_device:
       repl = parallel.replicated(mesh)
-      self._resident = (jax.device_put(np.asarray(split.images), repl),
-                        jax.device_put(np.asarray(split.labels, np.int32), repl))
-      self._take = jax.jit(lambda images, labels, idx: (jnp.take(images, idx, axis=0),
-                                                        jnp.take(labels, idx, axis=0)),
-                           out_shardings=(self.sharding, self.sharding))
+      self.source = (jax.device_put(np.asarray(split.images), repl),
+                     jax.device_put(np.asarray(split.labels, np.int32), repl))
 
   @property
   def steps_per_epoch(self) -> int:
@@ -65,7 +75,7 @@ class Loader:
     order = self.order(epoch)
     steps = range(start_step, self.steps_per_epoch)
     make = self._device_batch if self.on_device else self._host_batch
-    if self.on_device or not self.prefetch:
+    if self.on_device or not self.prefetch:  # index batches are cheap: no thread needed
       for step in steps:
         yield make(order, step)
       return
@@ -93,13 +103,12 @@ class Loader:
 
   def _device_batch(self, order: np.ndarray, step: int) -> dict:
     idx, mask = self._indices(order, step)
-    images, labels = self._take(*self._resident, idx)
+    index = parallel.put_global_batch(idx[self._rows].astype(np.int32), self.sharding)
     if mask.all():  # every training batch: one device copy of the all-true mask serves them all
       if self._full_mask is None:
         self._full_mask = parallel.put_global_batch(mask[self._rows], self.sharding)
-      return {"image": images, "label": labels, "mask": self._full_mask}
-    return {"image": images, "label": labels,
-            "mask": parallel.put_global_batch(mask[self._rows], self.sharding)}
+      return {"index": index, "mask": self._full_mask}
+    return {"index": index, "mask": parallel.put_global_batch(mask[self._rows], self.sharding)}
 
   def _host_batch(self, order: np.ndarray, step: int) -> dict:
     idx, mask = self._indices(order, step)

@@ -13,12 +13,28 @@ import numpy as np
 
 from cnnzoo import models, parallel
 from cnnzoo.data import Loader, load_dataset
-from cnnzoo.data.loader import fits_on_device
+from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError, UserError
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
 from cnnzoo.training.checkpoint import CheckpointMismatchError, Checkpointer
+
+
+@dataclasses.dataclass
+class Step:
+  """A jitted `fn(state, batch, source)` with the device-resident split (`Loader.source`, or None)
+  its batches index bound: `step(state, batch)`."""
+  jitted: object
+  source: tuple | None = None
+
+  def __call__(self, state, batch):
+    return self.jitted(state, batch, self.source)
+
+
+def _from_source(step):
+  """`step(state, batch)` -> `fn(state, batch, source)` that first materializes index batches."""
+  return lambda state, batch, source: step(state, materialize(batch, source))
 
 
 @dataclasses.dataclass
@@ -32,9 +48,9 @@ class Run:
   train_loader: Loader
   val_loader: Loader
   test_loader: Loader
-  train_step: object
-  eval_step: object  # validation views (data.eval_crop)
-  test_step: object  # test views (data.test_crop)
+  train_step: Step
+  eval_step: Step  # validation views (data.eval_crop)
+  test_step: Step  # test views (data.test_crop)
   mesh: object
 
 
@@ -65,26 +81,28 @@ def build(config) -> Run:
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
-  train_step = jax.jit(functools.partial(steps.train_step, preprocess=train_pre,
-                                         label_smoothing=config.optim.label_smoothing,
-                                         aux_weight=config.optim.aux_loss_weight, **common),
-                       in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
-  eval_jit = lambda pre: jax.jit(functools.partial(steps.eval_step, preprocess=pre, **common),
-                                 in_shardings=(repl, batch), out_shardings=repl)
-  eval_step = eval_jit(val_pre)
-  test_step = eval_step if test_pre is val_pre else eval_jit(test_pre)
+  train_jit = jax.jit(_from_source(functools.partial(steps.train_step, preprocess=train_pre,
+                                                     label_smoothing=config.optim.label_smoothing,
+                                                     aux_weight=config.optim.aux_loss_weight, **common)),
+                      in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
+  eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
+                                 in_shardings=(repl, batch, repl), out_shardings=repl)
+  val_jit = eval_jit(val_pre)
+  test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)
+  train_step = Step(train_jit, train_loader.source)
+  eval_step, test_step = Step(val_jit, val_loader.source), Step(test_jit, test_loader.source)
   identity = {"model": config.model.name, "num_classes": num_classes,
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
              test_loader, train_step, eval_step, test_step, mesh)
 
 
-def evaluate(run: Run, state, loader: Loader, step=None) -> dict:
-  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split (with `step`,
-  default the validation step)."""
-  totals, step = None, step or run.eval_step
+def evaluate(run: Run, state, loader: Loader, step: Step | None = None) -> dict:
+  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split, with the views of
+  `step` (default: the validation step's)."""
+  totals, jitted = None, (step or run.eval_step).jitted
   for batch in loader.epoch(0):
-    m = step(state, batch)
+    m = jitted(state, batch, loader.source)
     totals = m if totals is None else jax.tree.map(lambda a, b: a + b, totals, m)
   totals = jax.device_get(totals)
   n = int(totals["count"])
