@@ -214,11 +214,9 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
   if test is None:
     train, test = carve(train, test_fraction)
   val = optional("validation")
-  if val is not None:
-    pass
-  elif validation_split > 0:
+  if val is None and validation_split > 0:
     train, val = carve(train, validation_split)
-  else:
+  elif val is None:
     val = test  # the seed's habit on CIFAR: the test split doubles as validation
   names = list(info.features[label_key].names)
   return _with_stats(name, train, val, test, names)
