@@ -16,10 +16,10 @@ from cnnzoo.errors import UserError
 EXIT_USER_ERROR = 2
 
 
-def fail(message: str) -> None:
-  """Prints `error: MESSAGE` on stderr and exits with status 2."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(EXIT_USER_ERROR)
+def fail(message: str, status: int = EXIT_USER_ERROR) -> None:
+  """Prints `error: MESSAGE` (one line) on stderr and exits with `status` (2: bad input)."""
+  print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+  sys.exit(status)
 
 
 def last_line(text) -> str:
@@ -61,6 +61,6 @@ def run(main) -> None:
     try:
       return main(argv)
     except UserError as e:
-      fail(str(e))
+      fail(str(e), e.exit_code)
 
   app.run(guarded, flags_parser=_parse_flags)

@@ -4,9 +4,12 @@ Each function returns a Keras 3 model built the way the seed built it (Sequentia
 API, Keras layer defaults), so `count_params()` and the trainable split are Keras' own figures.
 """
 
-import keras
 import numpy as np
-from keras import layers, regularizers
+
+from conftest import fast_keras
+
+keras = fast_keras()
+layers, regularizers = keras.layers, keras.regularizers
 
 
 def shallownet(num_classes=3, shape=(32, 32, 3)):

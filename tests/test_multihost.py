@@ -34,9 +34,16 @@ def test_two_processes_train_like_one(tmp_path):
   assert "test: " in outs[0][0] and "test: " not in outs[1][0]  # only process 0 reports and writes
   single = run_cli([*ARGS, f"--workdir={tmp_path / 'single'}"])
   assert single.returncode == 0, single.stderr[-2000:]
+  # 2 processes x 2 devices reduce each batch in another order than 1 device: equal to float32
+  # reassociation, amplified by 78 Adam steps. Measured drift after 2 epochs: loss ~1e-6 and
+  # val_loss ~5e-5 relative (AMD EPYC and Intel Xeon); a process loading the wrong rows moves
+  # epoch 1's loss by > 1e-2. rel 1e-3 sits 20x above the one and 10x below the other; the
+  # step-level comparison with a measured noise floor is test_eight_devices_give_the_same_losses_as_one.
   multi_h, single_h = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("multi", "single"))
+  assert len(multi_h) == len(single_h) == 2
   for a, b in zip(multi_h, single_h):
-    assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-3) and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
   multi_r, single_r = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("multi", "single"))
-  assert multi_r["test_accuracy"] == single_r["test_accuracy"] and multi_r["test_count"] == 360
+  # a near-tie between two classes may flip on one test image: allow 2 of 360
+  assert abs(multi_r["test_accuracy"] - single_r["test_accuracy"]) <= 2 / 360 and multi_r["test_count"] == 360
   assert sorted(os.listdir(tmp_path / "multi" / "checkpoints")) == ["1", "2"]

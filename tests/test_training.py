@@ -56,11 +56,19 @@ c = minivggnet_cifar10.get_config()  # BatchNorm + dropout: global-batch statist
 c.data.name = "digits"; c.data.val_fraction = 0.1; c.data.batch_size = 32; c.data.eval_batch_size = 64
 c.optim.lr = 1e-3  # float reassociation differences grow with every step; keep them small
 run = loop.build(c)
-state, losses = run.state, []
-for i, batch in zip(range(5), run.train_loader.epoch(0)):
-  state, m = run.train_step(state, batch)
-  losses.append(float(m["loss"]) / 32)
-print(json.dumps({"devices": jax.device_count(), "losses": losses,
+
+def train(state):
+  losses = []
+  for i, batch in zip(range(5), run.train_loader.epoch(0)):
+    state, m = run.train_step(state, batch)
+    losses.append(float(m["loss"]) / 32)
+  return state, losses
+
+# the float32 noise floor of this program: the same steps from weights nudged by one part in 1e7
+nudged = run.state.replace(params=jax.tree.map(lambda p: p * (1 + 1e-7), run.state.params))
+_, floor = train(nudged)
+state, losses = train(run.state)
+print(json.dumps({"devices": jax.device_count(), "losses": losses, "floor": floor,
                   "val": loop.evaluate(run, state, run.val_loader)}))
 """
 
@@ -74,12 +82,20 @@ def run_devices(n):
 
 
 def test_eight_devices_give_the_same_losses_as_one():
-  # Five steps: differences start at float reassociation (~5e-7) and are amplified by the training
-  # dynamics (ReLU / max-pool ties flip), so a long run drifts apart as any two summation orders do.
+  """8 devices sum the same batch in another order than 1 device, so they agree to float32
+  reassociation, not bitwise. The first step's loss is a forward pass from equal weights: a few
+  float32 ulps (rtol 1e-6 = 8 eps). Later steps amplify that by the training dynamics, by a factor
+  that depends on the CPU's kernels; the test measures it (steps from weights nudged by 1e-7, the
+  float32 noise floor) and allows 10x that drift. A sharding error (wrong rows, per-device
+  BatchNorm statistics) moves the losses by > 1e-3 from the first step."""
   one, eight = run_devices(1), run_devices(8)
   assert (one["devices"], eight["devices"]) == (1, 8)
-  assert max(abs(a - b) for a, b in zip(one["losses"], eight["losses"])) < 1e-5
-  assert abs(one["val"]["loss"] - eight["val"]["loss"]) < 1e-5
+  assert eight["losses"][0] == pytest.approx(one["losses"][0], rel=1e-6)
+  for a, b, nudged in zip(one["losses"][1:], eight["losses"][1:], one["floor"][1:]):
+    assert abs(a - b) <= 10 * abs(a - nudged) + 1e-6 * abs(a), (one, eight)
+  drift = max(abs(a - n) for a, n in zip(one["losses"], one["floor"]))
+  assert abs(one["val"]["loss"] - eight["val"]["loss"]) <= 10 * drift + 1e-6 * one["val"]["loss"]
+  assert abs(one["val"]["loss"] - eight["val"]["loss"]) < 1e-3  # far below a sharding error
   assert one["val"]["count"] == eight["val"]["count"] == 180
 
 

@@ -5,12 +5,21 @@ step, rng) and `meta` (model identity, data position, history so far). Orbax wri
 temporary directory and renames it when complete, so a process killed mid-write leaves no
 checkpoint that looks valid; the unfinished one is ignored and cleaned up on the next start.
 Kept: the last `keep`, the best by `best_metric`, and every `keep_every`-th epoch if set.
+
+Damage (a bad disk, a copy cut short, an edited file) is detected on restore: `meta` carries the
+state tree's signature (paths, shapes, dtypes) and an integer checksum of every array, so a
+checkpoint whose files do not read, or read back different numbers, raises
+CheckpointDamagedError instead of resuming from wrong values.
 """
 
+import hashlib
+import json
 import os
 import shutil
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -19,6 +28,82 @@ from cnnzoo.errors import UserError
 
 class CheckpointMismatchError(UserError):
   """A checkpoint does not fit the model / optimizer the config builds."""
+
+
+class CheckpointDamagedError(UserError):
+  """A checkpoint's files do not read back what was saved."""
+
+  def __init__(self, directory: str, epoch: int, reason: str):
+    self.path, self.epoch, self.reason = os.path.join(directory, str(epoch)), epoch, reason
+    super().__init__(f"checkpoint {self.path} is damaged ({reason})")
+
+
+def _reason(e: BaseException) -> str:
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def tree_signature(tree) -> str:
+  """SHA-256 of the tree's paths, shapes and dtypes: equal signatures mean a restore fits."""
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  desc = [(jax.tree_util.keystr(p), list(np.shape(x)), str(jnp.result_type(x))) for p, x in leaves]
+  return hashlib.sha256(json.dumps(desc).encode()).hexdigest()
+
+
+def _leaf_checksum(x):
+  """A uint32 checksum of one array, computed on its device: the sum of its elements' bit patterns
+  times distinct odd weights, mod 2**32. Integer sums do not depend on the reduction order, so
+  every device and host gets the same number, and any single changed element changes it."""
+  x = jnp.asarray(x)
+  if x.dtype.itemsize == 4:
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+  elif x.dtype.itemsize == 2:
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint16).astype(jnp.uint32)
+  elif x.dtype.itemsize == 8:
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)  # (..., 2)
+  else:
+    bits = x.astype(jnp.uint32)
+  bits = bits.reshape(-1)
+  weights = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2654435761) | jnp.uint32(1)
+  return jnp.sum(bits * weights, dtype=jnp.uint32)
+
+
+@jax.jit
+def _checksums(tree):
+  return [_leaf_checksum(x) for x in jax.tree.leaves(tree)]
+
+
+def tree_checksum(tree) -> str:
+  """Checksums of every array of `tree` (see `_leaf_checksum`) as one hex string."""
+  sums = np.asarray(jax.device_get(_checksums(tree)), np.uint32)
+  return hashlib.sha256(sums.tobytes()).hexdigest()
+
+
+def _meta_checksum(meta: dict) -> str:
+  body = {k: v for k, v in meta.items() if k != "meta_checksum"}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def quarantine_unreadable(directory: str) -> list[tuple[int, str]]:
+  """Renames checkpoints whose metrics file does not parse to `N.damaged` (orbax reads every
+  step's metrics when it opens the directory and would fail on them); returns (epoch, reason)."""
+  moved = []
+  if jax.process_index() != 0 or not os.path.isdir(directory):
+    return moved
+  for name in sorted(os.listdir(directory)):
+    metrics = os.path.join(directory, name, "metrics", "metrics")
+    if not name.isdigit() or not os.path.exists(metrics):
+      continue
+    try:
+      with open(metrics) as f:
+        json.load(f)
+    except (OSError, ValueError) as e:
+      target, n = os.path.join(directory, f"{name}.damaged"), 1
+      while os.path.exists(target):
+        target, n = os.path.join(directory, f"{name}.damaged{n}"), n + 1
+      os.replace(os.path.join(directory, name), target)
+      moved.append((int(name), f"metrics: {_reason(e)}; moved to {target}"))
+  return moved
 
 
 def remove_unfinished(directory: str) -> None:
@@ -52,9 +137,14 @@ class Checkpointer:
         enable_async_checkpointing=async_save, read_only=read_only,
         create=not read_only)
     self.directory = os.path.abspath(directory)
+    self.quarantined = []  # (epoch, reason) of the checkpoints set aside as unreadable
     if not read_only:
       remove_unfinished(self.directory)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+      self.quarantined = quarantine_unreadable(self.directory)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    except (OSError, ValueError) as e:  # a damaged metrics file in a directory we may not repair
+      raise UserError(f"cannot open the checkpoints in {self.directory} ({_reason(e)})") from None
 
   def epochs(self) -> list[int]:
     """Epochs with a complete checkpoint, ascending."""
@@ -67,26 +157,54 @@ class Checkpointer:
     return self._manager.best_step()
 
   def save(self, epoch: int, state_tree, meta: dict, metrics: dict) -> None:
-    """Saves epoch `epoch` (asynchronously unless disabled)."""
+    """Saves epoch `epoch` (asynchronously unless disabled), with the state's signature and
+    checksum added to `meta`."""
+    meta = {**meta, "signature": tree_signature(state_tree), "checksum": tree_checksum(state_tree)}
+    meta["meta_checksum"] = _meta_checksum(meta)
     self._manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state_tree),
                                                       meta=ocp.args.JsonSave(meta)),
                        metrics=metrics)
 
   def read_meta(self, epoch: int) -> dict:
-    return self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    """The JSON record saved with epoch `epoch`; CheckpointDamagedError if it does not read."""
+    try:
+      meta = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # noqa: BLE001 -- any failure to read a file orbax wrote is damage
+      raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
+    if not isinstance(meta, dict):
+      raise CheckpointDamagedError(self.directory, epoch, "meta/metadata is not a JSON object")
+    if "meta_checksum" in meta and meta["meta_checksum"] != _meta_checksum(meta):
+      raise CheckpointDamagedError(self.directory, epoch, "meta/metadata does not match its checksum")
+    return meta
 
   def restore(self, epoch: int, target_tree) -> tuple[dict, dict]:
-    """Restores epoch `epoch` into arrays shaped and sharded like `target_tree`."""
+    """Restores epoch `epoch` into arrays shaped and sharded like `target_tree`.
+
+    Raises CheckpointMismatchError when the saved tree differs from `target_tree` (another model
+    or optimizer), CheckpointDamagedError when its files do not read back what was saved.
+    """
+    meta = self.read_meta(epoch)
+    signature = meta.get("signature")
+    if signature is not None and signature != tree_signature(target_tree):
+      raise CheckpointMismatchError(
+          f"checkpoint {self.directory}/{epoch} does not fit the model and optimizer of this config "
+          "(its arrays differ in names or shapes)")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_tree)
     try:
-      out = self._manager.restore(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+      out = self._manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     except (ValueError, KeyError, TypeError) as e:
+      if signature is not None:  # the tree fits: the files are at fault
+        raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
       first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise CheckpointMismatchError(
           f"checkpoint {self.directory}/{epoch} does not fit the model and optimizer of this config "
           f"({first[:200]})") from None
-    return out["state"], out["meta"]
+    except Exception as e:  # noqa: BLE001 -- tensorstore / OS errors reading the arrays
+      raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
+    state = out["state"]
+    if "checksum" in meta and tree_checksum(state) != meta["checksum"]:
+      raise CheckpointDamagedError(self.directory, epoch, "its arrays do not match their checksum")
+    return state, meta
 
   def restore_weights(self, epoch: int, target: dict) -> dict:
     """Restores only the subtrees of `target` (e.g. params, batch_stats) from epoch `epoch`."""
@@ -99,7 +217,11 @@ class Checkpointer:
             partial_restore=True))
     except (ValueError, KeyError, TypeError) as e:
       first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      if "DATA_LOSS" in first or "OUT_OF_RANGE" in first or "NOT_FOUND" in first:
+        raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
       raise CheckpointMismatchError(f"weights in {path} do not fit this config's model ({first[:200]})") from None
+    except Exception as e:  # noqa: BLE001 -- tensorstore / OS errors reading the arrays
+      raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
 
   def delete_after(self, epoch: int) -> None:
     """Deletes the checkpoints of epochs after `epoch` (a resumed run re-writes them)."""

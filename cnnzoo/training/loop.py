@@ -2,10 +2,12 @@
 the monitor together. Resumes from the workdir's latest checkpoint automatically."""
 
 import dataclasses
+import errno
 import functools
 import hashlib
-import json
+import math
 import os
+import sys
 import time
 
 import jax
@@ -15,10 +17,11 @@ from cnnzoo import models, parallel
 from cnnzoo.data import Loader, load_dataset
 from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
-from cnnzoo.errors import ConfigError, UserError
+from cnnzoo.errors import ConfigError, RunStopped, UserError
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
-from cnnzoo.training.checkpoint import CheckpointMismatchError, Checkpointer
+from cnnzoo.training import workdir as workdir_lib
+from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
 
 
 @dataclasses.dataclass
@@ -157,24 +160,6 @@ def _restore_weights(other: Checkpointer, epoch: int, run: Run) -> dict:
   return other.restore_weights(epoch, {"params": run.state.params, "batch_stats": run.state.batch_stats})
 
 
-def _write_config(config, workdir: str, start_epoch: int) -> None:
-  """Writes config.json; a resumed run with changed values keeps the old file beside it."""
-  path = os.path.join(workdir, "config.json")
-  text = config.to_json_best_effort(indent=2, sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = f.read()
-    if old == text:
-      return
-    keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.json"), 1
-    while os.path.exists(keep):
-      keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.{n}.json"), n + 1
-    os.replace(path, keep)
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
-
-
 def _print_header(run: Run, config, start_epoch: int) -> None:
   if jax.process_index() != 0:
     return
@@ -214,6 +199,75 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
   return state, jax.device_get(sums), data_seconds
 
 
+def warn(message: str) -> None:
+  """One `warning: ...` line on stderr (process 0)."""
+  if jax.process_index() == 0:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _resume_point(run: Run, ckpt: Checkpointer, resume_epoch: int | None):
+  """(start epoch, state, history) to go on from: `resume_epoch`'s checkpoint, else the newest one
+  that reads (damaged newer ones are named on stderr and skipped), else a fresh start."""
+  for epoch, reason in ckpt.quarantined:
+    warn(f"checkpoint {ckpt.directory}/{epoch} is damaged ({reason}); skipped")
+  epochs = ckpt.epochs()
+  if resume_epoch is not None:
+    if resume_epoch not in epochs:
+      raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {ckpt.directory} "
+                      f"(epochs on disk: {epochs or 'none'})")
+    try:
+      return (resume_epoch, *_restore(run, ckpt, resume_epoch))
+    except CheckpointDamagedError as e:
+      good = next((x for x in reversed(epochs) if x != resume_epoch and _readable(run, ckpt, x)), None)
+      raise UserError(f"{e}; " + (f"--resume_epoch={good} reads" if good else
+                                  "no other checkpoint there reads")) from None
+  skipped = []
+  for epoch in reversed(epochs):
+    try:
+      state, history = _restore(run, ckpt, epoch)
+    except CheckpointDamagedError as e:
+      skipped.append(e)
+      continue
+    for e in skipped:
+      warn(f"{e}; skipped, resuming from epoch {epoch}")
+    return epoch, state, history
+  if skipped:
+    raise UserError(f"no checkpoint in {ckpt.directory} reads (epochs {epochs}; newest: {skipped[0].reason}); "
+                    "move the folder away to start afresh, or choose another --workdir")
+  return 0, run.state, []
+
+
+def _readable(run: Run, ckpt: Checkpointer, epoch: int) -> bool:
+  try:
+    _restore(run, ckpt, epoch)
+    return True
+  except CheckpointDamagedError:
+    return False
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+def _disk_error(e: BaseException) -> str | None:
+  """The OS complaint behind a failed write (full disk, quota, file size limit...), or None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+      return os.strerror(e.errno)
+    for text in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system"):
+      if text in str(e):
+        return text
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def _finished_epochs(directory: str) -> list[int]:
+  """Epochs whose checkpoint orbax has committed (renamed from its temporary name)."""
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
 def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
                        init_from: str | None = None) -> dict:
   """Trains `config` in `workdir` (resuming its latest checkpoint), tests, and returns the results.
@@ -222,41 +276,76 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
     resume_epoch: restore this epoch's checkpoint instead of the latest; later checkpoints are
       deleted only when the first new one is written.
     init_from: "OTHER_WORKDIR[:EPOCH]": start a new run from another run's weights.
+
+  Raises:
+    UserError: a config, flag or workdir that cannot work; nothing was written.
+    RunStopped: the loss became NaN / Inf, or the disk filled; the last good checkpoint is kept.
   """
+  workdir_lib.check_writable(workdir)
   run = build(config)  # fails on bad config or missing data before anything is written
-  os.makedirs(workdir, exist_ok=True)
   ck = config.checkpoint
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=ck.keep, best_metric=ck.best_metric,
-                      best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
-  try:
-    return _train(run, config, workdir, ckpt, resume_epoch, init_from)
-  finally:
-    ckpt.close()
+  with workdir_lib.lock(workdir):
+    directory = os.path.join(workdir, "checkpoints")
+    ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
+                        best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
+    failed = True
+    try:
+      results = _train(run, config, workdir, ckpt, resume_epoch, init_from)
+      failed = False
+      return results
+    except (OSError, ValueError, RuntimeError) as e:
+      reason = _disk_error(e)
+      if reason is None:
+        raise
+      done = _finished_epochs(directory)
+      raise RunStopped(f"cannot write to {workdir}: {reason}; " + (
+          f"the checkpoint of epoch {done[-1]} is intact: free some space and rerun the same command "
+          "to resume from it" if done else "no checkpoint was written: free some space and rerun")) from None
+    finally:
+      try:
+        ckpt.close()
+      except Exception:  # noqa: BLE001 -- already failing: the first error is the one to report
+        if not failed:
+          raise
+
+
+def _check_finite(loss: float, val_loss: float, epoch: int, lr: float, ckpt: Checkpointer,
+                  last_saved: int) -> None:
+  """Stops the run (RunStopped) when epoch `epoch`'s training or validation loss is NaN / Inf.
+
+  The check costs nothing extra: the summed metrics come to the host at every epoch end anyway.
+  Nothing of the diverged epoch is saved, so `last_saved` stays the newest checkpoint.
+  """
+  if math.isfinite(loss) and math.isfinite(val_loss):
+    return
+  ckpt.wait()  # the previous epoch's asynchronous write completes: it is the one to go back to
+  what = "loss" if not math.isfinite(loss) else "val_loss"
+  value = loss if what == "loss" else val_loss
+  where = (f"the last good checkpoint is epoch {last_saved} ({ckpt.directory}/{last_saved}): rerun with "
+           f"--resume_epoch={last_saved} and a lower --config.optim.lr" if last_saved else
+           "no checkpoint was written yet: rerun with a lower --config.optim.lr")
+  raise RunStopped(f"training diverged: {what} is {value} in epoch {epoch} (lr {lr:.4g}); nothing of "
+                   f"epoch {epoch} was saved; {where}")
 
 
 def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
-  """The body of train_and_evaluate once the checkpoint manager is open."""
+  """The body of train_and_evaluate once the workdir is locked and the checkpoints are open."""
   epochs = ckpt.epochs()
-  if resume_epoch is not None and resume_epoch not in epochs:
-    raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {ckpt.directory} "
-                    f"(epochs on disk: {epochs or 'none'})")
-  start = resume_epoch if resume_epoch is not None else (epochs[-1] if epochs else 0)
-  state, history = run.state, []
-  if start:
-    if init_from:
-      raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
-                      "use a new --workdir")
-    state, history = _restore(run, ckpt, start)
-  elif init_from:
+  if init_from and epochs:
+    raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
+                    "use a new --workdir")
+  start, state, history = _resume_point(run, ckpt, resume_epoch)
+  if init_from:
     state = _init_from(run, init_from)
   truncate = bool(epochs) and start < epochs[-1]
 
   if jax.process_index() == 0:  # one writer; the other processes share the folder
-    _write_config(config, workdir, start)
+    workdir_lib.write_config(config, workdir, start)
   _print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
   steps_per_epoch = run.train_loader.steps_per_epoch
+  last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
   for epoch in range(start, config.num_epochs):
     t0 = time.perf_counter()
     lr = float(run.schedule(epoch * steps_per_epoch))
@@ -266,6 +355,7 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
     train_seconds = time.perf_counter() - t0
     val = evaluate(run, state, run.val_loader)
     n = int(sums["count"])
+    _check_finite(float(sums["loss"]) / n, val["loss"], epoch + 1, lr, ckpt, last_saved)
     record = {"epoch": epoch + 1, "lr": lr, "loss": float(sums["loss"]) / n,
               "accuracy": float(sums["correct"]) / n, "val_loss": val["loss"],
               "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
@@ -279,6 +369,7 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
               meta={"identity": run.identity, "history": history,
                     "position": {"epoch": epoch + 1, "step_in_epoch": 0}},
               metrics={k: record[k] for k in ("val_loss", "val_accuracy", "loss", "accuracy")})
+    last_saved = epoch + 1
     for write in writers:
       write(history)
     if jax.process_index() == 0:

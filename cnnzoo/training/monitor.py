@@ -6,6 +6,7 @@ comes from its checkpoint) redraws seamlessly. Only process 0 writes.
 """
 
 import json
+import math
 import os
 import sys
 
@@ -14,12 +15,29 @@ import jax
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
 
 
+def finite_json(obj):
+  """`obj` with every NaN / Inf float replaced by None (JSON has no NaN; `null` reads anywhere)."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: finite_json(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_json(v) for v in obj]
+  return obj
+
+
 def write_json_atomic(path: str, obj) -> None:
-  """Writes JSON to `path` via a temporary file and a rename (no half-written files)."""
+  """Writes strict JSON (non-finite floats as null) to `path` via a temporary file and a rename:
+  no half-written file, and a failed write (a full disk) leaves the previous file as it was."""
   tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "w") as f:
+      json.dump(finite_json(obj), f, indent=2, allow_nan=False)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 class HistoryJson:
