@@ -46,6 +46,17 @@ def _parse_flags(argv):
     fail(last_line(e))
 
 
+def quiet_logs() -> None:
+  """Unless `--verbosity` is given: absl logs at ERROR and above only, and none from orbax, which
+  logs a traceback per background thread when a checkpoint write fails (a full disk); the run
+  reports such a failure itself in one line."""
+  from absl import logging
+  if flags.FLAGS["verbosity"].present:
+    return
+  logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
+  logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
+
+
 def check_config(config_flag) -> None:
   """Touches a config flag's value: a config file that failed to load is reported in one line."""
   try:
@@ -58,6 +69,8 @@ def run(main) -> None:
   """`app.run(main)` with one-line user errors (see the module docstring)."""
 
   def guarded(argv):
+    if len(argv) > 1:
+      fail(f"unexpected arguments: {' '.join(argv[1:])} (every option is a --flag=value)")
     try:
       return main(argv)
     except UserError as e:

@@ -35,8 +35,20 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
 
   With no arguments JAX reads the cluster from its environment (SLURM, TPU, Kubernetes...).
   """
-  if coordinator_address or num_processes:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  given = {"--coordinator_address": coordinator_address, "--num_processes": num_processes,
+           "--process_id": process_id}
+  if not any(v is not None for v in given.values()):
+    return
+  missing = [k for k, v in given.items() if v is None]
+  if missing:
+    raise ConfigError(f"a multi-process run needs --coordinator_address, --num_processes and --process_id "
+                      f"together; {missing[0]} is missing")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise ConfigError(f"--process_id={process_id} must be in 0..{num_processes - 1} (--num_processes="
+                      f"{num_processes})")
+  if ":" not in coordinator_address:
+    raise ConfigError(f"--coordinator_address={coordinator_address}: expected HOST:PORT")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -7,7 +7,7 @@
 Running the same command on the same workdir resumes from its latest checkpoint.
 """
 
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from cnnzoo import cli
@@ -26,10 +26,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
+  del argv  # cli.run refuses positional arguments
+  cli.quiet_logs()
   cli.check_config(_CONFIG)
   from cnnzoo import parallel
   parallel.choose_platform()

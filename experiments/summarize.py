@@ -34,6 +34,14 @@ def main(argv):
       cli.fail(f"--input_size={','.join(_INPUT.value)}: expected H,W or H,W,C as positive integers")
     dims = [int(d) for d in _INPUT.value]
     shape = (*dims, info.input_shape[2]) if len(dims) == 2 else tuple(dims)
+  if _CLASSES.value is not None and _CLASSES.value < 1:
+    cli.fail(f"--num_classes={_CLASSES.value}: must be a positive integer")
+  if shape is not None and min(shape) < 1:
+    cli.fail(f"--input_size={','.join(_INPUT.value)}: every dimension must be positive")
+  try:
+    inspect.summarize(_MODEL.value, shape, _CLASSES.value)
+  except Exception as e:  # noqa: BLE001 -- the model cannot take this input: shape errors of every kind
+    cli.fail(f"{_MODEL.value} cannot take a {shape} input (its default is {info.input_shape}): {cli.last_line(e)[:160]}")
   if _LAYERS.value:
     for index, path, kind, out, n in inspect.layer_table(_MODEL.value, shape, _CLASSES.value):
       print(f"{index:4d}  {path:45s} {kind:14s} {str(out):20s} {n:>12,}")

@@ -6,6 +6,14 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One persistent XLA compilation cache for the session and every subprocess it starts: the suite
+# compiles the same LeNet programs in dozens of runs (CLI subprocesses, resumes, kills), and a
+# cached executable is the same machine code, so results stay bitwise equal. Fresh per session.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  import tempfile
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnzoo-xla-cache-")
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -62,3 +70,41 @@ def fast_keras():
       rng.uniform(minval, maxval, shape), dtype)
   backend_random._cnnzoo_numpy = True
   return keras
+
+
+def lenet_cli(workdir, epochs, *extra):
+  """argv for a quiet LeNet-on-digits run of `experiments.main` (the kill / disk-full tests)."""
+  return [sys.executable, "-m", "experiments.main", "--config=configs/lenet_digits.py", f"--workdir={workdir}",
+          f"--config.num_epochs={epochs}", "--config.monitor.plot=False", "--config.monitor.progress=False",
+          "--config.monitor.tensorboard=False", *extra]
+
+
+_REFERENCES = {}
+
+
+@pytest.fixture(scope="session")
+def lenet_reference(tmp_path_factory):
+  """`reference(epochs)` -> workdir of an uninterrupted CLI run of that many epochs (run once per
+  session and shared: the kill -9 and disk-full tests compare their reruns with it bitwise)."""
+  import subprocess
+
+  def reference(epochs):
+    if epochs not in _REFERENCES:
+      workdir = str(tmp_path_factory.mktemp(f"reference{epochs}"))
+      subprocess.run(lenet_cli(workdir, epochs), cwd=ROOT, check=True, capture_output=True,
+                     env=dict(os.environ, JAX_PLATFORMS="cpu"))
+      _REFERENCES[epochs] = workdir
+    return _REFERENCES[epochs]
+
+  return reference
+
+
+def read_json(workdir, name):
+  import json
+  with open(os.path.join(workdir, name)) as f:
+    return json.load(f)
+
+
+def without_timing(history):
+  """History records without their wall-clock fields (the rest is bitwise reproducible)."""
+  return [{k: v for k, v in h.items() if k not in ("seconds", "img_per_sec", "data_seconds")} for h in history]

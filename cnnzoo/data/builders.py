@@ -35,8 +35,21 @@ class Listing:
 
 def _carve(items, counts_or_fractions, seed):
   """Splits (path, label) items into [rest, part1, part2...], stratified per class, seeded."""
+  for amount in counts_or_fractions:
+    if amount < 0 or (isinstance(amount, float) and amount >= 1):
+      raise UserError(f"a split share of {amount} cannot work: use a fraction in [0, 1) or a count >= 0")
+  fractions = [a for a in counts_or_fractions if isinstance(a, float)]
+  if sum(fractions) >= 1:
+    raise UserError(f"the split fractions {fractions} leave no training images: their sum must be below 1")
   rng = np.random.default_rng(seed)
   labels = np.array([l for _, l in items])
+  counts = [int(a) for a in counts_or_fractions if not isinstance(a, float)]
+  if counts:  # every check before the first file is written
+    per_class = np.bincount(labels)
+    short = int(np.argmin(per_class))
+    if per_class[short] <= sum(counts):
+      raise UserError(f"class {short} has {per_class[short]} images, not more than the {sum(counts)} per class "
+                      "asked for the held-out splits (--val / --test); lower them")
   parts = [[] for _ in counts_or_fractions]
   rest = []
   for label in np.unique(labels):
@@ -207,6 +220,10 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
     raise LayoutError(f"unknown layout {layout!r}; choose {', '.join(sorted(LAYOUTS))}")
   if size < 1:
     raise UserError(f"--size={size}: the image side must be a positive number of pixels")
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise UserError(f"--out={out} is a file, not a folder; choose another --out")
+  if not os.path.isdir(src):
+    raise LayoutError(f"--src={src} is not a folder; pass the folder the archive was unpacked into")
   existing = [f for f in ("train.h5", "val.h5", "test.h5", "mean.json") if os.path.exists(os.path.join(out, f))]
   if existing and not overwrite:
     raise UserError(f"{out} already holds {existing[0]}; pass --overwrite to replace it or choose another --out")

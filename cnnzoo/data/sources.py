@@ -122,20 +122,38 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
     raise DatasetNotFoundError(f"no HDF5 dataset at {missing[0]}" + (f"; {how_to_get}" if how_to_get else ""))
   splits, class_names = [], None
   for path in paths:
-    f = h5py.File(path, "r")
-    images = f["images"]
+    try:
+      f = h5py.File(path, "r")
+    except OSError as e:
+      raise DatasetNotFoundError(f"{path} is not a readable HDF5 file ({e}); rebuild it with "
+                                 "`python -m experiments.build_dataset`") from None
+    missing = [k for k in ("images", "labels") if k not in f] + [a for a in ("class_names",) if a not in f.attrs]
+    if missing:
+      raise ConfigError(f"{path} has no {missing[0]!r} (expected datasets images, labels and the "
+                        "class_names attribute, as experiments.build_dataset writes them)")
+    images, labels = f["images"], np.asarray(f["labels"], np.int32)
+    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
+      raise ConfigError(f"{path}: images must be uint8 N x H x W x C with one label each (found "
+                        f"{images.dtype} {images.shape}, {len(labels)} labels)")
     if images.size <= max_in_memory_gb * 2**30:
       images = images[()]
-    splits.append(Split(images, np.asarray(f["labels"], np.int32)))
-    class_names = class_names or [str(c.decode() if isinstance(c, bytes) else c)
-                                  for c in f.attrs["class_names"]]
+    names = [str(c.decode() if isinstance(c, bytes) else c) for c in f.attrs["class_names"]]
+    class_names = class_names or names
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+      raise ConfigError(f"{path}: labels run from {labels.min()} to {labels.max()} but there are "
+                        f"{len(class_names)} class names")
+    splits.append(Split(images, labels))
   mean = std = None
   mean_path = os.path.join(directory, "mean.json")
   if os.path.exists(mean_path):  # the seed's {"R", "G", "B"}; builders add "std"
-    with open(mean_path) as f:
-      m = json.load(f)
-    mean = tuple(float(m[k]) for k in ("R", "G", "B")) if "R" in m else tuple(m["mean"])
-    std = tuple(float(v) for v in m["std"]) if "std" in m else None
+    try:
+      with open(mean_path) as f:
+        m = json.load(f)
+      mean = tuple(float(m[k]) for k in ("R", "G", "B")) if "R" in m else tuple(float(v) for v in m["mean"])
+      std = tuple(float(v) for v in m["std"]) if "std" in m else None
+    except (ValueError, KeyError, TypeError) as e:
+      raise ConfigError(f"{mean_path} is not the builders' mean file ({type(e).__name__}: {e}); expected "
+                        '{"R": .., "G": .., "B": .., "std": [..]}: rebuild the dataset or delete it') from None
   return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean, std)
 
 

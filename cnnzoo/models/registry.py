@@ -56,7 +56,13 @@ def model_info(name: str) -> ModelInfo:
 
 def create_model(name: str, *, num_classes: int, **overrides) -> nn.Module:
   """Builds the registered model `name` with `num_classes` outputs and any field overrides."""
-  return model_info(name).builder(num_classes=num_classes, **overrides)
+  info = model_info(name)
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    raise UserError(f"num_classes={num_classes!r}: a model needs a positive integer number of classes")
+  try:
+    return info.builder(num_classes=num_classes, **overrides)
+  except TypeError as e:
+    raise UserError(f"{name!r} has no field among {sorted(overrides)} ({e})") from None
 
 
 def list_models(pattern: str = "*") -> list[str]:

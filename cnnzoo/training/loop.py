@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+from absl import logging
 
 from cnnzoo import models, parallel
 from cnnzoo.data import Loader, load_dataset
@@ -20,6 +21,7 @@ from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError, RunStopped, UserError
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
+from cnnzoo.training import validate
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
 
@@ -59,6 +61,7 @@ class Run:
 
 def build(config) -> Run:
   """Builds the dataset, model, optimizer, initial state and jitted steps of `config`."""
+  validate.check(config)
   mesh = parallel.make_mesh()
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
@@ -66,8 +69,7 @@ def build(config) -> Run:
   num_classes = config.model.num_classes or ds.num_classes
   if num_classes != ds.num_classes:
     raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
-  model = models.create_model(config.model.name, num_classes=num_classes,
-                              dtype=jax.numpy.dtype(config.model.dtype), **config.model.kwargs)
+  model = _create_model(config, num_classes, model_image_shape(config.data, ds.image_shape))
   resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
   prefetch = config.data.prefetch
   train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed,
@@ -98,6 +100,34 @@ def build(config) -> Run:
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
              test_loader, train_step, eval_step, test_step, mesh)
+
+
+def _create_model(config, num_classes: int, image_shape):
+  """The config's model, checked against the images it will see (shapes only, nothing computed):
+  a model that cannot take them is a ConfigError naming both sizes, not an XLA traceback."""
+  kwargs = config.model.kwargs.to_dict()
+  try:
+    model = models.create_model(config.model.name, num_classes=num_classes,
+                                dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
+  except TypeError as e:  # a kwargs field the model does not have
+    raise ConfigError(f"--config.model.kwargs={kwargs} does not fit {config.model.name!r}: {e}") from None
+  x = jax.ShapeDtypeStruct((1, *image_shape), jax.numpy.float32)
+  try:
+    jax.eval_shape(lambda x: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x,
+                                        train=False), x)
+  except Exception as e:  # noqa: BLE001 -- shape errors of every kind, from flax or XLA
+    need = models.model_info(config.model.name).input_shape
+    h, w, ch = image_shape
+    raise ConfigError(f"model {config.model.name!r} cannot take the data's {h}x{w}x{ch} images (it is built "
+                      f"for {need[0]}x{need[1]}x{need[2]}; {cli_last_line(e)}); choose a model for this "
+                      "input size or resize the data (--config.data.image_size / resize / crop_size)") from None
+  return model
+
+
+def cli_last_line(e: BaseException) -> str:
+  """The last line of an exception's message, trimmed (for one-line reports)."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  return (lines[-1] if lines else type(e).__name__)[:160]
 
 
 def evaluate(run: Run, state, loader: Loader, step: Step | None = None) -> dict:
@@ -309,6 +339,12 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
           raise
 
 
+def _phase(name: str, epoch: int) -> None:
+  """Logs where the run is (`--verbosity=0` shows it): compile (the first epoch of a process, whose
+  first step compiles), train, evaluate, save, test. The kill -9 tests aim at these points."""
+  logging.info("cnnzoo phase: %s epoch %d", name, epoch)
+
+
 def _check_finite(loss: float, val_loss: float, epoch: int, lr: float, ckpt: Checkpointer,
                   last_saved: int) -> None:
   """Stops the run (RunStopped) when epoch `epoch`'s training or validation loss is NaN / Inf.
@@ -350,9 +386,11 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
     t0 = time.perf_counter()
     lr = float(run.schedule(epoch * steps_per_epoch))
     bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
+    _phase("compile" if epoch == start else "train", epoch + 1)
     state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
     bar.close()
     train_seconds = time.perf_counter() - t0
+    _phase("evaluate", epoch + 1)
     val = evaluate(run, state, run.val_loader)
     n = int(sums["count"])
     _check_finite(float(sums["loss"]) / n, val["loss"], epoch + 1, lr, ckpt, last_saved)
@@ -365,6 +403,7 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
     if truncate:
       ckpt.delete_after(start)
       truncate = False
+    _phase("save", epoch + 1)
     ckpt.save(epoch + 1, state.checkpoint_tree(),
               meta={"identity": run.identity, "history": history,
                     "position": {"epoch": epoch + 1, "step_in_epoch": 0}},
@@ -378,6 +417,7 @@ def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
   if history and start == config.num_epochs:  # nothing trained now: refresh the files from the checkpoint
     for write in writers:
       write(history)
+  _phase("test", len(history))
   test = evaluate(run, state, run.test_loader, run.test_step)
   results = {"model": config.model.name, "dataset": run.dataset.name, "epochs": len(history),
              "test_loss": test["loss"], "test_accuracy": test["accuracy"],

@@ -1,0 +1,107 @@
+"""Checks every config field a training run reads, before anything is built or written: a value
+that cannot work gets one ConfigError naming the flag and the values that do."""
+
+import math
+import numbers
+
+from cnnzoo.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("constant", "poly", "linear", "step", "piecewise", "cosine", "keras_time")
+DTYPES = ("float32", "bfloat16", "float16")
+METRICS = ("", "val_loss", "val_accuracy", "loss", "accuracy")
+
+
+def _number(path: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+  flag = f"--config.{path}={value!r}" if isinstance(value, str) else f"--config.{path}={value}"
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
+    raise ConfigError(f"{flag}: expected {'an integer' if integer else 'a number'}")
+  if not math.isfinite(value):
+    raise ConfigError(f"{flag}: expected a finite number")
+  below = low is not None and (value <= low if low_open else value < low)
+  above = high is not None and (value >= high if high_open else value > high)
+  if below or above:
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+    raise ConfigError(f"{flag}: must be {' and '.join(p for p in (lo, hi) if p)}")
+
+
+def _choice(path: str, value, choices) -> None:
+  if value not in choices:
+    raise ConfigError(f"--config.{path}={value!r}: choose one of {', '.join(repr(c) for c in choices)}")
+
+
+def check(c) -> None:
+  """Raises ConfigError for the first field of config `c` whose value cannot work."""
+  _number("seed", c.seed, low=0, integer=True)
+  _number("num_epochs", c.num_epochs, low=1, integer=True)
+  m = c.model
+  if not m.name:
+    raise ConfigError("--config.model.name: no model given (see `python -m experiments.summarize --table`)")
+  _number("model.num_classes", m.num_classes, low=0, integer=True)
+  _choice("model.dtype", m.dtype, DTYPES)
+  shape = tuple(m.input_shape or ())
+  if shape and (len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape)):
+    raise ConfigError(f"--config.model.input_shape={shape}: expected (height, width, channels) as positive integers")
+  d = c.data
+  _number("data.batch_size", d.batch_size, low=1, integer=True)
+  _number("data.eval_batch_size", d.eval_batch_size, low=0, integer=True)
+  _number("data.image_size", d.image_size, low=1, integer=True)
+  _number("data.resize", d.get("resize", 0), low=0, integer=True)
+  _number("data.crop_size", d.get("crop_size", 0), low=0, integer=True)
+  _number("data.crop_padding", d.crop_padding, low=0, integer=True)
+  _number("data.prefetch", d.prefetch, low=0, integer=True)
+  _number("data.split_seed", d.split_seed, low=0, integer=True)
+  for name in ("max_in_memory_gb", "max_on_device_gb"):
+    _number(f"data.{name}", d[name], low=0)
+  for name in ("val_fraction", "test_fraction"):
+    _number(f"data.{name}", d[name], low=0, high=1, high_open=True)
+  _number("data.rotation", d.rotation, low=0, high=180)
+  _number("data.shift", d.shift, low=0, high=1, high_open=True)
+  _number("data.zoom", d.zoom, low=0, high=1, high_open=True)
+  _number("data.shear", d.shear, low=0, high=90, high_open=True)
+  _number("data.erase_prob", d.erase_prob, low=0, high=1)
+  area = tuple(d.erase_area)
+  if len(area) != 2 or not all(isinstance(a, numbers.Real) for a in area) or not 0 < area[0] <= area[1] <= 1:
+    raise ConfigError(f"--config.data.erase_area={area}: expected (low, high) with 0 < low <= high <= 1")
+  _number("data.erase_ratio", d.erase_ratio, low=0, high=1, low_open=True)
+  _choice("data.on_device", d.on_device, ("auto", "yes", "no", True, False))
+  if d.std:
+    for v in d.std:
+      _number("data.std", v, low=0, low_open=True)
+  o = c.optim
+  _choice("optim.name", o.name, OPTIMIZERS)
+  _number("optim.lr", o.lr, low=0, low_open=True)
+  _number("optim.momentum", o.momentum, low=0, high=1, high_open=True)
+  for name in ("b1", "b2", "rho"):
+    _number(f"optim.{name}", o[name], low=0, high=1, high_open=True)
+  _number("optim.eps", o.eps, low=0, low_open=True)
+  for name in ("l2", "weight_decay", "clip_grad_norm", "aux_loss_weight"):
+    _number(f"optim.{name}", o[name], low=0)
+  _number("optim.label_smoothing", o.label_smoothing, low=0, high=1, high_open=True)
+  s = c.schedule
+  _choice("schedule.name", s.name, SCHEDULES)
+  _number("schedule.power", s.power, low=0, low_open=True)
+  _number("schedule.end_lr", s.end_lr, low=0)
+  _number("schedule.decay_epochs", s.decay_epochs, low=0, integer=True)
+  _number("schedule.step_every", s.step_every, low=1, integer=True)
+  _number("schedule.step_factor", s.step_factor, low=0, low_open=True)
+  _number("schedule.decay", s.decay, low=0)
+  _number("schedule.warmup_epochs", s.warmup_epochs, low=0, integer=True)
+  if s.warmup_epochs >= c.num_epochs:
+    raise ConfigError(f"--config.schedule.warmup_epochs={s.warmup_epochs}: must be less than "
+                      f"num_epochs={c.num_epochs}")
+  _number("schedule.warmup_init_lr", s.warmup_init_lr, low=0)
+  if len(tuple(s.boundaries)) != len(tuple(s.scales)):
+    raise ConfigError(f"--config.schedule.boundaries={tuple(s.boundaries)} and --config.schedule.scales="
+                      f"{tuple(s.scales)} must have the same length")
+  for b in s.boundaries:
+    _number("schedule.boundaries", b, low=0, integer=True)
+  for v in s.scales:
+    _number("schedule.scales", v, low=0, low_open=True)
+  k = c.checkpoint
+  _number("checkpoint.keep", k.keep, low=1, integer=True)
+  _number("checkpoint.keep_every", k.keep_every, low=0, integer=True)
+  _choice("checkpoint.best_metric", k.best_metric, METRICS)
+  _choice("checkpoint.best_mode", k.best_mode, ("min", "max"))
+  _number("monitor.log_every_steps", c.monitor.log_every_steps, low=1, integer=True)

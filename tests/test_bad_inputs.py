@@ -1,0 +1,200 @@
+"""Every bad input to an entry point: one `error:` line on stderr, exit status 2, nothing written
+or overwritten. The command lines run through the real entry points (`python -m MODULE ARGV`),
+batched in one process by tests/cli_batch.py so that 60 cases cost one set of imports."""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+MAIN = ["experiments.main", "--config=configs/lenet_digits.py", "--workdir={run}"]
+BUILD = ["experiments.build_dataset"]
+SUMMARIZE = ["experiments.summarize"]
+
+# (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
+# other {names} are fixtures made by `fixtures` below.
+CASES = [
+    (MAIN + ["--config.data.batch_size=0"], "--config.data.batch_size=0: must be >= 1"),
+    (MAIN + ["--config.data.batch_size=-4"], "--config.data.batch_size=-4: must be >= 1"),
+    (MAIN + ["--config.data.eval_batch_size=-1"], "data.eval_batch_size=-1: must be >= 0"),
+    (MAIN + ["--config.data.batch_size=5000"], "fewer than one batch"),
+    (MAIN + ["--config.num_epochs=0"], "--config.num_epochs=0: must be >= 1"),
+    (MAIN + ["--config.seed=-1"], "--config.seed=-1: must be >= 0"),
+    (MAIN + ["--config.optim.lr=-1"], "--config.optim.lr=-1.0: must be > 0"),
+    (MAIN + ["--config.optim.lr=nan"], "--config.optim.lr=nan: expected a finite number"),
+    (MAIN + ["--config.optim.lr=fast"], "could not convert string to float: 'fast'"),
+    (MAIN + ["--config.optim.momentum=2"], "--config.optim.momentum=2.0: must be >= 0 and < 1"),
+    (MAIN + ["--config.optim.b1=1.5"], "--config.optim.b1=1.5: must be >= 0 and < 1"),
+    (MAIN + ["--config.optim.eps=0"], "--config.optim.eps=0.0: must be > 0"),
+    (MAIN + ["--config.optim.l2=-1"], "--config.optim.l2=-1.0: must be >= 0"),
+    (MAIN + ["--config.optim.label_smoothing=2"], "label_smoothing=2.0: must be >= 0 and < 1"),
+    (MAIN + ["--config.optim.name=lion"], "--config.optim.name='lion': choose one of 'sgd', 'adam', 'rmsprop'"),
+    (MAIN + ["--config.optim.lrr=0.1"], "--config.optim.lrr: no such config field 'lrr'; did you mean 'lr'?"),
+    (MAIN + ["--config.schedule.name=expo"], "--config.schedule.name='expo': choose one of"),
+    (MAIN + ["--config.schedule.step_every=0"], "--config.schedule.step_every=0: must be >= 1"),
+    (MAIN + ["--config.schedule.warmup_epochs=30"], "warmup_epochs=30: must be less than num_epochs=20"),
+    (MAIN + ["--config.schedule.power=0"], "--config.schedule.power=0.0: must be > 0"),
+    (MAIN + ["--config.schedule.decay=-1"], "--config.schedule.decay=-1.0: must be >= 0"),
+    (MAIN + ["--config.data.image_size=0"], "--config.data.image_size=0: must be >= 1"),
+    (MAIN + ["--config.data.crop_padding=-1"], "--config.data.crop_padding=-1: must be >= 0"),
+    (MAIN + ["--config.data.crop_size=40"], "data.crop_size=40 must be between 1 and the images' 32x32"),
+    (MAIN + ["--config.data.erase_prob=2"], "--config.data.erase_prob=2.0: must be >= 0 and <= 1"),
+    (MAIN + ["--config.data.shift=1.5"], "--config.data.shift=1.5: must be >= 0 and < 1"),
+    (MAIN + ["--config.data.augment=bogus"], "unknown augmentation 'bogus'"),
+    (MAIN + ["--config.data.normalize=bogus"], "unknown normalization 'bogus'"),
+    (MAIN + ["--config.data.on_device=maybe"], "--config.data.on_device='maybe': choose one of"),
+    (MAIN + ["--config.data.val_fraction=1.5"], "--config.data.val_fraction=1.5: must be >= 0 and < 1"),
+    (MAIN + ["--config.data.test_crop=five"], "unknown evaluation crop 'five'"),
+    (MAIN + ["--config.checkpoint.keep=0"], "--config.checkpoint.keep=0: must be >= 1"),
+    (MAIN + ["--config.checkpoint.best_metric=bogus"], "--config.checkpoint.best_metric='bogus': choose one of"),
+    (MAIN + ["--config.checkpoint.best_mode=bogus"], "--config.checkpoint.best_mode='bogus': choose one of 'min', 'max'"),
+    (MAIN + ["--config.model.dtype=bogus"], "--config.model.dtype='bogus': choose one of"),
+    (MAIN + ["--config.model.num_classes=-1"], "--config.model.num_classes=-1: must be >= 0"),
+    (MAIN + ["--config.model.num_classes=7"], "model.num_classes=7 but dataset 'digits' has 10 classes"),
+    (MAIN + ["--config.model.name=lenet"], "unknown model 'lenet'; did you mean lenet5"),
+    (MAIN + ["--config.model.name=alexnet"], "model 'alexnet' cannot take the data's 32x32x1 images (it is built for 227x227x3"),
+    (MAIN + ["--config.data.name=bogus"], "tensorflow-datasets cannot open 'bogus'"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={empty}"], "no HDF5 dataset at"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={no_images}"], "has no 'images'"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={bad_labels}"], "labels run from 0 to 12 but there are 3 class names"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={bad_mean}"], "mean.json is not the builders' mean file"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={not_hdf5}"], "is not a readable HDF5 file"),
+    (["experiments.main", "--config=configs/lenet_digits.py", "--workdir={file}"], "is a file, not a directory"),
+    (["experiments.main", "--config=configs/lenet_digits.py", "--workdir={file}/run"], "is a file, not a directory"),
+    (MAIN + ["--num_processes=2"], "--coordinator_address is missing"),
+    (MAIN + ["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=5"], "--process_id=5 must be in 0..1"),
+    (MAIN + ["--resume_epoch=3"], "--resume_epoch=3: no such checkpoint"),
+    (MAIN + ["--init_from={empty}"], "no checkpoints directory in"),
+    (MAIN + ["extra"], "unexpected arguments: extra"),
+    (MAIN + ["--workdirr=x"], "Unknown command line flag 'workdirr'"),
+    (["experiments.main", "--config=configs/lenet_digit.py", "--workdir={run}"], "cannot load the config"),
+    (["experiments.main", "--config=configs/lenet_digits.py:smok", "--workdir={run}"], "unknown config argument 'smok'"),
+    (["experiments.main", "--config=configs/resnet_tiny.py", "--workdir={run}"], "--layout=tiny_imagenet_200"),
+    (BUILD + ["--layout=folder", "--src={missing}", "--out={out}"], "is not a folder"),
+    (BUILD + ["--layout=folder", "--src={file}", "--out={out}"], "is not a folder"),
+    (BUILD + ["--layout=bogus", "--src={folder}", "--out={out}"], "value should be one of"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--size=0"], "--size=0: the image side must be"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--val=0.7", "--test=0.5"], "sum must be below 1"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--val=-0.1"], "a split share of -0.1 cannot work"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={file}"], "is a file, not a folder"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={built}"], "already holds train.h5; pass --overwrite"),
+    (BUILD + ["--layout=flowers17", "--src={folder}", "--out={out}"], "is not Oxford 17 flowers"),
+    (BUILD + ["--layout=tiny_imagenet_200", "--src={tiny}", "--out={out}"], "class 0 has 3 images, not more than the 50"),
+    (BUILD + ["--layout=tiny_imagenet_200", "--src={tiny}", "--out={out}", "--test=0.1"], "--test does not apply"),
+    (SUMMARIZE, "pass --model=NAME"),
+    (SUMMARIZE + ["--model=lenet5", "extra"], "unexpected arguments: extra"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "extra"], "unexpected arguments: extra"),
+    (SUMMARIZE + ["--model=nope"], "unknown model 'nope'"),
+    (SUMMARIZE + ["--model=vgg16", "--input_size=8,8"], "vgg16 cannot take a (8, 8, 3) input"),
+    (SUMMARIZE + ["--model=lenet5", "--num_classes=0"], "--num_classes=0: must be a positive integer"),
+    (SUMMARIZE + ["--model=lenet5", "--input_size=a,b"], "expected H,W or H,W,C as positive integers"),
+    (SUMMARIZE + ["--model=lenet5", "--input_size=0,0"], "every dimension must be positive"),
+]
+
+
+def write_h5(directory, labels_max=2, images=True, class_names=True, mean="ok"):
+  os.makedirs(directory)
+  for split in ("train", "val", "test"):
+    with h5py.File(os.path.join(directory, f"{split}.h5"), "w") as f:
+      if images:
+        f["images"] = np.zeros((4, 8, 8, 3), np.uint8)
+      f["labels"] = np.array([0, 1, 2, labels_max], np.int32)
+      if class_names:
+        f.attrs["class_names"] = [b"a", b"b", b"c"]
+  with open(os.path.join(directory, "mean.json"), "w") as f:
+    f.write('{"R": 1, "G": 2, "B": 3, "std": [1, 1, 1]}' if mean == "ok" else mean)
+
+
+def image(path, size=(12, 10)):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.new("RGB", size, (120, 30, 200)).save(path)
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory):
+  base = tmp_path_factory.mktemp("bad_inputs")
+  f = {name: str(base / name) for name in ("empty", "no_images", "bad_labels", "bad_mean", "not_hdf5",
+                                            "file", "missing", "folder", "built", "tiny")}
+  os.makedirs(f["empty"])
+  write_h5(f["no_images"], images=False)
+  write_h5(f["bad_labels"], labels_max=12)
+  write_h5(f["bad_mean"], mean="{garbage")
+  os.makedirs(f["not_hdf5"])
+  for split in ("train", "val", "test"):
+    open(os.path.join(f["not_hdf5"], f"{split}.h5"), "w").write("not hdf5")
+  open(f["file"], "w").write("a file")
+  for c in ("cat", "dog"):
+    for i in range(6):
+      image(os.path.join(f["folder"], c, f"{i}.png"))
+  write_h5(f["built"])
+  wnids = ["n0001", "n0002"]
+  open(os.path.join(os.makedirs(f["tiny"]) or f["tiny"], "wnids.txt"), "w").write("\n".join(wnids))
+  for w in wnids:
+    for i in range(3):
+      image(os.path.join(f["tiny"], "train", w, "images", f"{w}_{i}.JPEG"))
+  image(os.path.join(f["tiny"], "val", "images", "val_0.JPEG"))
+  open(os.path.join(f["tiny"], "val", "val_annotations.txt"), "w").write("val_0.JPEG\tn0001\t0\t0\t1\t1\n")
+  return base, f
+
+
+def snapshot(root):
+  return {os.path.join(d, n): (os.path.getsize(os.path.join(d, n)), os.path.getmtime(os.path.join(d, n)))
+          for d, _, names in os.walk(root) for n in names}
+
+
+def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixtures, tmp_path):
+  base, f = fixtures
+  cases, expected = [], []
+  for i, (argv, message) in enumerate(CASES):
+    names = dict(f, run=str(tmp_path / f"run{i}"), out=str(tmp_path / f"out{i}"))
+    cases.append({"module": argv[0], "argv": [a.format(**names) for a in argv[1:]], "cwd": ROOT})
+    expected.append(message)
+  assert len(CASES) >= 40 and len({tuple(c["argv"]) for c in cases}) == len(CASES)
+  before = snapshot(base)
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py")], input=json.dumps(cases),
+                        capture_output=True, text=True, cwd=ROOT, timeout=900,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(proc.stdout)
+  failures = []
+  for case, message, r in zip(cases, expected, results):
+    lines = [line for line in r["stderr"].splitlines() if line.strip()]
+    ok = (r["rc"] == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0])
+    if not ok:
+      failures.append(f"{case['module']} {' '.join(case['argv'])}\n  rc {r['rc']}, {len(lines)} stderr lines: "
+                      f"{(lines[0] if lines else '')[:300]} ... {(lines[-1] if lines else '')[:200]}")
+  assert not failures, f"{len(failures)} of {len(cases)} cases break the rule:\n" + "\n".join(failures)
+  assert snapshot(base) == before  # no fixture was touched
+  written = [p for p in tmp_path.rglob("*") if p.is_file()]
+  assert not written, written
+
+
+def test_the_python_api_raises_user_errors(tmp_path):
+  from cnnzoo.errors import UserError
+  from cnnzoo.models import create_model
+  from cnnzoo.transfer import load_keras_weights
+  for bad in (0, -1, "ten", 2.5):
+    with pytest.raises(UserError, match="a model needs a positive integer number of classes"):
+      create_model("lenet5", num_classes=bad)
+  with pytest.raises(UserError, match="unknown model 'lenet'"):
+    create_model("lenet", num_classes=10)
+  with pytest.raises(UserError, match="'lenet5' has no field among \\['bogus'\\]"):
+    create_model("lenet5", num_classes=10, bogus=1)
+  with pytest.raises(UserError, match="cannot read"):
+    load_keras_weights(str(tmp_path / "missing.h5"), "vgg16")
+  (tmp_path / "text.h5").write_text("not hdf5")
+  with pytest.raises(UserError, match="cannot read"):
+    load_keras_weights(str(tmp_path / "text.h5"), "vgg16")
+  with h5py.File(tmp_path / "other.h5", "w") as h:
+    h["images"] = np.zeros(3)
+  with pytest.raises(UserError, match="not a Keras weight file"):
+    load_keras_weights(str(tmp_path / "other.h5"), "vgg16")
+  with pytest.raises(UserError, match="unknown model"):
+    load_keras_weights(str(tmp_path / "other.h5"), "vgg17")
