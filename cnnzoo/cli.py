@@ -6,6 +6,7 @@ exit status 2, never a traceback.
 are printed the same way. Anything else is a bug and keeps its traceback.
 """
 
+import os
 import re
 import sys
 
@@ -29,13 +30,35 @@ def last_line(text) -> str:
   return re.sub(r"^[\w.]*(Error|Exception): ", "", line)
 
 
+def _config_file_problem(argv) -> str | None:
+  """Why the `--config=FILE[:ARG]` of `argv` cannot load, or None. Checked before the overrides
+  are applied, which would otherwise fail on a config that is not there with a confusing error."""
+  spec = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  path = spec.split(":", 1)[0]
+  if not os.path.isfile(path):
+    return f"cannot load the config: {path} is not a file"
+  try:
+    with open(path) as f:
+      compile(f.read(), path, "exec")
+  except SyntaxError as e:
+    return f"cannot load the config: {path} line {e.lineno}: {e.msg}"
+  return None
+
+
 def _parse_flags(argv):
+  problem = _config_file_problem(argv)
+  if problem:
+    fail(problem)
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:  # unknown flag, bad value, or a config file whose get_config raised
     fail(last_line(e))
   except (AttributeError, KeyError) as e:  # ml_collections: --config.X.Y names no field
     text = str(e)
+    if "get_config" in text:
+      fail(f"cannot load the config: the file has no get_config() function ({last_line(e)})")
     hint = re.search(r'Did you mean \\*"(\w+)\\*" instead of \\*"(\w+)\\*"', text)
     overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     name = re.search(r"(\w+)", text)
@@ -44,6 +67,8 @@ def _parse_flags(argv):
     fail(f"{flag}: no such config field {bad!r}" + (f"; did you mean {hint.group(1)!r}?" if hint else ""))
   except (TypeError, ValueError) as e:  # ml_collections: a value of the wrong type for its field
     fail(last_line(e))
+  except Exception as e:  # noqa: BLE001 -- the config file's own get_config() raised: the user's code
+    fail(f"cannot load the config: {type(e).__name__}: {last_line(e)}")
 
 
 def quiet_logs() -> None:
@@ -60,9 +85,11 @@ def quiet_logs() -> None:
 def check_config(config_flag) -> None:
   """Touches a config flag's value: a config file that failed to load is reported in one line."""
   try:
-    config_flag.value.keys()
-  except OSError as e:
-    fail(f"cannot load the config: {last_line(e)}")
+    value = config_flag.value
+  except Exception as e:  # noqa: BLE001 -- a missing file, or the file's get_config() raised
+    fail(f"cannot load the config: {type(e).__name__}: {last_line(e)}")
+  if not hasattr(value, "keys"):
+    fail(f"cannot load the config: get_config() returned {type(value).__name__}, not a ConfigDict")
 
 
 def run(main) -> None:

@@ -33,11 +33,15 @@ def main(argv):
   del argv
   from cnnzoo.data import builders
   names = _SPLIT_ARGS[_LAYOUT.value]
+  if _SEED.value < 0:
+    cli.fail(f"--seed={_SEED.value}: must be >= 0")
   split_args = {"seed": _SEED.value}
   for name, flag, value in zip(names, ("--val", "--test"), (_VAL.value, _TEST.value)):
     if value is not None and not name:
       cli.fail(f"{flag} does not apply to --layout={_LAYOUT.value} (its test split is the "
                "archive's official validation set)")
+    if value is not None and name.endswith(("count", "per_class")) and value != int(value):
+      cli.fail(f"{flag}={value:g}: --layout={_LAYOUT.value} takes a whole number of images here")
     if value is not None:
       split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
   report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value,

@@ -38,10 +38,10 @@ def main(argv):
     cli.fail(f"--num_classes={_CLASSES.value}: must be a positive integer")
   if shape is not None and min(shape) < 1:
     cli.fail(f"--input_size={','.join(_INPUT.value)}: every dimension must be positive")
-  try:
-    inspect.summarize(_MODEL.value, shape, _CLASSES.value)
-  except Exception as e:  # noqa: BLE001 -- the model cannot take this input: shape errors of every kind
-    cli.fail(f"{_MODEL.value} cannot take a {shape} input (its default is {info.input_shape}): {cli.last_line(e)[:160]}")
+  model = models.create_model(_MODEL.value, num_classes=_CLASSES.value or info.num_classes)
+  problem = models.input_problem(model, shape or info.input_shape)
+  if problem:
+    cli.fail(f"{_MODEL.value} cannot take a {shape} input (its default is {info.input_shape}): {problem}")
   if _LAYERS.value:
     for index, path, kind, out, n in inspect.layer_table(_MODEL.value, shape, _CLASSES.value):
       print(f"{index:4d}  {path:45s} {kind:14s} {str(out):20s} {n:>12,}")

@@ -77,17 +77,27 @@ CASES = [
     (["experiments.main", "--config=configs/lenet_digit.py", "--workdir={run}"], "cannot load the config"),
     (["experiments.main", "--config=configs/lenet_digits.py:smok", "--workdir={run}"], "unknown config argument 'smok'"),
     (["experiments.main", "--config=configs/resnet_tiny.py", "--workdir={run}"], "--layout=tiny_imagenet_200"),
+    (["experiments.main", "--config=configs/resnet_cifar10.py", "--workdir={run}", "--config.data.dir={empty}"],
+     "tfds build cifar10"),
+    (["experiments.main", "--config=configs/alexnet_dogs_vs_cats.py", "--workdir={run}"],
+     "--layout=dogs_vs_cats --src=dogs-vs-cats"),
     (BUILD + ["--layout=folder", "--src={missing}", "--out={out}"], "is not a folder"),
     (BUILD + ["--layout=folder", "--src={file}", "--out={out}"], "is not a folder"),
     (BUILD + ["--layout=bogus", "--src={folder}", "--out={out}"], "value should be one of"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--size=0"], "--size=0: the image side must be"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--val=0.7", "--test=0.5"], "sum must be below 1"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--val=-0.1"], "a split share of -0.1 cannot work"),
-    (BUILD + ["--layout=folder", "--src={folder}", "--out={file}"], "is a file, not a folder"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={file}"], "is a file, not a directory"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={built}"], "already holds train.h5; pass --overwrite"),
     (BUILD + ["--layout=flowers17", "--src={folder}", "--out={out}"], "is not Oxford 17 flowers"),
     (BUILD + ["--layout=tiny_imagenet_200", "--src={tiny}", "--out={out}"], "class 0 has 3 images, not more than the 50"),
     (BUILD + ["--layout=tiny_imagenet_200", "--src={tiny}", "--out={out}", "--test=0.1"], "--test does not apply"),
+    (BUILD + ["--layout=tiny_imagenet_200", "--src={tiny}", "--out={out}", "--val=0.5"], "takes a whole number of images"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--seed=-1"], "--seed=-1: must be >= 0"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={file}/sub"], "is a file, not a directory"),
+    (BUILD + ["--layout=folder", "--src={no_images}", "--out={out}"], "has no class sub-folders"),
+    (BUILD + ["--layout=folder", "--src={text_only}", "--out={out}"], "holds no images for the training split"),
+    (BUILD + ["--layout=folder", "--src={unreadable}", "--out={out}"], "could be read"),
     (SUMMARIZE, "pass --model=NAME"),
     (SUMMARIZE + ["--model=lenet5", "extra"], "unexpected arguments: extra"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "extra"], "unexpected arguments: extra"),
@@ -96,6 +106,19 @@ CASES = [
     (SUMMARIZE + ["--model=lenet5", "--num_classes=0"], "--num_classes=0: must be a positive integer"),
     (SUMMARIZE + ["--model=lenet5", "--input_size=a,b"], "expected H,W or H,W,C as positive integers"),
     (SUMMARIZE + ["--model=lenet5", "--input_size=0,0"], "every dimension must be positive"),
+    (SUMMARIZE + ["--model=inception_v3", "--input_size=32,32"], "outputs an empty"),
+    (MAIN + ["--config.model.name=inception_v3"], "model 'inception_v3' cannot take the data's 32x32x1 images"),
+    (MAIN + ["--config.model.input_shape=(64, 64, 3)"], "--config.model.input_shape=(64, 64, 3) but the model sees"),
+    (MAIN + ["--config.data.name=synthetic", "--config.model.num_classes=3", "--config.data.synthetic_sizes=(8, 0, 8)"],
+     "synthetic_sizes=(8, 0, 8): expected (train, val, test) image counts >= 1"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={mixed_sizes}"], "every split must have one size"),
+    (MAIN + ["--init_from="], "--init_from is empty"),
+    (MAIN + ["--init_from={empty}:abc"], "no checkpoints directory"),
+    (["experiments.main", "--config=configs/lenet_digits.py", "--workdir="], "--workdir is empty"),
+    (["experiments.main", "--config={syntax_error}", "--workdir={run}", "--config.optim.lr=1"], "line 1: invalid syntax"),
+    (["experiments.main", "--config={raises}", "--workdir={run}"], "cannot load the config: RuntimeError: boom"),
+    (["experiments.main", "--config={no_get_config}", "--workdir={run}"], "has no get_config() function"),
+    (["experiments.main", "--config=configs/missing.py", "--workdir={run}", "--config.optim.lr=1"], "is not a file"),
 ]
 
 
@@ -121,7 +144,8 @@ def image(path, size=(12, 10)):
 def fixtures(tmp_path_factory):
   base = tmp_path_factory.mktemp("bad_inputs")
   f = {name: str(base / name) for name in ("empty", "no_images", "bad_labels", "bad_mean", "not_hdf5",
-                                            "file", "missing", "folder", "built", "tiny")}
+                                            "file", "missing", "folder", "built", "tiny", "mixed_sizes",
+                                            "syntax_error", "raises", "no_get_config", "text_only", "unreadable")}
   os.makedirs(f["empty"])
   write_h5(f["no_images"], images=False)
   write_h5(f["bad_labels"], labels_max=12)
@@ -134,6 +158,20 @@ def fixtures(tmp_path_factory):
     for i in range(6):
       image(os.path.join(f["folder"], c, f"{i}.png"))
   write_h5(f["built"])
+  write_h5(f["mixed_sizes"])
+  for c in ("cat", "dog"):
+    for i in range(6):
+      os.makedirs(os.path.join(f["text_only"], c), exist_ok=True)
+      open(os.path.join(f["text_only"], c, f"{i}.txt"), "w").write("not an image")
+      os.makedirs(os.path.join(f["unreadable"], c), exist_ok=True)
+      open(os.path.join(f["unreadable"], c, f"{i}.jpg"), "w").write("not a jpeg")
+  with h5py.File(os.path.join(f["mixed_sizes"], "val.h5"), "a") as h:
+    del h["images"]
+    h["images"] = np.zeros((4, 16, 16, 3), np.uint8)
+  for name, text in (("syntax_error", "def get_config(:\n"), ("no_get_config", "x = 1\n"),
+                     ("raises", "def get_config(arg=None):\n  raise RuntimeError('boom')\n")):
+    f[name] += ".py"
+    open(f[name], "w").write(text)
   wnids = ["n0001", "n0002"]
   open(os.path.join(os.makedirs(f["tiny"]) or f["tiny"], "wnids.txt"), "w").write("\n".join(wnids))
   for w in wnids:
@@ -185,7 +223,7 @@ def test_the_python_api_raises_user_errors(tmp_path):
       create_model("lenet5", num_classes=bad)
   with pytest.raises(UserError, match="unknown model 'lenet'"):
     create_model("lenet", num_classes=10)
-  with pytest.raises(UserError, match="'lenet5' has no field among \\['bogus'\\]"):
+  with pytest.raises(UserError, match="'lenet5' does not take the overrides \\['bogus'\\]"):
     create_model("lenet5", num_classes=10, bogus=1)
   with pytest.raises(UserError, match="cannot read"):
     load_keras_weights(str(tmp_path / "missing.h5"), "vgg16")

@@ -16,6 +16,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import ROOT, lenet_cli, read_json, without_timing
 
 TRIALS = int(os.environ.get("CNNZOO_KILL_TRIALS", "4"))
@@ -50,6 +52,7 @@ def kill_in_phase(argv, phase, nth, delay, env, timeout=300):
   return killed
 
 
+@pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted run with the tmpfs test
 def test_kill_9_at_random_points_then_rerun_is_bitwise_exact(tmp_path, lenet_reference):
   epochs = 2 * TRIALS + 2  # a trial moves the run on by two epochs at most: every trial finds work
   reference = lenet_reference(epochs)

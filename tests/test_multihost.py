@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, lenet_cli
 
-ARGS = ["--config=configs/lenet_digits.py", "--config.num_epochs=2", "--config.monitor.progress=False",
-        "--config.monitor.plot=False", "--config.monitor.tensorboard=False"]
+ARGS = lenet_cli("{}", 2)[3:]  # as conftest.lenet_reference(2) runs it, minus the workdir
+ARGS.remove("--workdir={}")
 
 
 def free_port() -> int:
@@ -20,7 +20,8 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path):
+@pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted 2-epoch run with other tests
+def test_two_processes_train_like_one(tmp_path, lenet_reference):
   port = free_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
   procs = [subprocess.Popen([sys.executable, "-m", "experiments.main", *ARGS, f"--workdir={tmp_path / 'multi'}",
@@ -43,7 +44,7 @@ def test_two_processes_train_like_one(tmp_path):
   assert len(multi_h) == len(single_h) == 2
   for a, b in zip(multi_h, single_h):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-3) and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
-  multi_r, single_r = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("multi", "single"))
+  multi_r, single_r = (json.loads(open(os.path.join(d, "results.json")).read()) for d in (tmp_path / "multi", single))
   # a near-tie between two classes may flip on one test image: allow 2 of 360
   assert abs(multi_r["test_accuracy"] - single_r["test_accuracy"]) <= 2 / 360 and multi_r["test_count"] == 360
   assert sorted(os.listdir(tmp_path / "multi" / "checkpoints")) == ["1", "2"]

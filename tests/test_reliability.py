@@ -154,11 +154,15 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes_exactly(tiny_digi
   assert loop.train_and_evaluate(tiny_digits, workdir) == reference
 
 
+EPOCHS = 10  # as test_kill's default run, whose uninterrupted reference it shares
+
+
 def tmpfs_available():
   return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount") is not None
 
 
 @pytest.mark.skipif(not tmpfs_available(), reason="mounting a small tmpfs needs root")
+@pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted 10-epoch run with test_kill
 def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
   """The CLI on a 2.5 MB tmpfs (three LeNet checkpoints fit, a fourth does not)."""
   mount = tmp_path / "small"
@@ -168,7 +172,7 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
   try:
     workdir = str(mount / "run")
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run(lenet_cli(workdir, 6), cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(lenet_cli(workdir, EPOCHS), cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot write to ") and "No space left on device" in lines[0]
@@ -177,10 +181,10 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
     assert intact in ckpt.epochs()
     ckpt.close()
     subprocess.run(["mount", "-o", "remount,size=20m", str(mount)], check=True)  # space freed
-    proc = subprocess.run(lenet_cli(workdir, 6), cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(lenet_cli(workdir, EPOCHS), cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"resuming after epoch {intact} of 6" in proc.stdout
-    reference = lenet_reference(6)
+    assert f"resuming after epoch {intact} of {EPOCHS}" in proc.stdout
+    reference = lenet_reference(EPOCHS)
     assert read_json(reference, "results.json") == read_json(workdir, "results.json")
   finally:
     subprocess.run(["umount", "-l", str(mount)])

@@ -65,7 +65,9 @@ def train(state):
   return state, losses
 
 # the float32 noise floor of this program: the same steps from weights nudged by one part in 1e7
-nudged = run.state.replace(params=jax.tree.map(lambda p: p * (1 + 1e-7), run.state.params))
+# (a copy of every buffer: the train step donates its input state)
+nudged = jax.tree.map(lambda x: x.copy(), run.state)
+nudged = nudged.replace(params=jax.tree.map(lambda p: p * (1 + 1e-7), nudged.params))
 _, floor = train(nudged)
 state, losses = train(run.state)
 print(json.dumps({"devices": jax.device_count(), "losses": losses, "floor": floor,
@@ -113,31 +115,3 @@ def test_every_config_smoke_runs(name, tmp_path):
   assert len(history) == config.num_epochs == 2
   assert all(jax.numpy.isfinite(h["loss"]) for h in history)
   assert results["test_count"] == 8
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--config=configs/lenet_digits.py", "--config.model.name=lenet"], "unknown model 'lenet'; did you mean lenet5"),
-    (["--config=configs/resnet_cifar10.py"], "tfds build cifar10"),
-    (["--config=configs/resnet_tiny.py"], "--layout=tiny_imagenet_200"),
-    (["--config=configs/alexnet_dogs_vs_cats.py"], "--layout=dogs_vs_cats --src=dogs-vs-cats"),
-    (["--config=configs/lenet_digits.py", "--config.data.crop_size=40"],
-     "data.crop_size=40 must be between 1 and the images' 32x32"),
-    (["--config=configs/lenet_digits.py", "--config.data.crop_size=28", "--config.data.test_crop=five"],
-     "unknown evaluation crop 'five'; choose center, resize, ten"),
-    (["--config=configs/lenet_digits.py", "--config.data.batch_size=5000"], "fewer than one batch"),
-    (["--config=configs/lenet_digits.py", "--config.schedule.name=expo"], "unknown schedule 'expo'"),
-    (["--config=configs/lenet_digits.py", "--resume_epoch=3"], "--resume_epoch=3: no such checkpoint"),
-    (["--config=configs/lenet_digits.py:smok"], "unknown config argument 'smok'; this config accepts smoke"),
-    (["--config=configs/lenet_digit.py"], "cannot load the config: [Errno 2] No such file or directory"),
-    (["--config=configs/lenet_digits.py", "--config.optim.lrr=0.1"],
-     "--config.optim.lrr: no such config field 'lrr'; did you mean 'lr'?"),
-    (["--config=configs/lenet_digits.py", "--config.optim.lr=fast"], "could not convert string to float: 'fast'"),
-    (["--config=configs/lenet_digits.py", "--workdirr=x"], "Unknown command line flag 'workdirr'"),
-])
-def test_user_errors_are_one_line_and_write_nothing(args, message, tmp_path):
-  workdir = tmp_path / "run"
-  proc = run_cli([*args, f"--workdir={workdir}"])
-  assert proc.returncode == 2
-  lines = [line for line in proc.stderr.strip().splitlines() if line]
-  assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-  assert not workdir.exists() or not any(p.is_file() for p in workdir.rglob("*"))

@@ -12,9 +12,11 @@ import dataclasses
 import glob
 import json
 import os
+import sys
 
 import numpy as np
 
+from cnnzoo import paths
 from cnnzoo.errors import UserError
 
 FLOWERS17 = ("Daffodil", "Snowdrop", "LilyValley", "Bluebell", "Crocus", "Iris", "Tigerlily", "Tulip",
@@ -165,7 +167,8 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
       images = f.create_dataset("images", (len(items), size, size, 3), np.uint8, chunks=chunk,
                                 maxshape=(None, size, size, 3))
       labels = np.zeros(len(items), np.int32)
-      for path_i, label in tqdm(items, desc=os.path.basename(path), disable=not progress, unit="img"):
+      for path_i, label in tqdm(items, desc=os.path.basename(path), unit="img", file=sys.stdout,
+                                disable=None if progress else True):  # None: off unless a terminal
         try:
           images[n] = load_image(path_i, size, mode)
         except (OSError, ValueError, SyntaxError):  # PIL's errors for unreadable / truncated files
@@ -220,14 +223,16 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
     raise LayoutError(f"unknown layout {layout!r}; choose {', '.join(sorted(LAYOUTS))}")
   if size < 1:
     raise UserError(f"--size={size}: the image side must be a positive number of pixels")
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise UserError(f"--out={out} is a file, not a folder; choose another --out")
+  paths.check_writable(out, "--out")
   if not os.path.isdir(src):
     raise LayoutError(f"--src={src} is not a folder; pass the folder the archive was unpacked into")
   existing = [f for f in ("train.h5", "val.h5", "test.h5", "mean.json") if os.path.exists(os.path.join(out, f))]
   if existing and not overwrite:
     raise UserError(f"{out} already holds {existing[0]}; pass --overwrite to replace it or choose another --out")
   listing = LAYOUTS[layout](src, **split_args)
+  if not listing.splits["train"]:
+    raise LayoutError(f"{src} holds no images for the training split in the {layout} layout")
+  made_out = not os.path.exists(out)
   os.makedirs(out, exist_ok=True)
   report = {"counts": {}, "skipped": []}
   for split, items in listing.splits.items():
@@ -238,5 +243,12 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
     n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
     report["counts"][split] = n
     report["skipped"] += skipped
+    if n == 0:  # every image unreadable: no dataset rather than an empty one
+      for name in report["counts"]:
+        os.remove(os.path.join(out, f"{name}.h5"))
+      if made_out:
+        os.rmdir(out)
+      raise LayoutError(f"none of the {len(items)} {split} images in {src} could be read "
+                        f"(e.g. {skipped[0]}); nothing was written")
   report["mean"], report["std"] = write_stats(out)
   return report

@@ -12,6 +12,7 @@ checkpoint whose files do not read, or read back different numbers, raises
 CheckpointDamagedError instead of resuming from wrong values.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -159,11 +160,23 @@ class Checkpointer:
   def save(self, epoch: int, state_tree, meta: dict, metrics: dict) -> None:
     """Saves epoch `epoch` (asynchronously unless disabled), with the state's signature and
     checksum added to `meta`."""
+    self._check_space(epoch, state_tree)
     meta = {**meta, "signature": tree_signature(state_tree), "checksum": tree_checksum(state_tree)}
     meta["meta_checksum"] = _meta_checksum(meta)
     self._manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state_tree),
                                                       meta=ocp.args.JsonSave(meta)),
                        metrics=metrics)
+
+  def _check_space(self, epoch: int, state_tree) -> None:
+    """Refuses to start a write that cannot fit: OSError(ENOSPC) after the previous write has
+    completed, so the newest checkpoint on disk is whole. (A write that fails half-way, the disk
+    filling from elsewhere, is caught too, but orbax's background threads report it noisily.)"""
+    need = int(sum(x.nbytes for x in jax.tree.leaves(state_tree)) * 1.1) + 2**16
+    free = shutil.disk_usage(self.directory).free
+    if free < need:
+      self.wait()
+      raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the checkpoint of epoch {epoch} needs about "
+                                  f"{need / 2**20:.1f} MB, {free / 2**20:.1f} MB are free)")
 
   def read_meta(self, epoch: int) -> dict:
     """The JSON record saved with epoch `epoch`; CheckpointDamagedError if it does not read."""

@@ -66,6 +66,16 @@ def build(config) -> Run:
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
+  for split_name, split in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
+    if len(split) == 0:
+      raise ConfigError(f"dataset {ds.name!r}: the {split_name} split has no images")
+    if tuple(split.images.shape[1:]) != tuple(ds.image_shape):
+      raise ConfigError(f"dataset {ds.name!r}: {split_name} images are {tuple(split.images.shape[1:])}, "
+                        f"train images {tuple(ds.image_shape)}; every split must have one size")
+  seen = model_image_shape(config.data, ds.image_shape)
+  if config.model.input_shape and tuple(config.model.input_shape) != tuple(seen):
+    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the model sees the "
+                      f"data's {tuple(seen)} (after data.crop_size); leave it () or resize the data")
   num_classes = config.model.num_classes or ds.num_classes
   if num_classes != ds.num_classes:
     raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
@@ -111,23 +121,14 @@ def _create_model(config, num_classes: int, image_shape):
                                 dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
   except TypeError as e:  # a kwargs field the model does not have
     raise ConfigError(f"--config.model.kwargs={kwargs} does not fit {config.model.name!r}: {e}") from None
-  x = jax.ShapeDtypeStruct((1, *image_shape), jax.numpy.float32)
-  try:
-    jax.eval_shape(lambda x: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x,
-                                        train=False), x)
-  except Exception as e:  # noqa: BLE001 -- shape errors of every kind, from flax or XLA
+  problem = models.input_problem(model, image_shape)
+  if problem:
     need = models.model_info(config.model.name).input_shape
     h, w, ch = image_shape
     raise ConfigError(f"model {config.model.name!r} cannot take the data's {h}x{w}x{ch} images (it is built "
-                      f"for {need[0]}x{need[1]}x{need[2]}; {cli_last_line(e)}); choose a model for this "
-                      "input size or resize the data (--config.data.image_size / resize / crop_size)") from None
+                      f"for {need[0]}x{need[1]}x{need[2]}; {problem}); choose a model for this input size, "
+                      "resize the data (--config.data.image_size / resize / crop_size) or check model.kwargs")
   return model
-
-
-def cli_last_line(e: BaseException) -> str:
-  """The last line of an exception's message, trimmed (for one-line reports)."""
-  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-  return (lines[-1] if lines else type(e).__name__)[:160]
 
 
 def evaluate(run: Run, state, loader: Loader, step: Step | None = None) -> dict:
@@ -168,8 +169,12 @@ def _init_from(run: Run, spec: str):
   """Copies params and batch_stats from OTHER_WORKDIR[:EPOCH]; optimizer and step start afresh."""
   path, _, epoch = spec.partition(":")
   directory = os.path.join(path, "checkpoints")
+  if not path:
+    raise UserError("--init_from is empty: give OTHER_WORKDIR[:EPOCH]")
   if not os.path.isdir(directory):
     raise UserError(f"--init_from={spec}: no checkpoints directory in {path}")
+  if epoch and not epoch.isdigit():
+    raise UserError(f"--init_from={spec}: the epoch after ':' must be a whole number")
   other = Checkpointer(directory, read_only=True, best_metric=None)
   epochs = other.epochs()
   if not epochs or (epoch and int(epoch) not in epochs):
@@ -284,7 +289,7 @@ def _disk_error(e: BaseException) -> str | None:
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
-      return os.strerror(e.errno)
+      return str(e.strerror or os.strerror(e.errno))
     for text in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system"):
       if text in str(e):
         return text
@@ -312,15 +317,23 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
     RunStopped: the loss became NaN / Inf, or the disk filled; the last good checkpoint is kept.
   """
   workdir_lib.check_writable(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  if resume_epoch is not None and resume_epoch not in _finished_epochs(directory):
+    raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {directory} "
+                    f"(epochs on disk: {_finished_epochs(directory) or 'none'})")
+  if init_from is not None and _finished_epochs(directory):
+    raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
+                    "use a new --workdir")
   run = build(config)  # fails on bad config or missing data before anything is written
+  if init_from is not None:  # read (and checked) before anything is written
+    run.state = _init_from(run, init_from)
   ck = config.checkpoint
   with workdir_lib.lock(workdir):
-    directory = os.path.join(workdir, "checkpoints")
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
     failed = True
     try:
-      results = _train(run, config, workdir, ckpt, resume_epoch, init_from)
+      results = _train(run, config, workdir, ckpt, resume_epoch)
       failed = False
       return results
     except (OSError, ValueError, RuntimeError) as e:
@@ -364,15 +377,10 @@ def _check_finite(loss: float, val_loss: float, epoch: int, lr: float, ckpt: Che
                    f"epoch {epoch} was saved; {where}")
 
 
-def _train(run, config, workdir, ckpt, resume_epoch, init_from) -> dict:
+def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   """The body of train_and_evaluate once the workdir is locked and the checkpoints are open."""
   epochs = ckpt.epochs()
-  if init_from and epochs:
-    raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
-                    "use a new --workdir")
   start, state, history = _resume_point(run, ckpt, resume_epoch)
-  if init_from:
-    state = _init_from(run, init_from)
   truncate = bool(epochs) and start < epochs[-1]
 
   if jax.process_index() == 0:  # one writer; the other processes share the folder

@@ -66,6 +66,9 @@ def check(c) -> None:
     raise ConfigError(f"--config.data.erase_area={area}: expected (low, high) with 0 < low <= high <= 1")
   _number("data.erase_ratio", d.erase_ratio, low=0, high=1, low_open=True)
   _choice("data.on_device", d.on_device, ("auto", "yes", "no", True, False))
+  sizes = tuple(d.synthetic_sizes)
+  if len(sizes) != 3 or not all(isinstance(n, numbers.Integral) and n >= 1 for n in sizes):
+    raise ConfigError(f"--config.data.synthetic_sizes={sizes}: expected (train, val, test) image counts >= 1")
   if d.std:
     for v in d.std:
       _number("data.std", v, low=0, low_open=True)

@@ -7,7 +7,8 @@ import os
 
 import jax
 
-from cnnzoo.errors import UserError
+from cnnzoo import paths
+from cnnzoo.errors import RunStopped, UserError
 
 LOCK_NAME = ".lock"
 
@@ -17,17 +18,8 @@ class WorkdirBusyError(UserError):
 
 
 def check_writable(workdir: str) -> None:
-  """Refuses a workdir that is a file, or that sits below one, before anything is written."""
-  path = os.path.abspath(workdir)
-  while path and not os.path.exists(path):
-    parent = os.path.dirname(path)
-    if parent == path:
-      break
-    path = parent
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise UserError(f"--workdir={workdir}: {path} is a file, not a directory; choose another --workdir")
-  if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
-    raise UserError(f"--workdir={workdir}: {path} is not writable; choose another --workdir")
+  """Refuses a workdir that is empty, a file, below a file or not writable, before anything is written."""
+  paths.check_writable(workdir, "--workdir")
 
 
 @contextlib.contextmanager
@@ -41,8 +33,14 @@ def lock(workdir: str):
   if jax.process_index() != 0:  # the other processes of a multi-host run share process 0's lock
     yield
     return
+  created = _missing_parents(workdir)
+  if not os.path.exists(os.path.join(workdir, "checkpoints")):
+    created.append(os.path.abspath(os.path.join(workdir, "checkpoints")))
   os.makedirs(workdir, exist_ok=True)
-  fd = os.open(os.path.join(workdir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+  path = os.path.join(workdir, LOCK_NAME)
+  created += [] if os.path.exists(path) else [path]
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  refused = False
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,9 +52,35 @@ def lock(workdir: str):
                              "or choose another --workdir") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    yield
+    try:
+      yield
+    except UserError as e:
+      refused = not isinstance(e, RunStopped)
+      raise
   finally:
+    if refused:  # a refused run leaves the folder as it found it
+      for made in reversed(created):
+        _remove_if_empty(made)
     os.close(fd)  # releases the lock
+
+
+def _missing_parents(path: str) -> list[str]:
+  """`path` and its parents that do not exist yet, outermost first."""
+  missing, path = [], os.path.abspath(path)
+  while not os.path.exists(path):
+    missing.append(path)
+    path = os.path.dirname(path)
+  return missing[::-1]
+
+
+def _remove_if_empty(path: str) -> None:
+  try:
+    if os.path.isdir(path):
+      os.rmdir(path)  # only if empty: never removes what a run wrote
+    else:
+      os.remove(path)
+  except OSError:
+    pass
 
 
 def write_config(config, workdir: str, start_epoch: int) -> None:

@@ -200,6 +200,7 @@ def load_keras_weights(path: str, model_name: str, *, num_classes: int | None = 
   Returns:
     (model, variables) with `params` and, where the model has BatchNorm, `batch_stats`.
   """
+  models.model_info(model_name)  # an unknown name fails before the file is read
   _register_orders()
   layers, named = read_keras_file(path)
   file_dense = [l for l in layers if l.kind == "dense"]
