@@ -102,5 +102,8 @@ def run(main) -> None:
       return main(argv)
     except UserError as e:
       fail(str(e), e.exit_code)
+    except MemoryError:
+      fail("out of memory: the images, batch or model this asks for do not fit in this machine's memory; "
+           "lower --config.data.image_size / batch_size (or --size for build_dataset)", 1)
 
   app.run(guarded, flags_parser=_parse_flags)

@@ -187,6 +187,12 @@ def make_preprocess(data_cfg, mean, std=None, image_shape=None):
                       "(mean.json gains it) or set --config.data.std")
   if data_cfg.augment not in AUGMENTATIONS:
     raise ConfigError(f"unknown augmentation {data_cfg.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+  channels = image_shape[-1] if image_shape is not None else None
+  for name, stat in (("mean", mean), ("std", std)):
+    used = data_cfg.normalize == "standardize" or (name == "mean" and data_cfg.normalize == "mean")
+    if used and channels and stat is not None and len(stat) != channels:
+      where = "--config.data.std" if name == "std" and data_cfg.get("std") else f"the dataset's channel {name}"
+      raise ConfigError(f"{where} has {len(stat)} values but the images have {channels} channel(s)")
   size = data_cfg.get("crop_size", 0)
   if image_shape is not None:
     model_image_shape(data_cfg, image_shape)

@@ -72,10 +72,11 @@ def build(config) -> Run:
     if tuple(split.images.shape[1:]) != tuple(ds.image_shape):
       raise ConfigError(f"dataset {ds.name!r}: {split_name} images are {tuple(split.images.shape[1:])}, "
                         f"train images {tuple(ds.image_shape)}; every split must have one size")
-  seen = model_image_shape(config.data, ds.image_shape)
-  if config.model.input_shape and tuple(config.model.input_shape) != tuple(seen):
-    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the model sees the "
-                      f"data's {tuple(seen)} (after data.crop_size); leave it () or resize the data")
+  seen = tuple(model_image_shape(config.data, ds.image_shape))
+  if config.model.input_shape and tuple(config.model.input_shape) not in (tuple(ds.image_shape), seen):
+    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the data's images are "
+                      f"{tuple(ds.image_shape)}" + (f" (the model sees {seen} crops)" if seen != tuple(ds.image_shape)
+                                                   else "") + "; leave it () (the data decides) or resize the data")
   num_classes = config.model.num_classes or ds.num_classes
   if num_classes != ds.num_classes:
     raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
