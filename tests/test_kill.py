@@ -4,7 +4,7 @@ equal to an uninterrupted run.
 
 The default suite runs 4 trials (one per phase). The documented stress run:
 
-  CNNZOO_KILL_TRIALS=20 python -m pytest tests/test_kill.py -q -s
+  CNNZOO_KILL_TRIALS=20 python -m pytest tests/test_kill.py -q -s -n 0
 
 prints one line per trial (phase, delay, epochs on disk) and the verdict.
 """
