@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnzoo.training import loop
+from cnnzoo.training import loop, resume
 from cnnzoo.training.checkpoint import CheckpointMismatchError, Checkpointer
 
 TIMING = ("seconds", "img_per_sec", "data_seconds")
@@ -74,11 +74,11 @@ def test_init_from_copies_weights_and_starts_afresh(tiny_digits, tmp_path):
   source = str(tmp_path / "source")
   results = loop.train_and_evaluate(tiny_digits, source)
   run = loop.build(tiny_digits)
-  state = loop._init_from(run, f"{source}:1")
+  state = resume.init_from(run, f"{source}:1")
   assert loop.params_fingerprint(state.params) == results["params_sha256"]
   assert int(state.step) == 0
   with pytest.raises(loop.UserError, match="no such checkpoint"):
-    loop._init_from(run, f"{source}:7")
+    resume.init_from(run, f"{source}:7")
 
 
 def test_foreign_checkpoint_is_refused_and_nothing_is_overwritten(tiny_digits, tmp_path):

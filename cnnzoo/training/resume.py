@@ -1,0 +1,144 @@
+"""Where a run goes on from, and why it stops: restoring the newest checkpoint that reads (damaged
+ones are named and skipped), --init_from another run's weights, a diverged loss (NaN / Inf) and a
+write that the disk refuses."""
+
+import errno
+import math
+import os
+import sys
+
+import jax
+
+from cnnzoo.errors import RunStopped, UserError
+from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
+
+
+def restore(run, ckpt: Checkpointer, epoch: int):
+  meta = ckpt.read_meta(epoch)
+  if meta.get("identity") != run.identity:
+    saved = meta.get("identity", {})
+    raise CheckpointMismatchError(
+        f"{ckpt.directory} holds a run of {saved.get('model')!r} ({saved.get('num_classes')} classes, "
+        f"input {saved.get('image_shape')}, kwargs {saved.get('kwargs')}), not of this config's "
+        f"{run.identity['model']!r} ({run.identity['num_classes']} classes, input "
+        f"{run.identity['image_shape']}, kwargs {run.identity['kwargs']}); use another --workdir")
+  tree, meta = ckpt.restore(epoch, run.state.checkpoint_tree())
+  return run.state.replace(**tree), meta["history"]
+
+
+def init_from(run, spec: str):
+  """Copies params and batch_stats from OTHER_WORKDIR[:EPOCH]; optimizer and step start afresh."""
+  path, _, epoch = spec.partition(":")
+  directory = os.path.join(path, "checkpoints")
+  if not path:
+    raise UserError("--init_from is empty: give OTHER_WORKDIR[:EPOCH]")
+  if not os.path.isdir(directory):
+    raise UserError(f"--init_from={spec}: no checkpoints directory in {path}")
+  if epoch and not epoch.isdigit():
+    raise UserError(f"--init_from={spec}: the epoch after ':' must be a whole number")
+  other = Checkpointer(directory, read_only=True, best_metric=None)
+  epochs = other.epochs()
+  if not epochs or (epoch and int(epoch) not in epochs):
+    raise UserError(f"--init_from={spec}: no such checkpoint; {path} has epochs {epochs}")
+  try:
+    source = _restore_weights(other, int(epoch) if epoch else epochs[-1], run)
+  finally:
+    other.close()
+  return run.state.replace(**source)
+
+
+def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
+  ident = other.read_meta(epoch).get("identity", {})
+  if (ident.get("model"), ident.get("num_classes")) != (run.identity["model"], run.identity["num_classes"]):
+    raise CheckpointMismatchError(f"{other.directory}/{epoch} holds {ident.get('model')!r} with "
+                                  f"{ident.get('num_classes')} classes; this config builds "
+                                  f"{run.identity['model']!r} with {run.identity['num_classes']}")
+  return other.restore_weights(epoch, {"params": run.state.params, "batch_stats": run.state.batch_stats})
+
+
+def warn(message: str) -> None:
+  """One `warning: ...` line on stderr (process 0)."""
+  if jax.process_index() == 0:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def resume_point(run, ckpt: Checkpointer, resume_epoch: int | None):
+  """(start epoch, state, history) to go on from: `resume_epoch`'s checkpoint, else the newest one
+  that reads (damaged newer ones are named on stderr and skipped), else a fresh start."""
+  for epoch, reason in ckpt.quarantined:
+    warn(f"checkpoint {ckpt.directory}/{epoch} is damaged ({reason}); skipped")
+  epochs = ckpt.epochs()
+  if resume_epoch is not None:
+    if resume_epoch not in epochs:
+      raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {ckpt.directory} "
+                      f"(epochs on disk: {epochs or 'none'})")
+    try:
+      return (resume_epoch, *restore(run, ckpt, resume_epoch))
+    except CheckpointDamagedError as e:
+      good = next((x for x in reversed(epochs) if x != resume_epoch and _readable(run, ckpt, x)), None)
+      raise UserError(f"{e}; " + (f"--resume_epoch={good} reads" if good else
+                                  "no other checkpoint there reads")) from None
+  skipped = []
+  for epoch in reversed(epochs):
+    try:
+      state, history = restore(run, ckpt, epoch)
+    except CheckpointDamagedError as e:
+      skipped.append(e)
+      continue
+    for e in skipped:
+      warn(f"{e}; skipped, resuming from epoch {epoch}")
+    return epoch, state, history
+  if skipped:
+    raise UserError(f"no checkpoint in {ckpt.directory} reads (epochs {epochs}; newest: {skipped[0].reason}); "
+                    "move the folder away to start afresh, or choose another --workdir")
+  return 0, run.state, []
+
+
+def _readable(run, ckpt: Checkpointer, epoch: int) -> bool:
+  try:
+    restore(run, ckpt, epoch)
+    return True
+  except CheckpointDamagedError:
+    return False
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+def disk_error(e: BaseException) -> str | None:
+  """The OS complaint behind a failed write (full disk, quota, file size limit...), or None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+      return str(e.strerror or os.strerror(e.errno))
+    for text in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system"):
+      if text in str(e):
+        return text
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def finished_epochs(directory: str) -> list[int]:
+  """Epochs whose checkpoint orbax has committed (renamed from its temporary name)."""
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
+def check_finite(loss: float, val_loss: float, epoch: int, lr: float, ckpt: Checkpointer,
+                  last_saved: int) -> None:
+  """Stops the run (RunStopped) when epoch `epoch`'s training or validation loss is NaN / Inf.
+
+  The check costs nothing extra: the summed metrics come to the host at every epoch end anyway.
+  Nothing of the diverged epoch is saved, so `last_saved` stays the newest checkpoint.
+  """
+  if math.isfinite(loss) and math.isfinite(val_loss):
+    return
+  ckpt.wait()  # the previous epoch's asynchronous write completes: it is the one to go back to
+  what = "loss" if not math.isfinite(loss) else "val_loss"
+  value = loss if what == "loss" else val_loss
+  where = (f"the last good checkpoint is epoch {last_saved} ({ckpt.directory}/{last_saved}): rerun with "
+           f"--resume_epoch={last_saved} and a lower --config.optim.lr" if last_saved else
+           "no checkpoint was written yet: rerun with a lower --config.optim.lr")
+  raise RunStopped(f"training diverged: {what} is {value} in epoch {epoch} (lr {lr:.4g}); nothing of "
+                   f"epoch {epoch} was saved; {where}")
