@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, quiet
+from conftest import ROOT, devices_env, quiet
 from cnnzoo import parallel
 from cnnzoo.data import Loader, Split, ops, sources
 from cnnzoo.errors import ConfigError
@@ -193,7 +193,7 @@ print(json.dumps(out))
 
 
 def test_loader_shards_each_batch_over_eight_devices():
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  env = devices_env(8)
   proc = subprocess.run([sys.executable, "-c", SHARDING], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,16 +8,18 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
-from conftest import ROOT, quiet, run_cli
+from conftest import ROOT, devices_env, quiet, run_cli
 from cnnzoo.training import loop
 
 
 def test_lenet_digits_reaches_97_percent_from_the_cli(tmp_path):
   """The README's first command, unchanged but for the workdir, with JAX_PLATFORMS unset: on a
   machine without a GPU cnnzoo must pick the CPU without the CUDA plugin's traceback."""
-  proc = run_cli(["--config=configs/lenet_digits.py", f"--workdir={tmp_path}"], drop_env=("JAX_PLATFORMS",))
+  proc = run_cli(["--config=configs/lenet_digits.py", f"--workdir={tmp_path}"],
+                 drop_env=("JAX_PLATFORMS", "XLA_FLAGS"))  # the user's environment, not the suite's
   assert proc.returncode == 0, proc.stderr[-2000:]
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["test_accuracy"] >= 0.97 and results["test_count"] == 360
@@ -50,54 +52,53 @@ def test_no_retracing_after_the_first_step(tiny_digits):
 MULTI_DEVICE = """
 import json, sys
 import jax
+import numpy as np
 from configs import minivggnet_cifar10
 from cnnzoo.training import loop
 c = minivggnet_cifar10.get_config()  # BatchNorm + dropout: global-batch statistics, sharded RNG
 c.data.name = "digits"; c.data.val_fraction = 0.1; c.data.batch_size = 32; c.data.eval_batch_size = 64
-c.optim.lr = 1e-3  # float reassociation differences grow with every step; keep them small
+c.optim.lr = 1e-3
 run = loop.build(c)
-
-def train(state):
-  losses = []
-  for i, batch in zip(range(5), run.train_loader.epoch(0)):
-    state, m = run.train_step(state, batch)
-    losses.append(float(m["loss"]) / 32)
-  return state, losses
-
-# the float32 noise floor of this program: the same steps from weights nudged by one part in 1e7
-# (a copy of every buffer: the train step donates its input state)
-nudged = jax.tree.map(lambda x: x.copy(), run.state)
-nudged = nudged.replace(params=jax.tree.map(lambda p: p * (1 + 1e-7), nudged.params))
-_, floor = train(nudged)
-state, losses = train(run.state)
-print(json.dumps({"devices": jax.device_count(), "losses": losses, "floor": floor,
+flat = lambda params: np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(params))])
+state, losses, params = run.state, [], [flat(run.state.params)]
+for i, batch in zip(range(5), run.train_loader.epoch(0)):
+  state, m = run.train_step(state, batch)
+  losses.append(float(m["loss"]) / 32)
+  if i == 0:
+    params.append(flat(state.params))
+np.savez(sys.argv[1], before=params[0], after=params[1])
+print(json.dumps({"devices": jax.device_count(), "losses": losses,
                   "val": loop.evaluate(run, state, run.val_loader)}))
 """
 
 
-def run_devices(n):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
-  proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
+def run_devices(n, tmp_path):
+  proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE, str(tmp_path / f"{n}.npz")], cwd=ROOT,
+                        env=devices_env(n), capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(tmp_path / f"{n}.npz")
 
 
-def test_eight_devices_give_the_same_losses_as_one():
+def test_eight_devices_give_the_same_losses_as_one(tmp_path):
   """8 devices sum the same batch in another order than 1 device, so they agree to float32
-  reassociation, not bitwise. The first step's loss is a forward pass from equal weights: a few
-  float32 ulps (rtol 1e-6 = 8 eps). Later steps amplify that by the training dynamics, by a factor
-  that depends on the CPU's kernels; the test measures it (steps from weights nudged by 1e-7, the
-  float32 noise floor) and allows 10x that drift. A sharding error (wrong rows, per-device
-  BatchNorm statistics) moves the losses by > 1e-3 from the first step."""
-  one, eight = run_devices(1), run_devices(8)
+  reassociation, not bitwise. From equal weights, the first step is compared tightly: its loss
+  (a forward pass) within a few ulps (rel 1e-6 = 8 eps), and its update within 1e-3 of the
+  update's norm. Wrong rows, per-device BatchNorm statistics, other dropout masks or gradients
+  not averaged over all devices move them by far more (a gradient scaled by 9/8 by 12.5%).
+
+  Later steps are compared loosely (rel 1e-2) because they are not a smooth function of those
+  ulps: where two inputs of a max-pool window are within an ulp, the argmax (the pixel that gets
+  the gradient) can flip. Measured on AMD EPYC with the suite's -O0 flags: step 4 moved by
+  1.4e-4 and step 5 by 1.4e-3 relative, while weights nudged by 1e-7 moved step 4 by 3e-7 (an
+  earlier version of this test used that nudge as its tolerance and failed)."""
+  (one, p1), (eight, p8) = run_devices(1, tmp_path), run_devices(8, tmp_path)
   assert (one["devices"], eight["devices"]) == (1, 8)
+  assert np.array_equal(p1["before"], p8["before"])  # the same initial weights
   assert eight["losses"][0] == pytest.approx(one["losses"][0], rel=1e-6)
-  for a, b, nudged in zip(one["losses"][1:], eight["losses"][1:], one["floor"][1:]):
-    assert abs(a - b) <= 10 * abs(a - nudged) + 1e-6 * abs(a), (one, eight)
-  drift = max(abs(a - n) for a, n in zip(one["losses"], one["floor"]))
-  assert abs(one["val"]["loss"] - eight["val"]["loss"]) <= 10 * drift + 1e-6 * one["val"]["loss"]
-  assert abs(one["val"]["loss"] - eight["val"]["loss"]) < 1e-3  # far below a sharding error
+  update = p1["after"] - p1["before"]
+  assert np.linalg.norm(p8["after"] - p1["after"]) <= 1e-3 * np.linalg.norm(update)
+  assert eight["losses"][1:] == pytest.approx(one["losses"][1:], rel=1e-2), (one, eight)
+  assert eight["val"]["loss"] == pytest.approx(one["val"]["loss"], rel=1e-2)
   assert one["val"]["count"] == eight["val"]["count"] == 180
 
 

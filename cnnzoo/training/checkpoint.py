@@ -12,6 +12,8 @@ checkpoint whose files do not read, or read back different numbers, raises
 CheckpointDamagedError instead of resuming from wrong values.
 """
 
+import asyncio
+import contextlib
 import errno
 import hashlib
 import json
@@ -25,6 +27,39 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from cnnzoo.errors import UserError
+
+
+class _DrainingLoop(asyncio.SelectorEventLoop):
+  """An event loop that cancels and awaits its pending tasks before it closes, as asyncio.run does.
+
+  Orbax restores each array in a task gathered on a fresh loop, and closes that loop as soon as one
+  read fails (a damaged data file). The sibling reads, still awaiting tensorstore, were left open
+  and later garbage-collected mid-await, which printed "Exception ignored ... GeneratorExit".
+  """
+
+  def close(self):
+    if not self.is_running() and not self.is_closed():
+      pending = asyncio.all_tasks(self)
+      for task in pending:
+        task.cancel()
+      if pending:
+        self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    super().close()
+
+
+class _DrainingPolicy(asyncio.DefaultEventLoopPolicy):
+  _loop_factory = _DrainingLoop
+
+
+@contextlib.contextmanager
+def _draining_event_loops():
+  """Orbax calls in this block get loops that finish their pending reads before closing."""
+  previous = asyncio.get_event_loop_policy()
+  asyncio.set_event_loop_policy(_DrainingPolicy())
+  try:
+    yield
+  finally:
+    asyncio.set_event_loop_policy(previous)
 
 
 class CheckpointMismatchError(UserError):
@@ -181,7 +216,8 @@ class Checkpointer:
   def read_meta(self, epoch: int) -> dict:
     """The JSON record saved with epoch `epoch`; CheckpointDamagedError if it does not read."""
     try:
-      meta = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      with _draining_event_loops():
+        meta = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001 -- any failure to read a file orbax wrote is damage
       raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
     if not isinstance(meta, dict):
@@ -204,7 +240,8 @@ class Checkpointer:
           "(its arrays differ in names or shapes)")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_tree)
     try:
-      out = self._manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+      with _draining_event_loops():
+        out = self._manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     except (ValueError, KeyError, TypeError) as e:
       if signature is not None:  # the tree fits: the files are at fault
         raise CheckpointDamagedError(self.directory, epoch, _reason(e)) from None
@@ -224,7 +261,7 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     path = os.path.join(self.directory, str(epoch), "state")
     try:
-      with ocp.PyTreeCheckpointer() as reader:
+      with _draining_event_loops(), ocp.PyTreeCheckpointer() as reader:
         return reader.restore(path, args=ocp.args.PyTreeRestore(
             item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
             partial_restore=True))
