@@ -91,3 +91,11 @@ def process_slice(global_batch: int) -> slice:
   per = global_batch // jax.process_count()
   start = jax.process_index() * per
   return slice(start, start + per)
+
+
+def gather_batch(array: jax.Array) -> np.ndarray:
+  """A batch-sharded global array as one NumPy array on every process (all rows, in order)."""
+  if jax.process_count() == 1:
+    return np.asarray(jax.device_get(array))
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))

@@ -86,6 +86,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep_every = 0  # also keep every N-th epoch (for --resume_epoch later)
   c.checkpoint.async_save = True
 
+  c.ensemble = ml_collections.ConfigDict()
+  c.ensemble.members = 0  # >0: train this many runs (seeds seed, seed+1, ...) in WORKDIR/member_K,
+  #                         then evaluate their averaged probabilities (WORKDIR/ensemble_eval_test)
+
   c.monitor = ml_collections.ConfigDict()
   c.monitor.progress = True
   c.monitor.log_every_steps = 20

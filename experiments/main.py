@@ -4,7 +4,9 @@
   python -m experiments.main --config=configs/resnet_tiny.py --workdir=runs/tiny \
       --resume_epoch=75 --config.optim.lr=1e-3 --config.schedule.name=constant
 
-Running the same command on the same workdir resumes from its latest checkpoint.
+Running the same command on the same workdir resumes from its latest checkpoint. A config with
+`ensemble.members = N` trains N runs (seeds seed .. seed+N-1) in WORKDIR/member_K and evaluates
+their ensemble (configs/minivggnet_cifar10_ensemble.py).
 """
 
 from absl import flags
@@ -32,9 +34,13 @@ def main(argv):
   from cnnzoo import parallel
   parallel.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  config = _CONFIG.value
+  if config.get("ensemble") and config.ensemble.members:
+    from cnnzoo.evaluation.ensemble import train_ensemble
+    train_ensemble(config, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value)
+    return
   from cnnzoo.training.loop import train_and_evaluate
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value,
-                     init_from=_INIT_FROM.value)
+  train_and_evaluate(config, _WORKDIR.value, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value)
 
 
 if __name__ == "__main__":

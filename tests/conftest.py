@@ -15,6 +15,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnzoo-xla-cache-")
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+  # a size limit turns on JAX's file lock around cache reads and writes: the xdist workers and
+  # their subprocesses share the cache, and an unlocked read of an entry being written warns
+  os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
 # The suite is compile-bound (dozens of models, a few steps each): XLA's CPU backend compiles with
 # LLVM at -O0, 35-70% faster to compile, 10-30% slower to run. Same programs, same fusions (LLVM
 # only), so every bitwise comparison is between runs with the same flags. The README's own first

@@ -17,6 +17,7 @@ from conftest import ROOT
 MAIN = ["experiments.main", "--config=configs/lenet_digits.py", "--workdir={run}"]
 BUILD = ["experiments.build_dataset"]
 SUMMARIZE = ["experiments.summarize"]
+EVALUATE = ["experiments.evaluate"]
 
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
@@ -121,6 +122,19 @@ CASES = [
     (["experiments.main", "--config={raises}", "--workdir={run}"], "cannot load the config: RuntimeError: boom"),
     (["experiments.main", "--config={no_get_config}", "--workdir={run}"], "has no get_config() function"),
     (["experiments.main", "--config=configs/missing.py", "--workdir={run}", "--config.optim.lr=1"], "is not a file"),
+    (EVALUATE, "Flag --workdir must have a value other than None"),
+    (EVALUATE + ["--workdir={missing}"], "no such directory"),
+    (EVALUATE + ["--workdir={empty}"], "has no config.json: not a run directory"),
+    (EVALUATE + ["--workdir={bad_config_run}"], "config.json: Expecting"),
+    (EVALUATE + ["--workdir={empty}", "--split=train"], "value should be one of <test|val>"),
+    (EVALUATE + ["--workdir={no_checkpoints_run}"], "has no checkpoints directory"),
+    (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={no_checkpoints_run}"], "the same --workdir is given twice"),
+    (EVALUATE + ["--workdir={no_checkpoints_run}", "--out={file}"], "is a file, not a directory"),
+    (EVALUATE + ["--workdir={empty}", "extra"], "unexpected arguments: extra"),
+    (["experiments.main", "--config=configs/minivggnet_cifar10_ensemble.py:smoke", "--workdir={run}",
+      "--resume_epoch=2"], "--resume_epoch / --init_from apply to one run"),
+    (["experiments.main", "--config=configs/minivggnet_cifar10_ensemble.py", "--workdir={run}",
+      "--config.ensemble.members=-1"], "--config.ensemble.members=-1: must be >= 0"),
 ]
 
 
@@ -147,8 +161,13 @@ def fixtures(tmp_path_factory):
   base = tmp_path_factory.mktemp("bad_inputs")
   f = {name: str(base / name) for name in ("empty", "no_images", "bad_labels", "bad_mean", "not_hdf5",
                                             "file", "missing", "folder", "built", "tiny", "mixed_sizes",
-                                            "syntax_error", "raises", "no_get_config", "text_only", "unreadable")}
+                                            "syntax_error", "raises", "no_get_config", "text_only", "unreadable",
+                                            "bad_config_run", "no_checkpoints_run")}
   os.makedirs(f["empty"])
+  os.makedirs(f["bad_config_run"])
+  open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
+  os.makedirs(f["no_checkpoints_run"])
+  open(os.path.join(f["no_checkpoints_run"], "config.json"), "w").write('{"model": {}, "data": {}}')
   write_h5(f["no_images"], images=False)
   write_h5(f["bad_labels"], labels_max=12)
   write_h5(f["bad_mean"], mean="{garbage")
@@ -196,7 +215,7 @@ def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixture
     names = dict(f, run=str(tmp_path / f"run{i}"), out=str(tmp_path / f"out{i}"))
     cases.append({"module": argv[0], "argv": [a.format(**names) for a in argv[1:]], "cwd": ROOT})
     expected.append(message)
-  assert len(CASES) >= 40 and len({tuple(c["argv"]) for c in cases}) == len(CASES)
+  assert len(CASES) >= 40 and len({(c["module"], *c["argv"]) for c in cases}) == len(CASES)
   before = snapshot(base)
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py")], input=json.dumps(cases),
                         capture_output=True, text=True, cwd=ROOT, timeout=900,

@@ -111,6 +111,13 @@ def test_every_config_smoke_runs(name, tmp_path):
   import importlib
   config = quiet(importlib.import_module(f"configs.{name}").get_config("smoke"))
   assert config.data.name == "synthetic"
+  if config.ensemble.members:  # trained as experiments.main does: members, then their ensemble
+    from cnnzoo.evaluation.ensemble import train_ensemble
+    out = train_ensemble(config, str(tmp_path), echo=lambda line: None)
+    assert out["ensemble_of"] == config.ensemble.members == 2 and out["count"] == 8
+    assert [m["workdir"] for m in out["members"]] == [str(tmp_path / f"member_{k}") for k in range(2)]
+    assert (tmp_path / "ensemble_eval_test" / "confusion_matrix.png").exists()
+    return
   results = loop.train_and_evaluate(config, str(tmp_path))
   history = json.loads((tmp_path / "history.json").read_text())
   assert len(history) == config.num_epochs == 2

@@ -30,18 +30,18 @@ from cnnzoo.errors import UserError
 
 
 class _DrainingLoop(asyncio.SelectorEventLoop):
-  """An event loop that cancels and awaits its pending tasks before it closes, as asyncio.run does.
+  """An event loop that lets its pending tasks finish before it closes.
 
   Orbax restores each array in a task gathered on a fresh loop, and closes that loop as soon as one
-  read fails (a damaged data file). The sibling reads, still awaiting tensorstore, were left open
-  and later garbage-collected mid-await, which printed "Exception ignored ... GeneratorExit".
+  read fails (a damaged data file). The sibling reads were left awaiting tensorstore: garbage-
+  collected mid-await they printed "Exception ignored ... GeneratorExit", and cancelled, their
+  tensorstore reads still finished later and called back into the closed loop ("Event loop is
+  closed"). Local reads end quickly, failed or not, so the loop waits for them.
   """
 
   def close(self):
     if not self.is_running() and not self.is_closed():
       pending = asyncio.all_tasks(self)
-      for task in pending:
-        task.cancel()
       if pending:
         self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     super().close()

@@ -16,6 +16,7 @@ from cnnzoo.data import Loader, load_dataset
 from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError, RunStopped, UserError
+from cnnzoo.evaluation import metrics
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import resume, validate
@@ -99,7 +100,7 @@ def build(config) -> Run:
                                                      aux_weight=config.optim.aux_loss_weight, **common)),
                       in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
   eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
-                                 in_shardings=(repl, batch, repl), out_shardings=repl)
+                                 in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
   test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)
   train_step = Step(train_jit, train_loader.source)
@@ -129,17 +130,27 @@ def _create_model(config, num_classes: int, image_shape):
   return model
 
 
-def evaluate(run: Run, state, loader: Loader, step: Step | None = None) -> dict:
-  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split, with the views of
-  `step` (default: the validation step's)."""
-  totals, jitted = None, (step or run.eval_step).jitted
+def evaluate(run: Run, state, loader: Loader, step: Step | None = None, *,
+             probabilities: bool = False) -> dict:
+  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split (each once: the
+  last batch is padded and masked), with the views of `step` (default: the validation step's).
+
+  probabilities: also return `probs`, the (examples, classes) float32 NumPy array of class
+  probabilities in the split's order (gathered from every process).
+  """
+  totals, jitted, probs = None, (step or run.eval_step).jitted, []
   for batch in loader.epoch(0):
-    m = jitted(state, batch, loader.source)
+    m, p = jitted(state, batch, loader.source)
     totals = m if totals is None else jax.tree.map(lambda a, b: a + b, totals, m)
+    if probabilities:
+      probs.append(parallel.gather_batch(p))
   totals = jax.device_get(totals)
   n = int(totals["count"])
-  return {"loss": float(totals["loss"]) / n, "accuracy": float(totals["correct"]) / n,
-          "top5_accuracy": float(totals["correct_top5"]) / n, "count": n}
+  out = {"loss": float(totals["loss"]) / n, "accuracy": float(totals["correct"]) / n,
+         "top5_accuracy": float(totals["correct_top5"]) / n, "count": n}
+  if probabilities:
+    out["probs"] = np.concatenate(probs)[:n]  # padding is at the end of the last batch only
+  return out
 
 
 def params_fingerprint(params) -> str:
@@ -293,13 +304,20 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     for write in writers:
       write(history)
   _phase("test", len(history))
-  test = evaluate(run, state, run.test_loader, run.test_step)
+  test = evaluate(run, state, run.test_loader, run.test_step, probabilities=True)
+  labels, names = np.asarray(run.test_loader.split.labels), run.dataset.class_names
+  report = metrics.report(test["probs"], labels, names)
   results = {"model": config.model.name, "dataset": run.dataset.name, "epochs": len(history),
              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
-             "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params)}
+             "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
+             "test_report": report["classification_report"]}
   if jax.process_index() == 0:
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    text = metrics.report_text(test["probs"], labels, names)
+    monitor.write_text_atomic(os.path.join(workdir, "test_report.txt"), text)
+    if len(names) <= 20:  # the journal's table; larger ones stay in the file
+      print(text.rstrip())
     print(f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}  "
           f"top-5 {results['test_top5_accuracy']:.4f}  ({results['test_count']} images)")
   for write in writers:

@@ -40,6 +40,19 @@ def write_json_atomic(path: str, obj) -> None:
     raise
 
 
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file and a rename (as write_json_atomic)."""
+  tmp = f"{path}.tmp"
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
 class HistoryJson:
   """Writes the full history (one dict per epoch) to `workdir/history.json`."""
 

@@ -49,7 +49,8 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
 
 def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
               l2: float = 0.0):
-  """Summed loss / correct / count over the valid (mask) examples of one padded batch.
+  """Summed loss / correct / count over the valid (mask) examples of one padded batch, and the
+  batch's class probabilities (N, classes) float32 (padded rows included: the caller drops them).
 
   `preprocess` gives V views per image (V, N, h, w, C); with V > 1 (10-crop) the prediction is
   the mean of the views' softmax probabilities, and the loss is the cross-entropy of that mean.
@@ -69,5 +70,6 @@ def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_class
   loss = jnp.sum(jnp.where(mask, ce, 0.0)) + l2_penalty(state.params, l2) * count
   top1 = jnp.argmax(logits, -1) == batch["label"]
   top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == batch["label"][:, None], axis=-1)
-  return {"loss": loss, "correct": jnp.sum(top1 & mask), "correct_top5": jnp.sum(top5 & mask),
-          "count": count}
+  metrics = {"loss": loss, "correct": jnp.sum(top1 & mask), "correct_top5": jnp.sum(top5 & mask),
+             "count": count}
+  return metrics, jax.nn.softmax(logits, axis=-1)

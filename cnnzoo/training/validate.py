@@ -35,6 +35,8 @@ def check(c) -> None:
   """Raises ConfigError for the first field of config `c` whose value cannot work."""
   _number("seed", c.seed, low=0, integer=True)
   _number("num_epochs", c.num_epochs, low=1, integer=True)
+  if "ensemble" in c:
+    _number("ensemble.members", c.ensemble.members, low=0, high=1000, integer=True)
   m = c.model
   if not m.name:
     raise ConfigError("--config.model.name: no model given (see `python -m experiments.summarize --table`)")

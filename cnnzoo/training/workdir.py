@@ -108,3 +108,24 @@ def write_config(config, workdir: str, start_epoch: int) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def read_config(workdir: str):
+  """The resolved config a run wrote (config.json) as a ConfigDict (JSON lists back to tuples)."""
+  import json
+  import ml_collections
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isdir(workdir):
+    raise UserError(f"--workdir={workdir}: no such directory")
+  if not os.path.isfile(path):
+    raise UserError(f"{workdir} has no config.json: not a run directory of experiments.main")
+  try:
+    with open(path) as f:
+      raw = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {path}: {e}") from None
+  tuples = lambda x: (tuple(tuples(v) for v in x) if isinstance(x, list) else
+                      {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else x)
+  if not isinstance(raw, dict) or "model" not in raw or "data" not in raw:
+    raise UserError(f"{path} is not a cnnzoo config (no model / data sections)")
+  return ml_collections.ConfigDict(tuples(raw))

@@ -1,0 +1,1 @@
+"""Evaluation: rank-1 / rank-5, classification reports, confusion matrices, ensembles."""
