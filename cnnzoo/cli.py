@@ -92,11 +92,12 @@ def check_config(config_flag) -> None:
     fail(f"cannot load the config: get_config() returned {type(value).__name__}, not a ConfigDict")
 
 
-def run(main) -> None:
-  """`app.run(main)` with one-line user errors (see the module docstring)."""
+def run(main, positional: bool = False) -> None:
+  """`app.run(main)` with one-line user errors (see the module docstring). Positional arguments
+  are refused unless `positional` (experiments.predict takes image files)."""
 
   def guarded(argv):
-    if len(argv) > 1:
+    if len(argv) > 1 and not positional:
       fail(f"unexpected arguments: {' '.join(argv[1:])} (every option is a --flag=value)")
     try:
       return main(argv)

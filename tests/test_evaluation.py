@@ -119,3 +119,46 @@ def test_an_ensemble_needs_one_dataset_and_the_same_examples():
     runs.check_compatible([member("a"), member("b", classes=("0", "one"))])
   with pytest.raises(UserError, match="same examples"):
     runs.check_compatible([member("a"), member("b", labels=(0, 1, 0))])
+
+
+def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path):
+  from cnnzoo.data import sources
+  from cnnzoo.evaluation import predict
+  test = sources.load_digits().test
+  paths = []
+  for i in range(3):
+    paths.append(str(tmp_path / f"digit{i}.png"))
+    Image.fromarray(test.images[i, :, :, 0]).save(paths[-1])
+  (tmp_path / "broken.png").write_bytes(b"not a png")
+  warnings = []
+  predictor = predict.from_run(two_runs[0], "latest")
+  got = predict.predict_files(predictor, [paths[0], str(tmp_path / "broken.png"), *paths[1:]], top=3,
+                              echo=lambda s: None, warn=warnings.append)
+  assert [p for p, _ in got] == paths and len(warnings) == 1 and "broken.png: skipped" in warnings[0]
+  member = runs.predict_run(two_runs[0], "test", "latest")
+  for i, (_, best) in enumerate(got):
+    assert len(best) == 3 and best[0][0] == member.class_names[int(np.argmax(member.probs[i]))]
+    assert best[0][1] == pytest.approx(float(member.probs[i].max()), rel=1e-5)
+  import subprocess
+  proc = subprocess.run([sys.executable, "-m", "experiments.predict", f"--workdir={two_runs[0]}",
+                         str(tmp_path / "broken.png"), paths[0]], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.splitlines()[0] == paths[0] and len(proc.stdout.splitlines()) == 6
+  assert [l for l in proc.stderr.splitlines() if l.strip()] == [
+      f"warning: {tmp_path / 'broken.png'}: skipped, it does not decode as an image (UnidentifiedImageError)"]
+
+
+def test_imagenet_synsets_and_class_name_files(tmp_path):
+  from cnnzoo.evaluation import predict
+  synsets = predict.imagenet_synsets()
+  assert len(synsets) == len(set(synsets)) == 1000 and synsets[:2] == ["n01440764", "n01443537"]
+  words = tmp_path / "words.txt"
+  words.write_text("n01443537\tgoldfish, Carassius auratus\nn99999999\tnothing\n")
+  named = predict.read_class_names(str(words), synsets)
+  assert named[1] == "goldfish, Carassius auratus" and named[0] == "n01440764"
+  plain = tmp_path / "names.txt"
+  plain.write_text("cat\ndog\n")
+  assert predict.read_class_names(str(plain), ["0", "1"]) == ["cat", "dog"]
+  with pytest.raises(UserError, match="has 2 names; the model has 3 classes"):
+    predict.read_class_names(str(plain), ["0", "1", "2"])

@@ -1,5 +1,7 @@
 """Registry, shapes and parameter counts of every registered model (jax.eval_shape: no memory)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,12 +71,19 @@ SMALL = ["shallownet", "lenet5", "lenet5_keras", "minivggnet"]
 
 
 def abstract_variables(name, **overrides):
+  """(variables, output) shapes of `name` on a batch of 2, from one trace (cached per arguments:
+  tracing the largest models takes seconds, and several tests ask for the same one)."""
+  return _abstract(name, tuple(sorted(overrides.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _abstract(name, overrides):
+  overrides = dict(overrides)
   info = models.model_info(name)
   model = models.create_model(name, num_classes=overrides.pop("num_classes", info.num_classes), **overrides)
   x = jax.ShapeDtypeStruct((2, *info.input_shape), jnp.float32)
   rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
-  variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), x)
-  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  out, variables = jax.eval_shape(lambda x: model.init_with_output(rngs, x, train=False), x)
   return variables, out
 
 

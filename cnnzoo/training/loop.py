@@ -55,6 +55,7 @@ class Run:
   eval_step: Step  # validation views (data.eval_crop)
   test_step: Step  # test views (data.test_crop)
   mesh: object
+  model: object = None  # the flax module (feature extraction, surgery)
 
 
 def build(config) -> Run:
@@ -108,7 +109,7 @@ def build(config) -> Run:
   identity = {"model": config.model.name, "num_classes": num_classes,
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
-             test_loader, train_step, eval_step, test_step, mesh)
+             test_loader, train_step, eval_step, test_step, mesh, model)
 
 
 def _create_model(config, num_classes: int, image_shape):
@@ -263,6 +264,11 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
 
   if jax.process_index() == 0:  # one writer; the other processes share the folder
     workdir_lib.write_config(config, workdir, start)
+    ds = run.dataset
+    monitor.write_json_atomic(os.path.join(workdir, "dataset.json"), {  # what predict needs of the data
+        "name": ds.name, "class_names": list(ds.class_names), "image_shape": list(ds.image_shape),
+        "mean": list(ds.mean) if ds.mean is not None else None,
+        "std": list(ds.std) if ds.std is not None else None})
   _print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
