@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.schedule.decay = 0.0  # keras_time: lr / (1 + decay * iterations)
   c.schedule.warmup_epochs = 0
   c.schedule.warmup_init_lr = 0.0
+  c.schedule.from_stage_start = False  # with stages: the schedule's epoch 0 is the stage's first epoch
+
+  # Multi-stage recipes (cnnzoo/training/stages.py): ((END_EPOCH, "optim.lr=1e-4,schedule.name=..."), ...)
+  c.stages = ()
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 3  # the last K epochs ...

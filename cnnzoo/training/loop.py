@@ -19,7 +19,7 @@ from cnnzoo.errors import ConfigError, RunStopped, UserError
 from cnnzoo.evaluation import metrics
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
-from cnnzoo.training import resume, validate
+from cnnzoo.training import resume, stages, validate
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
 
@@ -56,6 +56,7 @@ class Run:
   test_step: Step  # test views (data.test_crop)
   mesh: object
   model: object = None  # the flax module (feature extraction, surgery)
+  stages: list = None  # stages.Stage, one per stage of the recipe (one for most configs)
 
 
 def build(config) -> Run:
@@ -88,9 +89,10 @@ def build(config) -> Run:
   val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val), prefetch=prefetch)
   test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
                        prefetch=prefetch)
-  schedule = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs,
-                                  train_loader.steps_per_epoch)
-  tx = optim.build_optimizer(config.optim, schedule)
+  plan = stages.plan(config, train_loader.steps_per_epoch)  # one stage unless config.stages lists them
+  for stage in plan[1:]:
+    validate.check(stage.config)
+  schedule, tx = plan[0].schedule, plan[0].tx
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   image_shape = model_image_shape(config.data, ds.image_shape)
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl)
@@ -109,7 +111,7 @@ def build(config) -> Run:
   identity = {"model": config.model.name, "num_classes": num_classes,
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
-             test_loader, train_step, eval_step, test_step, mesh, model)
+             test_loader, train_step, eval_step, test_step, mesh, model, plan)
 
 
 def _create_model(config, num_classes: int, image_shape):
@@ -274,9 +276,19 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   bar = monitor.ProgressBar(config.monitor.progress)
   steps_per_epoch = run.train_loader.steps_per_epoch
   last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
+  current = stages.stage_of(run.stages, start)  # the stage whose optimizer `state` carries
+  staged = len(run.stages) > 1
   for epoch in range(start, config.num_epochs):
     t0 = time.perf_counter()
-    lr = float(run.schedule(epoch * steps_per_epoch))
+    stage = stages.stage_of(run.stages, epoch + 1)
+    if stage.index != current.index or (epoch == start and staged):
+      state = stages.with_stage(state, run.stages, current, stage, parallel.replicated(run.mesh))
+      if jax.process_index() == 0 and staged:
+        changes = ", ".join(f"{k}={v}" for k, v in stage.overrides.items()) or "the config as it is"
+        print(f"stage {stage.index} of {len(run.stages)}: epochs {stage.start + 1}-{stage.end}, {changes}"
+              + (" (a fresh optimizer)" if stage.fresh and stage.index > 1 else ""), flush=True)
+      current = stage
+    lr = float(stage.schedule(epoch * steps_per_epoch))
     bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
     _phase("compile" if epoch == start else "train", epoch + 1)
     state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
@@ -291,6 +303,8 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
               "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
               "seconds": time.perf_counter() - t0, "img_per_sec": n / train_seconds,
               "data_seconds": data_seconds}
+    if staged:
+      record["stage"] = stage.index
     history = history[:epoch] + [record]
     if truncate:
       ckpt.delete_after(start)

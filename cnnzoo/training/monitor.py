@@ -79,7 +79,10 @@ class HistoryPlot:
       for key in keys:
         if all(key in h for h in history):
           ax.plot(epochs, [h[key] for h in history], label=key, marker="." if len(epochs) < 30 else None)
-      ax.set_xlabel("epoch")
+      for a, b in zip(history, history[1:]):  # stage boundaries of a multi-stage recipe
+        if "stage" in a and a["stage"] != b.get("stage"):
+          ax.axvline(a["epoch"] + 0.5, color="grey", linestyle="--", linewidth=0.8)
+      ax.set_xlabel("epoch" + (" (dashed: stage boundaries)" if "stage" in history[0] else ""))
       ax.set_ylabel(keys[0])
       ax.grid(alpha=0.3)
       ax.legend()

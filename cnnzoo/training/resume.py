@@ -9,7 +9,9 @@ import sys
 
 import jax
 
+from cnnzoo import parallel
 from cnnzoo.errors import RunStopped, UserError
+from cnnzoo.training import stages
 from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
 
 
@@ -22,8 +24,10 @@ def restore(run, ckpt: Checkpointer, epoch: int):
         f"input {saved.get('image_shape')}, kwargs {saved.get('kwargs')}), not of this config's "
         f"{run.identity['model']!r} ({run.identity['num_classes']} classes, input "
         f"{run.identity['image_shape']}, kwargs {run.identity['kwargs']}); use another --workdir")
-  tree, meta = ckpt.restore(epoch, run.state.checkpoint_tree())
-  return run.state.replace(**tree), meta["history"]
+  target = run.state if not run.stages else stages.template(run.state, run.stages, epoch,
+                                                                        parallel.replicated(run.mesh))
+  tree, meta = ckpt.restore(epoch, target.checkpoint_tree())
+  return target.replace(**tree), meta["history"]
 
 
 def init_from(run, spec: str):

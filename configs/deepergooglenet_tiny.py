@@ -1,0 +1,40 @@
+"""DeeperGoogLeNet on Tiny-ImageNet-200 (seed 000, 2020-12-10-deepergooglenet), three stages in one command.
+
+  python -m experiments.main --config=configs/deepergooglenet_tiny.py --workdir=runs/deepergooglenet_tiny
+
+The journal: Adam 1e-3 until the validation loss stalls at epoch 50; from epoch 50 Adam 1e-4 until
+60; from epoch 60 the rate 1e-5 * (1 - e / 40), e counted from 60, "no substantial improvement".
+Seed result: validation accuracy 0.5442 (0.5476 at best).
+Left out by the journal, taken from the book code it follows: batch 64, L2 2e-4, mean subtraction,
+augmentation rotation 18, zoom 0.15, shift 0.2, shear 0.15, horizontal flips.
+Data: the HDF5 split of configs/resnet_tiny.py (train minus 50/class, those as val, official val as test):
+  python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \\
+      --out=data/tiny-imagenet-200-hdf5
+"""
+
+from configs import base, resnet_tiny
+
+
+def get_config(arg=None):
+  args = base.parse_args(arg)
+  c = base.get_config()
+  c.model.name = "deepergooglenet"
+  tiny = resnet_tiny.get_config()
+  c.data = tiny.data
+  c.data.batch_size = 64
+  c.data.normalize = "mean"
+  c.data.augment = "affine_flip"
+  c.data.rotation, c.data.zoom, c.data.shift, c.data.shear = 18.0, 0.15, 0.2, 0.15
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+  c.optim.l2 = 2e-4
+  c.num_epochs = 100
+  c.stages = ((50, "optim.lr=1e-3"), (60, "optim.lr=1e-4"),
+              (100, "optim.lr=1e-5,schedule.name=poly,schedule.power=1.0,schedule.from_stage_start=True"))
+  c.checkpoint.keep_every = 10
+  if "smoke" in args:
+    base.smoke(c, (64, 64, 3), 200)
+    c.model.kwargs.inception4_modules = 1  # 4a only: the full model takes minutes to compile on 2 CPU cores
+    # one stage: every stage change compiles the train step again (tests/test_stages.py covers them)
+    c.stages = ((2, "optim.lr=1e-3"),)
+  return c
