@@ -83,6 +83,25 @@ def get_config() -> ml_collections.ConfigDict:
   # Multi-stage recipes (cnnzoo/training/stages.py): ((END_EPOCH, "optim.lr=1e-4,schedule.name=..."), ...)
   c.stages = ()
 
+  # Keras' ReduceLROnPlateau and EarlyStopping (cnnzoo/training/callbacks.py), off unless `use`
+  c.plateau = ml_collections.ConfigDict()
+  c.plateau.use = False
+  c.plateau.monitor = "val_loss"
+  c.plateau.factor = 0.1
+  c.plateau.patience = 10
+  c.plateau.mode = "auto"
+  c.plateau.min_delta = 1e-4
+  c.plateau.cooldown = 0
+  c.plateau.min_lr = 0.0
+  c.early_stop = ml_collections.ConfigDict()
+  c.early_stop.use = False
+  c.early_stop.monitor = "val_loss"
+  c.early_stop.patience = 0
+  c.early_stop.mode = "auto"
+  c.early_stop.min_delta = 0.0
+  c.early_stop.start_from_epoch = 0
+  c.early_stop.restore_best = False  # test with the best epoch's weights (its checkpoint must be kept)
+
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 3  # the last K epochs ...
   c.checkpoint.best_metric = "val_loss"  # ... plus the best by this metric ("" = none)

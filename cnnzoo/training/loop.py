@@ -19,7 +19,7 @@ from cnnzoo.errors import ConfigError, RunStopped, UserError
 from cnnzoo.evaluation import metrics
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
-from cnnzoo.training import resume, stages, validate
+from cnnzoo.training import callbacks, resume, stages, validate
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
 
@@ -252,6 +252,20 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
           raise
 
 
+def _restore_best(run, ckpt, state, best: int, last: int):
+  """EarlyStopping(restore_best_weights=True): the weights of epoch `best` for the test."""
+  if best == last:
+    return state
+  if best not in ckpt.epochs():
+    resume.warn(f"the best epoch {best}'s checkpoint is no longer on disk (keep it with "
+                "--config.checkpoint.best_metric set to the early_stop monitor); testing the last weights")
+    return state
+  restored, _ = resume.restore(run, ckpt, best)
+  if jax.process_index() == 0:
+    print(f"restoring the weights of the best epoch, {best}", flush=True)
+  return state.replace(params=restored.params, batch_stats=restored.batch_stats)
+
+
 def _phase(name: str, epoch: int) -> None:
   """Logs where the run is (`--verbosity=0` shows it): compile (the first epoch of a process, whose
   first step compiles), train, evaluate, save, test. The kill -9 tests aim at these points."""
@@ -278,7 +292,13 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
   current = stages.stage_of(run.stages, start)  # the stage whose optimizer `state` carries
   staged = len(run.stages) > 1
-  for epoch in range(start, config.num_epochs):
+  plateau, early = callbacks.from_config(config)
+  saved = history[-1].get("callbacks", {}) if history else {}
+  for cb, name in ((plateau, "plateau"), (early, "early_stop")):
+    if cb is not None and name in saved:
+      cb.load(saved[name])
+  stopped = bool(early is not None and early.stopped_epoch)  # a finished early-stopped run: test only
+  for epoch in range(start, config.num_epochs if not stopped else start):
     t0 = time.perf_counter()
     stage = stages.stage_of(run.stages, epoch + 1)
     if stage.index != current.index or (epoch == start and staged):
@@ -289,6 +309,8 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
               + (" (a fresh optimizer)" if stage.fresh and stage.index > 1 else ""), flush=True)
       current = stage
     lr = float(stage.schedule(epoch * steps_per_epoch))
+    if plateau is not None:
+      lr = float(np.float32(lr * callbacks.lr_scale(state.opt_state)))
     bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
     _phase("compile" if epoch == start else "train", epoch + 1)
     state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
@@ -305,6 +327,18 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
               "data_seconds": data_seconds}
     if staged:
       record["stage"] = stage.index
+    if plateau is not None:
+      new_lr = plateau.on_epoch_end(record, lr)
+      if new_lr != float(np.float32(lr)):
+        base = float(stage.schedule(epoch * steps_per_epoch))
+        state = state.replace(opt_state=callbacks.with_lr_scale(state.opt_state, new_lr / base,
+                                                                parallel.replicated(run.mesh)))
+        if jax.process_index() == 0:
+          print(f"epoch {epoch + 1}: ReduceLROnPlateau reducing the learning rate to {new_lr:.4g}", flush=True)
+    stop = early is not None and early.on_epoch_end(epoch, record)
+    if plateau is not None or early is not None:
+      record["callbacks"] = {name: cb.state() for cb, name in ((plateau, "plateau"), (early, "early_stop"))
+                             if cb is not None}
     history = history[:epoch] + [record]
     if truncate:
       ckpt.delete_after(start)
@@ -319,7 +353,14 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
       write(history)
     if jax.process_index() == 0:
       print(monitor.format_record(record), flush=True)
+    if stop:
+      if jax.process_index() == 0:
+        print(f"early stopping after epoch {epoch + 1}: no {early.monitor} improvement for {early.patience} "
+              f"epoch(s); best epoch {early.best_epoch + 1}", flush=True)
+      break
   ckpt.wait()
+  if early is not None and config.early_stop.restore_best and history:
+    state = _restore_best(run, ckpt, state, early.best_epoch + 1, len(history))
   if history and start == config.num_epochs:  # nothing trained now: refresh the files from the checkpoint
     for write in writers:
       write(history)

@@ -85,6 +85,12 @@ def l2_penalty(params, l2: float):
   return l2 * sum(leaves)
 
 
+def with_plateau_scale(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`tx` followed by a factor kept in its state (`step_size`, 1.0 at first), which
+  ReduceLROnPlateau lowers between epochs (callbacks.with_lr_scale)."""
+  return optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
+
+
 def build_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
   """The optimizer of `cfg` (config.optim) driven by `schedule`.
 

@@ -120,6 +120,8 @@ def plan(config, steps_per_epoch: int) -> list[Stage]:
   for s in stages:
     s.schedule = _global_schedule(s, config.num_epochs, steps_per_epoch)
     s.tx = optim.build_optimizer(s.config.optim, _optimizer_schedule(s, steps_per_epoch))
+    if config.get("plateau") is not None and config.plateau.use:  # a factor ReduceLROnPlateau lowers
+      s.tx = optim.with_plateau_scale(s.tx)
   return stages
 
 

@@ -35,6 +35,22 @@ def check(c) -> None:
   """Raises ConfigError for the first field of config `c` whose value cannot work."""
   _number("seed", c.seed, low=0, integer=True)
   _number("num_epochs", c.num_epochs, low=1, integer=True)
+  from cnnzoo.training.callbacks import MODES, MONITORED
+  for name in ("plateau", "early_stop"):
+    if name in c and c[name].use:
+      _choice(f"{name}.monitor", c[name].monitor, MONITORED)
+      _choice(f"{name}.mode", c[name].mode, MODES)
+  if "plateau" in c and c.plateau.use:
+    p = c.plateau
+    _number("plateau.factor", p.factor, low=0, high=1, low_open=True, high_open=True)
+    _number("plateau.patience", p.patience, low=0, integer=True)
+    _number("plateau.cooldown", p.cooldown, low=0, integer=True)
+    _number("plateau.min_delta", p.min_delta, low=0)
+    _number("plateau.min_lr", p.min_lr, low=0)
+  if "early_stop" in c and c.early_stop.use:
+    _number("early_stop.patience", c.early_stop.patience, low=0, integer=True)
+    _number("early_stop.min_delta", c.early_stop.min_delta, low=0)
+    _number("early_stop.start_from_epoch", c.early_stop.start_from_epoch, low=0, integer=True)
   if "ensemble" in c:
     _number("ensemble.members", c.ensemble.members, low=0, high=1000, integer=True)
   m = c.model
