@@ -1,5 +1,6 @@
 """Checks on the folders a command will write, made before anything is written."""
 
+import contextlib
 import os
 
 from cnnzoo.errors import UserError
@@ -20,3 +21,18 @@ def check_writable(path: str, flag: str) -> None:
     raise UserError(f"{flag}={path}: {existing} is a file, not a directory; choose another {flag}")
   if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):
     raise UserError(f"{flag}={path}: {existing} is not writable; choose another {flag}")
+
+
+@contextlib.contextmanager
+def atomic(path: str, suffix: str = ".tmp"):
+  """Yields a temporary path beside `path` to write; renamed to `path` when the block succeeds,
+  removed when it fails: `path` is never half-written, and a failed write (a full disk) leaves the
+  previous file as it was."""
+  tmp = path + suffix
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise

@@ -43,13 +43,12 @@ def choose_epoch(ckpt, spec: str, workdir: str) -> int:
   return int(spec)
 
 
-def predict_run(workdir: str, split: str = "test", checkpoint: str = "best") -> Member:
-  """Rebuilds the run in `workdir` and returns its class probabilities on `split` (test | val)."""
+def restore_run(workdir: str, checkpoint: str = "best"):
+  """(config, run, state, epoch): the run in `workdir` rebuilt from its config.json (model, data,
+  views) with the weights of `checkpoint` (best | latest | an epoch)."""
   from cnnzoo.training import loop, resume
   from cnnzoo.training import workdir as workdir_lib
   from cnnzoo.training.checkpoint import Checkpointer
-  if split not in ("test", "val"):
-    raise UserError(f"--split={split}: expected test or val")
   config = workdir_lib.read_config(workdir)
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
@@ -62,6 +61,15 @@ def predict_run(workdir: str, split: str = "test", checkpoint: str = "best") -> 
     state, _ = resume.restore(run, ckpt, epoch)
   finally:
     ckpt.close()
+  return config, run, state, epoch
+
+
+def predict_run(workdir: str, split: str = "test", checkpoint: str = "best") -> Member:
+  """Rebuilds the run in `workdir` and returns its class probabilities on `split` (test | val)."""
+  from cnnzoo.training import loop
+  if split not in ("test", "val"):
+    raise UserError(f"--split={split}: expected test or val")
+  config, run, state, epoch = restore_run(workdir, checkpoint)
   loader, step = (run.test_loader, run.test_step) if split == "test" else (run.val_loader, run.eval_step)
   out = loop.evaluate(run, state, loader, step, probabilities=True)
   return Member(workdir, epoch, config.model.name, run.dataset.name, list(run.dataset.class_names),

@@ -12,6 +12,8 @@ import sys
 
 import jax
 
+from cnnzoo import paths
+
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
 
 
@@ -29,28 +31,14 @@ def finite_json(obj):
 def write_json_atomic(path: str, obj) -> None:
   """Writes strict JSON (non-finite floats as null) to `path` via a temporary file and a rename:
   no half-written file, and a failed write (a full disk) leaves the previous file as it was."""
-  tmp = f"{path}.tmp"
-  try:
-    with open(tmp, "w") as f:
-      json.dump(finite_json(obj), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with paths.atomic(path) as tmp, open(tmp, "w") as f:
+    json.dump(finite_json(obj), f, indent=2, allow_nan=False)
 
 
 def write_text_atomic(path: str, text: str) -> None:
   """Writes `text` to `path` via a temporary file and a rename (as write_json_atomic)."""
-  tmp = f"{path}.tmp"
-  try:
-    with open(tmp, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with paths.atomic(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
 
 
 class HistoryJson:

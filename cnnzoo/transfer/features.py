@@ -130,19 +130,9 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
 
 def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
   """The model of a cnnzoo run, its checkpoint and its own evaluation preprocessing."""
-  from cnnzoo.data.ops import make_preprocess, model_image_shape
-  from cnnzoo.evaluation.runs import choose_epoch
-  from cnnzoo.training import loop, resume
-  from cnnzoo.training import workdir as workdir_lib
-  from cnnzoo.training.checkpoint import Checkpointer
-  config = workdir_lib.read_config(workdir)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True, best_metric=None)
-  try:
-    epoch = choose_epoch(ckpt, checkpoint, workdir)
-    run = loop.build(config)
-    state, _ = resume.restore(run, ckpt, epoch)
-  finally:
-    ckpt.close()
+  from cnnzoo.data.ops import make_preprocess
+  from cnnzoo.evaluation.runs import restore_run
+  config, run, state, epoch = restore_run(workdir, checkpoint)
   ds = run.dataset
   _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
   first_view = lambda x: val_pre(x)[0]  # (views, N, h, w, C): the center / whole-image view
@@ -170,22 +160,16 @@ def write_features(path: str, extractor: Extractor, images, labels, class_names,
   """Writes `features` (N x D float32, batch by batch), `labels` and `class_names` to `path`
   through a temporary file renamed at the end: never a half-written features file."""
   import h5py
+  from cnnzoo import paths
   dim = check_layer(extractor, int(images.shape[-1]))
-  tmp = path + ".tmp"
-  try:
-    with h5py.File(tmp, "w") as f:
-      feats = f.create_dataset("features", (len(images), dim), np.float32)
-      f["labels"] = np.asarray(labels, np.int32)
-      f.attrs["class_names"] = [str(c).encode() for c in class_names]
-      for key, value in (attrs or {}).items():
-        f.attrs[key] = value
-      for start, out in extract(extractor, images, batch_size, progress):
-        feats[start:start + len(out)] = out
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with paths.atomic(path) as tmp, h5py.File(tmp, "w") as f:
+    feats = f.create_dataset("features", (len(images), dim), np.float32)
+    f["labels"] = np.asarray(labels, np.int32)
+    f.attrs["class_names"] = [str(c).encode() for c in class_names]
+    for key, value in (attrs or {}).items():
+      f.attrs[key] = value
+    for start, out in extract(extractor, images, batch_size, progress):
+      feats[start:start + len(out)] = out
   return len(images), dim
 
 

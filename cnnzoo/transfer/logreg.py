@@ -37,20 +37,14 @@ def fit(features, labels, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, fold
 def save(path: str, estimator, attrs: dict) -> None:
   """coef_, intercept_, classes_ and C as HDF5 datasets, `attrs` as attributes (atomically)."""
   import h5py
-  tmp = path + ".tmp"
-  try:
-    with h5py.File(tmp, "w") as f:
-      f["coef"] = estimator.coef_
-      f["intercept"] = estimator.intercept_
-      f["classes"] = estimator.classes_
-      f.attrs["C"] = float(estimator.C)
-      for k, v in attrs.items():
-        f.attrs[k] = [str(x).encode() for x in v] if isinstance(v, (list, tuple)) else v
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  from cnnzoo import paths
+  with paths.atomic(path) as tmp, h5py.File(tmp, "w") as f:
+    f["coef"] = estimator.coef_
+    f["intercept"] = estimator.intercept_
+    f["classes"] = estimator.classes_
+    f.attrs["C"] = float(estimator.C)
+    for k, v in attrs.items():
+      f.attrs[k] = [str(x).encode() for x in v] if isinstance(v, (list, tuple)) else v
 
 
 def load(path: str):
