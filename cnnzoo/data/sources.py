@@ -8,6 +8,7 @@ the dataset builders), or a tensorflow-datasets name such as "cifar10".
 import dataclasses
 import json
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -169,7 +170,13 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # unknown name or a builder that needs TensorFlow
-    raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {e}") from None
+    text = " ".join(str(e).split())
+    hint = re.search(r"Did you mean: \S+ -> (\S+)", text)
+    if "Available datasets:" in text:  # tfds lists all ~400 names: keep the first sentence and its guess
+      text = text.split("Available datasets:")[0].strip()
+    raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {text[:300]}"
+                               + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
+                               + "; or use a builder folder (data.name=hdf5) or digits") from None
   info = builder.info
   image_key = next((k for k, v in info.features.items() if isinstance(v, tfds.features.Image)), None)
   labels = [k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel)]
