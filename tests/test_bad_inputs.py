@@ -18,6 +18,9 @@ MAIN = ["experiments.main", "--config=configs/lenet_digits.py", "--workdir={run}
 BUILD = ["experiments.build_dataset"]
 SUMMARIZE = ["experiments.summarize"]
 EVALUATE = ["experiments.evaluate"]
+EXTRACT = ["experiments.extract_features"]
+LOGREG = ["experiments.train_logreg"]
+PREDICT = ["experiments.predict"]
 
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
@@ -138,6 +141,24 @@ CASES = [
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={no_checkpoints_run}"], "the same --workdir is given twice"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--out={file}"], "is a file, not a directory"),
     (EVALUATE + ["--workdir={empty}", "extra"], "unexpected arguments: extra"),
+    (EXTRACT + ["--data={built}", "--out={out}"], "give --keras_weights=FILE (with --model=NAME) or --workdir=RUN"),
+    (EXTRACT + ["--keras_weights={file}", "--data={built}", "--out={out}"], "--keras_weights needs --model=NAME"),
+    (EXTRACT + ["--model=vgg16", "--keras_weights={file}", "--data={built}", "--out={out}"], "cannot read"),
+    (EXTRACT + ["--model=vgg16", "--keras_weights={file}", "--data={built}", "--out={out}", "--splits=train,dev"],
+     "--splits=train,dev: choose from train, val, test"),
+    (EXTRACT + ["--model=vgg16", "--keras_weights={file}", "--data={built}", "--out={file}"], "is a file, not a directory"),
+    (EXTRACT + ["--workdir={empty}", "--data={built}", "--out={out}"], "has no config.json"),
+    (EXTRACT + ["--model=vgg16", "--keras_weights={file}", "--out={out}"], "Flag --data must have a value"),
+    (LOGREG + ["--features={empty}"], "no train_features.h5 (write it with experiments.extract_features)"),
+    (LOGREG + ["--features={empty}", "--C=a,b"], "--C=a,b: expected comma-separated positive numbers"),
+    (LOGREG + ["--features={empty}", "--jobs=0"], "--jobs=0: a positive number of parallel fits"),
+    (LOGREG + ["--features={empty}", "--load={missing}"], "cannot read"),
+    (LOGREG + ["--features={empty}", "--out={file}"], "is a file, not a directory"),
+    (PREDICT + ["--workdir={empty}"], "give the image files to classify after the flags"),
+    (PREDICT + ["{file}"], "give --workdir=RUN or --keras_weights=FILE (with --model=NAME), one of the two"),
+    (PREDICT + ["--keras_weights={file}", "{file}"], "--keras_weights needs --model=NAME"),
+    (PREDICT + ["--workdir={empty}", "{file}"], "has no config.json"),
+    (PREDICT + ["--workdir={empty}", "--top=0", "{file}"], "--top=0"),
     (["experiments.main", "--config=configs/minivggnet_cifar10_ensemble.py:smoke", "--workdir={run}",
       "--resume_epoch=2"], "--resume_epoch / --init_from apply to one run"),
     (["experiments.main", "--config=configs/minivggnet_cifar10_ensemble.py", "--workdir={run}",
