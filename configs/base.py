@@ -117,6 +117,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.monitor.progress = True
   c.monitor.log_every_steps = 20
   c.monitor.plot = True
+  c.monitor.plot_min_seconds = 5.0  # history.png: at most one redraw per this many seconds (and at the end)
   c.monitor.tensorboard = True
   return c
 

@@ -51,6 +51,7 @@ def check(c) -> None:
     _number("early_stop.patience", c.early_stop.patience, low=0, integer=True)
     _number("early_stop.min_delta", c.early_stop.min_delta, low=0)
     _number("early_stop.start_from_epoch", c.early_stop.start_from_epoch, low=0, integer=True)
+  _number("monitor.plot_min_seconds", c.monitor.get("plot_min_seconds", 0.0), low=0)
   if "ensemble" in c:
     _number("ensemble.members", c.ensemble.members, low=0, high=1000, integer=True)
   m = c.model

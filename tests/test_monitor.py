@@ -1,0 +1,32 @@
+"""history.png: drawn for the first epoch, at most once per plot_min_seconds after, and at the end."""
+
+import os
+
+from cnnzoo.training import monitor
+
+
+def record(epoch):
+  return {"epoch": epoch, "loss": 1.0 / epoch, "val_loss": 1.1 / epoch, "accuracy": 0.1 * epoch,
+          "val_accuracy": 0.09 * epoch}
+
+
+def test_history_plot_coalesces_redraws_and_draws_the_last_epoch_at_close(tmp_path, monkeypatch):
+  drawn = []
+  plot = monitor.HistoryPlot(str(tmp_path), "t", min_seconds=3600)
+  real = plot._plot
+  monkeypatch.setattr(plot, "_plot", lambda history: (drawn.append(len(history)), real(history)))
+  history = []
+  for epoch in range(1, 6):
+    history = history + [record(epoch)]
+    plot(history)
+  assert drawn == [1]  # the first epoch; the next four fall within the hour
+  plot.close()
+  assert drawn == [1, 5] and os.path.getsize(tmp_path / "history.png") > 10_000
+  plot.close()  # nothing pending: no redraw
+  assert drawn == [1, 5]
+  every = monitor.HistoryPlot(str(tmp_path), "t", min_seconds=0)
+  calls = []
+  monkeypatch.setattr(every, "_plot", lambda history: calls.append(len(history)))
+  for n in range(1, 4):
+    every(history[:n])
+  assert calls == [1, 2, 3]
