@@ -19,10 +19,14 @@ SEQUENCES = [
 ]
 
 
-def keras_model(lr):
+def keras_callback(cls, lr=0.1, **kwargs):
+  """(model, callback): Keras' own callback attached to a compiled model, its training begun."""
   model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
   model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse")
-  return model
+  callback = cls(**kwargs)
+  callback.set_model(model)
+  callback.on_train_begin()
+  return model, callback
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -33,10 +37,7 @@ def keras_model(lr):
 @pytest.mark.parametrize("sequence", range(len(SEQUENCES)))
 def test_plateau_rates_equal_keras(kwargs, sequence):
   values = SEQUENCES[sequence]
-  model = keras_model(0.1)
-  theirs = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **kwargs)
-  theirs.set_model(model)
-  theirs.on_train_begin()
+  model, theirs = keras_callback(keras.callbacks.ReduceLROnPlateau, monitor="val_loss", **kwargs)
   ours, lr = callbacks.ReduceLROnPlateau("val_loss", **kwargs), 0.1
   expected, got = [], []
   for epoch, v in enumerate(values):
@@ -50,10 +51,8 @@ def test_plateau_rates_equal_keras(kwargs, sequence):
 
 def test_plateau_on_accuracy_rises_like_keras_max_mode():
   values = [0.1, 0.3, 0.3, 0.31, 0.31, 0.31, 0.5]
-  model = keras_model(1.0)
-  theirs = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5, patience=1)
-  theirs.set_model(model)
-  theirs.on_train_begin()
+  model, theirs = keras_callback(keras.callbacks.ReduceLROnPlateau, 1.0, monitor="val_accuracy", mode="max",
+                                 factor=0.5, patience=1)
   ours, lr = callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=1), 1.0  # mode auto
   for epoch, v in enumerate(values):
     theirs.on_epoch_end(epoch, {"val_accuracy": v})
@@ -66,10 +65,7 @@ def test_plateau_on_accuracy_rises_like_keras_max_mode():
 @pytest.mark.parametrize("sequence", range(len(SEQUENCES)))
 def test_early_stopping_epoch_equals_keras(kwargs, sequence):
   values = SEQUENCES[sequence]
-  model = keras_model(0.1)
-  theirs = keras.callbacks.EarlyStopping(monitor="val_loss", **kwargs)
-  theirs.set_model(model)
-  theirs.on_train_begin()
+  model, theirs = keras_callback(keras.callbacks.EarlyStopping, monitor="val_loss", **kwargs)
   ours = callbacks.EarlyStopping("val_loss", **kwargs)
   keras_stop = our_stop = None
   for epoch, v in enumerate(values):
