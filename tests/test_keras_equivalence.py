@@ -39,6 +39,16 @@ def randomize(model, seed=0):
   return model
 
 
+def keras_logits(reference, x):
+  """`reference(x)` in inference mode as one jitted program. Called eagerly, Keras' JAX backend
+  compiles one small XLA program per op and shape: 6.7 s for ResNet50 on 2 cores, 1.9 s jitted
+  (and the same logits to 6e-8)."""
+  trainable = [v.value for v in reference.trainable_variables]
+  frozen = [v.value for v in reference.non_trainable_variables]
+  call = jax.jit(lambda t, f, x: reference.stateless_call(t, f, x, training=False)[0])
+  return np.asarray(call(trainable, frozen, x))
+
+
 def logits(model, variables, x):
   return np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x))
 
@@ -58,7 +68,7 @@ def test_logits_equal_keras_after_import(keras_name, ours, tmp_path):
   path = str(tmp_path / f"{ours}.weights.h5")
   reference.save_weights(path)
   x = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
-  expected = np.asarray(reference(x, training=False))
+  expected = keras_logits(reference, x)
   del reference
   assert 0.05 < np.abs(expected).max() < 100  # a meaningful scale for the 1e-4 tolerance
   model, variables = load_keras_weights(path, ours)
@@ -105,7 +115,7 @@ def test_legacy_notop_vgg16_file_like_the_seeds_use(tmp_path):
   assert named and [l.name for l in layers][:2] == ["block1_conv1", "block1_conv2"] and len(layers) == 13
   x = np.random.default_rng(2).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
   model, variables = load_keras_weights(path, "vgg16", include_top=False)
-  assert_logits_close(logits(model, variables, x), np.asarray(reference(x)))
+  assert_logits_close(logits(model, variables, x), keras_logits(reference, x))
   assert sum(v.size for v in jax.tree.leaves(variables)) == 14_714_688
 
 
@@ -115,7 +125,7 @@ def test_legacy_resnet50_with_top_and_batchnorm(tmp_path):
   write_legacy(reference, path)
   x = np.random.default_rng(4).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
   model, variables = load_keras_weights(path, "resnet50_keras")
-  assert_logits_close(logits(model, variables, x), np.asarray(reference(x)))
+  assert_logits_close(logits(model, variables, x), keras_logits(reference, x))
 
 
 def test_mismatched_file_names_the_first_layer_that_does_not_fit(tmp_path):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, lenet_cli, read_json, without_timing
+from conftest import ROOT, lenet_cli, lenet_env, read_json, without_timing
 
 TRIALS = int(os.environ.get("CNNZOO_KILL_TRIALS", "4"))
 PHASES = ("compile", "train", "evaluate", "save")
@@ -58,7 +58,7 @@ def test_kill_9_at_random_points_then_rerun_is_bitwise_exact(tmp_path, lenet_ref
   reference = lenet_reference(epochs)
   workdir = str(tmp_path / "killed")
   argv = lenet_cli(workdir, epochs, "--verbosity=0")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env = lenet_env()
   rng = random.Random(int(os.environ.get("CNNZOO_KILL_SEED", "0")))
   killed = []
   for trial in range(TRIALS):

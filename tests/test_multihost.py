@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, devices_env, lenet_cli
+from conftest import ROOT, lenet_cli, lenet_env
 
 ARGS = lenet_cli("{}", 2)[3:]  # as conftest.lenet_reference(2) runs it, minus the workdir
 ARGS.remove("--workdir={}")
@@ -23,7 +23,7 @@ def free_port() -> int:
 @pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted 2-epoch run with other tests
 def test_two_processes_train_like_one(tmp_path, lenet_reference):
   port = free_port()
-  env = devices_env(2)
+  env = lenet_env(xla_flags="--xla_force_host_platform_device_count=2")
   procs = [subprocess.Popen([sys.executable, "-m", "experiments.main", *ARGS, f"--workdir={tmp_path / 'multi'}",
                              f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

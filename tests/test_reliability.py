@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, lenet_cli, read_json, without_timing
+from conftest import ROOT, lenet_cli, lenet_env, read_json, without_timing
 from cnnzoo.errors import RunStopped, UserError
 from cnnzoo.training import loop
 from cnnzoo.training import workdir as workdir_lib
@@ -171,7 +171,7 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
     pytest.skip("mount -t tmpfs is not permitted here")
   try:
     workdir = str(mount / "run")
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = lenet_env()
     proc = subprocess.run(lenet_cli(workdir, EPOCHS), cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
