@@ -103,6 +103,12 @@ def run(main, positional: bool = False) -> None:
       return main(argv)
     except UserError as e:
       fail(str(e), e.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C: what was interrupted has said what it kept
+      print("interrupted", file=sys.stderr)
+      sys.exit(130)
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted; no traceback
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+      sys.exit(0)
     except MemoryError:
       fail("out of memory: the images, batch or model this asks for do not fit in this machine's memory; "
            "lower --config.data.image_size / batch_size (or --size for build_dataset)", 1)

@@ -17,6 +17,10 @@ from configs import base
 
 def get_config(arg=None):
   c = base.get_config()
+  c.journal.run = "AlexNet from scratch, Dogs-vs-Cats"
+  c.journal.seed = "2020-11-23"
+  c.journal.metric = "test_accuracy"
+  c.journal.figure = 0.0
   c.model.name = "alexnet"  # seed 001's AlexNet (LRN), 227x227
   c.data.name = "hdf5"
   c.data.dir = "data/dogs-vs-cats-hdf5"

@@ -15,10 +15,16 @@ Data: download 17flowers.tgz from the Oxford VGG site, unpack it (jpg/image_0001
 
 from configs import base
 
+VARIANTS = ("noaug",)  # arguments that select another journal run (listed by --list_configs)
+
 
 def get_config(arg=None):
   c = base.get_config()
   c.model.name = "minivggnet"
+  c.journal.run = "MiniVGGNet, Flowers-17, with augmentation"
+  c.journal.seed = "2020-11-17"
+  c.journal.metric = "test_accuracy"
+  c.journal.figure = 0.67
   c.data.name = "hdf5"
   c.data.dir = "data/flowers17-hdf5"
   c.data.how_to_get = ("download 17flowers.tgz from the Oxford VGG site, unpack it into 17flowers/ and run "
@@ -33,6 +39,8 @@ def get_config(arg=None):
   args = base.parse_args(arg, ("smoke", "noaug"))
   if "noaug" in args:
     c.data.augment = "none"
+    c.journal.run = "MiniVGGNet, Flowers-17, without augmentation"
+    c.journal.figure = 0.57
   if "smoke" in args:
     base.smoke(c, (64, 64, 3), 17)
   return c

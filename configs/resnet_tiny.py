@@ -17,6 +17,10 @@ from configs import base
 def get_config(arg=None):
   c = base.get_config()
   c.model.name = "resnet_tiny"
+  c.journal.run = "the seed ResNet, Tiny-ImageNet, poly 1 over 75 epochs (run 4)"
+  c.journal.seed = "2020-12-12"
+  c.journal.metric = "val_accuracy"
+  c.journal.figure = 0.5547
   c.data.name = "hdf5"
   c.data.dir = "data/tiny-imagenet-200-hdf5"
   c.data.how_to_get = ("download tiny-imagenet-200.zip from the CS231n site, unzip it and run "

@@ -11,8 +11,7 @@ Running the same command again (same workdir) resumes from its latest checkpoint
 their ensemble (configs/minivggnet_cifar10_ensemble.py).
 """
 
-import os
-import re
+import sys
 
 from absl import flags
 from ml_collections import config_flags
@@ -30,38 +29,80 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "Multi-host: host:port of process 0 (with --num_processes, --process_id).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
-flags.mark_flags_as_required(["config"])
+_LIST_CONFIGS = flags.DEFINE_bool("list_configs", False, "Print every config in configs/ with its model, "
+                                   "dataset, the journal run it reproduces and the seed's figure; then exit.")
 
 
-def default_workdir(config_spec: str) -> str:
-  """`runs/NAME` for `--config=.../NAME.py`, `runs/NAME-ARG` for `NAME.py:ARG` (`,` in ARG -> `-`)."""
-  path, _, arg = config_spec.partition(":")
-  name = os.path.splitext(os.path.basename(path))[0]
-  arg = re.sub(r"[^\w.=-]+", "-", arg).strip("-")
-  return os.path.join("runs", f"{name}-{arg}" if arg else name)
+def list_configs() -> list[dict]:
+  """One row per config of configs/ (and per journal variant a config names in `VARIANTS`), read
+  from the configs' own fields."""
+  import glob
+  import importlib
+  import os
+  rows = []
+  here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+  for path in sorted(glob.glob(os.path.join(here, "*.py"))):
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in ("__init__", "base"):
+      continue
+    module = importlib.import_module(f"configs.{name}")
+    for arg in (None, *getattr(module, "VARIANTS", ())):
+      c = module.get_config(arg)
+      data = f"hdf5:{os.path.basename(c.data.dir.rstrip('/'))}" if c.data.name == "hdf5" else c.data.name
+      rows.append({"config": f"configs/{name}.py" + (f":{arg}" if arg else ""), "model": c.model.name,
+                   "data": data, "run": c.journal.run, "seed": c.journal.seed,
+                   "figure": f"{c.journal.metric} {c.journal.figure:.4g}" if c.journal.figure else "none reported"})
+  return rows
+
+
+def print_configs() -> None:
+  rows = list_configs()
+  heads = {"config": "config", "model": "model", "data": "data", "run": "journal run", "seed": "seed note",
+           "figure": "seed's figure"}
+  widths = {k: max(len(h), *(len(r[k]) for r in rows)) for k, h in heads.items()}
+  for row in [heads, *rows]:
+    print("  ".join(row[k].ljust(widths[k]) for k in heads).rstrip())
+  print("\nrun one: python -m experiments.main --config=CONFIG   (add :smoke for a seconds-long check)")
 
 
 def main(argv):
   del argv  # cli.run refuses positional arguments
+  if _LIST_CONFIGS.value:
+    return print_configs()
+  if _CONFIG.value is None:
+    cli.fail("--config=configs/NAME.py is missing (python -m experiments.main --list_configs lists them)")
   cli.quiet_logs()
   cli.check_config(_CONFIG)
   import jax
 
   from cnnzoo import parallel
+  from cnnzoo.training import workdir as workdir_lib
   parallel.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
   workdir = _WORKDIR.value
   if workdir is None:
-    workdir = default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
+    workdir = workdir_lib.default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))  
     if jax.process_index() == 0:
       print(f"workdir: {workdir} (the default for this config; --workdir=DIR to choose)", flush=True)
+  spec = config_flags.get_config_filename(flags.FLAGS["config"])
+  command = {"config": spec, "command": resume_command(sys.argv[1:])}
   if config.get("ensemble") and config.ensemble.members:
     from cnnzoo.evaluation.ensemble import train_ensemble
-    train_ensemble(config, workdir, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value)
+    train_ensemble(config, workdir, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value, command=command)
     return
   from cnnzoo.training.loop import train_and_evaluate
-  train_and_evaluate(config, workdir, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value)
+  train_and_evaluate(config, workdir, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value,
+                     command=command)
+
+
+def resume_command(args: list[str]) -> str:
+  """The command line that continues this run: its own flags without --resume_epoch / --init_from
+  (run once) and the multi-host flags (each process has its own)."""
+  import shlex
+  once = ("--resume_epoch", "--init_from", "--coordinator_address", "--num_processes", "--process_id")
+  kept = [a for a in args if not a.split("=", 1)[0] in once]
+  return shlex.join(["python", "-m", "experiments.main", *kept])
 
 
 if __name__ == "__main__":

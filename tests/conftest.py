@@ -56,6 +56,19 @@ def run_cli(args, env_extra=None, timeout=600, drop_env=()):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def cli_batch(cases, timeout=900) -> list[dict]:
+  """Runs command lines of cnnzoo's entry points one after another in one preloaded process
+  (tests/cli_batch.py: the heavy imports once, each case in a forked child) and returns one
+  {"rc", "stdout", "stderr"} per case. A case: {"module": "experiments.main", "argv": [...], "cwd": DIR}."""
+  import json
+  import subprocess
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py")], input=json.dumps(cases),
+                        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout)
+
+
 def devices_env(n: int) -> dict:
   """The environment of a subprocess that sees `n` CPU devices (and the suite's XLA flags)."""
   return dict(os.environ, JAX_PLATFORMS="cpu",
@@ -97,28 +110,138 @@ def lenet_env(**extra) -> dict:
 
 
 def lenet_cli(workdir, epochs, *extra):
-  """argv for a quiet LeNet-on-digits run of `experiments.main` (the kill / disk-full tests);
-  run it with `lenet_env()`."""
-  return [sys.executable, "-m", "experiments.main", "--config=configs/lenet_digits.py", f"--workdir={workdir}",
+  """argv (from the first flag on) of a quiet LeNet-on-digits run of `experiments.main` (the kill /
+  disk-full / multihost tests); run it with `forkserver.run(argv, lenet_env())`."""
+  return ["--config=configs/lenet_digits.py", f"--workdir={workdir}",
           f"--config.num_epochs={epochs}", "--config.monitor.plot=False", "--config.monitor.progress=False",
           "--config.monitor.tensorboard=False", *extra]
+
+
+class Child:
+  """A command line started by the fork server: `pid`, `wait()`, `kill()`, `stdout`, `stderr`."""
+
+  def __init__(self, server, key, out, err):
+    self.server, self.key, self.out, self.err = server, key, out, err
+    self.pid = server.reply(key, "pid")
+    self.returncode = None
+
+  def poll(self):
+    with self.server.cond:
+      self.returncode = self.server.replies.get((self.key, "rc"))
+    return self.returncode
+
+  def wait(self, timeout=600):
+    self.returncode = self.server.reply(self.key, "rc", timeout)
+    return self.returncode
+
+  def kill(self, signum=None):
+    import signal
+    os.kill(self.pid, signal.SIGKILL if signum is None else signum)
+
+  def wait_for(self, text, count=1, timeout=300) -> bool:
+    """Waits until stderr holds `text` `count` times (True), or the child ends first (False)."""
+    import time
+    deadline = time.time() + timeout
+    with open(self.err) as err:
+      seen = ""
+      while seen.count(text) < count and self.poll() is None and time.time() < deadline:
+        seen += err.read()
+        time.sleep(0.001)
+      seen += err.read()
+    return seen.count(text) >= count
+
+  @property
+  def stdout(self):
+    with open(self.out) as f:
+      return f.read()
+
+  @property
+  def stderr(self):
+    with open(self.err) as f:
+      return f.read()
+
+
+class ForkServer:
+  """tests/cli_batch.py --serve: starts command lines as forks of one process that has imported
+  JAX, flax, orbax and scikit-learn already (about 4 s a fresh interpreter spends per run). The
+  children are real processes running the real entry points: they can be killed with -9."""
+
+  def __init__(self, directory):
+    import subprocess
+    import threading
+    self.directory, self.count, self.replies = directory, 0, {}
+    self.cond = threading.Condition()
+    self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py"), "--serve"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                                 env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    threading.Thread(target=self._read, daemon=True).start()
+
+  def _read(self):
+    import json
+    for line in self.proc.stdout:
+      reply = json.loads(line)
+      with self.cond:
+        self.replies[(reply["id"], "pid" if "pid" in reply else "rc")] = reply.get("pid", reply.get("rc"))
+        self.cond.notify_all()
+
+  def reply(self, key, kind, timeout=600):
+    with self.cond:
+      if not self.cond.wait_for(lambda: (key, kind) in self.replies or self.proc.poll() is not None, timeout):
+        raise TimeoutError(f"child {key} gave no {kind} in {timeout} s")
+      if (key, kind) not in self.replies:
+        raise RuntimeError(f"the fork server ended (status {self.proc.poll()})")
+      return self.replies[(key, kind)]
+
+  def start(self, argv, env=None, cwd=ROOT, module="experiments.main", path=None) -> Child:
+    """Starts `python -m MODULE ARGV` (argv as for subprocess, from the first flag on), or
+    `python PATH ARGV` with `path`."""
+    import json
+    self.count += 1
+    key = self.count
+    out, err = (os.path.join(self.directory, f"{key}.{n}") for n in ("out", "err"))
+    request = {"id": key, "module": module, "argv": list(argv), "cwd": str(cwd), "out": out, "err": err}
+    if path is not None:
+      request["path"] = str(path)
+    if env is not None:
+      request["env"] = dict(env)
+    self.proc.stdin.write(json.dumps(request) + "\n")
+    self.proc.stdin.flush()
+    return Child(self, key, out, err)
+
+  def run(self, argv, env=None, cwd=ROOT, module="experiments.main", path=None) -> Child:
+    child = self.start(argv, env, cwd, module, path)
+    child.wait()
+    return child
+
+  def close(self):
+    self.proc.stdin.close()
+    self.proc.wait(timeout=600)
+
+
+@pytest.fixture(scope="session")
+def forkserver(tmp_path_factory):
+  server = ForkServer(str(tmp_path_factory.mktemp("forkserver")))
+  yield server
+  server.close()
 
 
 _REFERENCES = {}
 
 
 @pytest.fixture(scope="session")
-def lenet_reference(tmp_path_factory):
-  """`reference(epochs)` -> workdir of an uninterrupted CLI run of that many epochs (run once per
-  session and shared: the kill -9 and disk-full tests compare their reruns with it bitwise)."""
-  import subprocess
-
-  def reference(epochs):
-    if epochs not in _REFERENCES:
+def lenet_reference(tmp_path_factory, forkserver):
+  """`reference(epochs[, env])` -> workdir of an uninterrupted CLI run of that many epochs (run once
+  per session and environment and shared: the kill -9 and disk-full tests compare their reruns
+  with it bitwise). `env`: lenet_env() by default."""
+  def reference(epochs, env=None):
+    env = lenet_env() if env is None else env
+    key = (epochs, env["XLA_FLAGS"])
+    if key not in _REFERENCES:
       workdir = str(tmp_path_factory.mktemp(f"reference{epochs}"))
-      subprocess.run(lenet_cli(workdir, epochs), cwd=ROOT, check=True, capture_output=True, env=lenet_env())
-      _REFERENCES[epochs] = workdir
-    return _REFERENCES[epochs]
+      run = forkserver.run(lenet_cli(workdir, epochs), env)
+      assert run.returncode == 0, run.stderr[-3000:]
+      _REFERENCES[key] = workdir
+    return _REFERENCES[key]
 
   return reference
 

@@ -2,17 +2,14 @@
 or overwritten. The command lines run through the real entry points (`python -m MODULE ARGV`),
 batched in one process by tests/cli_batch.py so that 60 cases cost one set of imports."""
 
-import json
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, cli_batch
 
 MAIN = ["experiments.main", "--config=configs/lenet_digits.py", "--workdir={run}"]
 BUILD = ["experiments.build_dataset"]
@@ -245,11 +242,7 @@ def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixture
     expected.append(message)
   assert len(CASES) >= 40 and len({(c["module"], *c["argv"]) for c in cases}) == len(CASES)
   before = snapshot(base)
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py")], input=json.dumps(cases),
-                        capture_output=True, text=True, cwd=ROOT, timeout=900,
-                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  results = json.loads(proc.stdout)
+  results = cli_batch(cases)
   failures = []
   for case, message, r in zip(cases, expected, results):
     lines = [line for line in r["stderr"].splitlines() if line.strip()]

@@ -2,15 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, quiet, run_cli
+from conftest import quiet
 from cnnzoo.data import builders, sources
 
 
@@ -31,7 +29,7 @@ def read(path):
     return np.asarray(f["images"]), np.asarray(f["labels"]), names
 
 
-def test_tiny_imagenet_layout_and_the_seeds_split(tmp_path):
+def test_tiny_imagenet_layout_and_the_seeds_split(tmp_path, forkserver):
   src = tmp_path / "tiny-imagenet-200"
   wnids = ["n01443537", "n01629819", "n01641577"]
   (src / "val" / "images").mkdir(parents=True)
@@ -65,13 +63,12 @@ def test_tiny_imagenet_layout_and_the_seeds_split(tmp_path):
 
   # configs/resnet_tiny.py's own commands on this tree: the build its docstring names, then training
   out = tmp_path / "tiny-imagenet-200-hdf5"
-  build = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=tiny_imagenet_200",
-                          f"--src={src}", f"--out={out}", "--val=1"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+  build = forkserver.run(["--layout=tiny_imagenet_200", f"--src={src}", f"--out={out}", "--val=1"],
+                         module="experiments.build_dataset")
   assert build.returncode == 0, build.stderr[-2000:]
   assert "wrote" in build.stdout and "train 15, val 3, test 4" in build.stdout
   # (:smoke for its one-block stages, which compile in a third of the time, back on this hdf5 tree)
-  train = run_cli(["--config=configs/resnet_tiny.py:smoke", "--config.data.name=hdf5", f"--config.data.dir={out}",
+  train = forkserver.run(["--config=configs/resnet_tiny.py:smoke", "--config.data.name=hdf5", f"--config.data.dir={out}",
                    "--config.model.num_classes=0", "--config.num_epochs=1",
                    "--config.data.batch_size=4", "--config.monitor.progress=False",
                    "--config.monitor.plot=False", "--config.monitor.tensorboard=False",
@@ -94,23 +91,21 @@ def test_flowers17_labels_follow_the_file_index(tmp_path):
   assert listing.class_names[16] == "Pansy" and len(listing.class_names) == 17
 
 
-def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path):
+def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path, forkserver):
   src = tmp_path / "dogs-vs-cats" / "train"
   for k in range(10):
     jpeg(str(src / f"cat.{k}.jpg"), (200, 50, 50), size=(50, 40))
     jpeg(str(src / f"dog.{k}.jpg"), (50, 50, 200), size=(30, 60))
   corrupt(str(src / "dog.99.jpg"))
-  proc = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=dogs_vs_cats",
-                         f"--src={src.parent}", f"--out={tmp_path / 'h5'}", "--size=32", "--val=4", "--test=4"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = forkserver.run(["--layout=dogs_vs_cats", f"--src={src.parent}", f"--out={tmp_path / 'h5'}", "--size=32",
+                         "--val=4", "--test=4"], module="experiments.build_dataset")
   assert proc.returncode == 0, proc.stderr[-2000:]
   counts = dict(part.split() for part in proc.stdout.split(": ", 1)[1].split(";")[0].split(", "))
   assert sum(int(v) for v in counts.values()) == 20 and int(counts["test"]) + int(counts["val"]) >= 7
   assert "skipped 1 unreadable image(s)" in proc.stdout
   before = (tmp_path / "h5" / "train.h5").read_bytes()
-  again = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=folder",
-                          f"--src={src}", f"--out={tmp_path / 'h5'}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+  again = forkserver.run(["--layout=folder", f"--src={src}", f"--out={tmp_path / 'h5'}"],
+                         module="experiments.build_dataset")
   assert again.returncode == 2 and again.stderr.strip() == (
       f"error: {tmp_path / 'h5'} already holds train.h5; pass --overwrite to replace it or choose another --out")
   assert (tmp_path / "h5" / "train.h5").read_bytes() == before

@@ -14,10 +14,14 @@ keras = fast_keras()  # requirements-dev.txt; a missing keras is a failure, not 
 
 from cnnzoo.transfer import KerasWeightsError, load_keras_weights, read_keras_file  # noqa: E402
 
-CASES = [("VGG16", "vgg16"), ("VGG19", "vgg19"), ("ResNet50", "resnet50_keras"),
-         ("ResNet101", "resnet101_keras"), ("ResNet152", "resnet152_keras"),
-         ("ResNet50V2", "resnet50v2_keras"), ("ResNet101V2", "resnet101v2_keras"),
-         ("ResNet152V2", "resnet152v2_keras")]  # Inception: below, with the legacy layout too
+# ResNet101 / ResNet101V2 run the same block code as 50 and 152 with stage sizes (3, 4, 23, 3);
+# their parameter counts are pinned to Keras' in test_models.py (each stage's blocks would show
+# there), so their logits add no check and are left out (40 s of the suite).
+CASES = [("VGG16", "vgg16", 224), ("VGG19", "vgg19", 224), ("ResNet50", "resnet50_keras", 112),
+         ("ResNet152", "resnet152_keras", 112), ("ResNet50V2", "resnet50v2_keras", 112),
+         ("ResNet152V2", "resnet152v2_keras", 112)]  # Inception: below, with the legacy layout too
+# VGG's classifier flattens 7x7x512: 224 only. The ResNets pool globally: every layer and weight is
+# the same at 112 as at 224, at a quarter of the cost.
 
 
 def random_like(rng, w, path):
@@ -62,12 +66,13 @@ def assert_logits_close(ours, expected):
   np.testing.assert_allclose(ours, expected, atol=1e-4 * scale, rtol=0)
 
 
-@pytest.mark.parametrize("keras_name,ours", CASES)
-def test_logits_equal_keras_after_import(keras_name, ours, tmp_path):
-  reference = randomize(getattr(keras.applications, keras_name)(weights=None, classifier_activation=None))
+@pytest.mark.parametrize("keras_name,ours,size", CASES)
+def test_logits_equal_keras_after_import(keras_name, ours, size, tmp_path):
+  reference = randomize(getattr(keras.applications, keras_name)(weights=None, classifier_activation=None,
+                                                                input_shape=(size, size, 3)))
   path = str(tmp_path / f"{ours}.weights.h5")
   reference.save_weights(path)
-  x = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+  x = np.random.default_rng(1).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
   expected = keras_logits(reference, x)
   del reference
   assert 0.05 < np.abs(expected).max() < 100  # a meaningful scale for the 1e-4 tolerance

@@ -3,14 +3,12 @@
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, lenet_cli, lenet_env
+from conftest import devices_env, lenet_cli
 
-ARGS = lenet_cli("{}", 2)[3:]  # as conftest.lenet_reference(2) runs it, minus the workdir
+ARGS = lenet_cli("{}", 2)  # as conftest.lenet_reference(2) runs it, minus the workdir
 ARGS.remove("--workdir={}")
 
 
@@ -21,19 +19,17 @@ def free_port() -> int:
 
 
 @pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted 2-epoch run with other tests
-def test_two_processes_train_like_one(tmp_path, lenet_reference):
+def test_two_processes_train_like_one(tmp_path, lenet_reference, forkserver):
   port = free_port()
-  env = lenet_env(xla_flags="--xla_force_host_platform_device_count=2")
-  procs = [subprocess.Popen([sys.executable, "-m", "experiments.main", *ARGS, f"--workdir={tmp_path / 'multi'}",
-                             f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
+  env = devices_env(2)  # the suite's -O0: two new programs (4 devices) compiled, 78 steps each run
+  procs = [forkserver.start([*ARGS, f"--workdir={tmp_path / 'multi'}", f"--coordinator_address=localhost:{port}",
+                             "--num_processes=2", f"--process_id={i}"], env) for i in range(2)]
+  outs = [(p.wait(), p.stdout, p.stderr)[1:] for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   assert "devices: 4 x cpu (2 process(es)); global batch 32" in outs[0][0]
   assert "test: " in outs[0][0] and "test: " not in outs[1][0]  # only process 0 reports and writes
-  single = lenet_reference(2)  # the same command line in one process with one device
+  single = lenet_reference(2, devices_env(1))  # the same command line and flags, one process, one device
   # 2 processes x 2 devices reduce each batch in another order than 1 device: equal to float32
   # reassociation, amplified by 78 Adam steps. Measured drift after 2 epochs: loss ~1e-6 and
   # val_loss ~5e-5 relative (AMD EPYC and Intel Xeon); a process loading the wrong rows moves

@@ -163,7 +163,7 @@ def tmpfs_available():
 
 @pytest.mark.skipif(not tmpfs_available(), reason="mounting a small tmpfs needs root")
 @pytest.mark.xdist_group("lenet_reference")  # shares the uninterrupted 10-epoch run with test_kill
-def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
+def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference, forkserver):
   """The CLI on a 2.5 MB tmpfs (three LeNet checkpoints fit, a fourth does not)."""
   mount = tmp_path / "small"
   mount.mkdir()
@@ -172,7 +172,7 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
   try:
     workdir = str(mount / "run")
     env = lenet_env()
-    proc = subprocess.run(lenet_cli(workdir, EPOCHS), cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = forkserver.run(lenet_cli(workdir, EPOCHS), env)
     assert proc.returncode == 3, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot write to ") and "No space left on device" in lines[0]
@@ -183,7 +183,7 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference):
     assert intact in ckpt.epochs()
     ckpt.close()
     subprocess.run(["mount", "-o", "remount,size=20m", str(mount)], check=True)  # space freed
-    proc = subprocess.run(lenet_cli(workdir, EPOCHS), cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = forkserver.run(lenet_cli(workdir, EPOCHS), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"resuming after epoch {intact} of {EPOCHS}" in proc.stdout
     reference = lenet_reference(EPOCHS)

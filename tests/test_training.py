@@ -4,8 +4,6 @@ runs of every config, and one-line errors for user mistakes."""
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -72,14 +70,15 @@ print(json.dumps({"devices": jax.device_count(), "losses": losses,
 """
 
 
-def run_devices(n, tmp_path):
-  proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE, str(tmp_path / f"{n}.npz")], cwd=ROOT,
-                        env=devices_env(n), capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(tmp_path / f"{n}.npz")
+def run_devices(n, tmp_path, forkserver):
+  script = tmp_path / "multi_device.py"
+  script.write_text(MULTI_DEVICE)
+  child = forkserver.run([str(tmp_path / f"{n}.npz")], devices_env(n), path=script)
+  assert child.returncode == 0, child.stderr[-2000:]
+  return json.loads(child.stdout.strip().splitlines()[-1]), np.load(tmp_path / f"{n}.npz")
 
 
-def test_eight_devices_give_the_same_losses_as_one(tmp_path):
+def test_eight_devices_give_the_same_losses_as_one(tmp_path, forkserver):
   """8 devices sum the same batch in another order than 1 device, so they agree to float32
   reassociation, not bitwise. From equal weights, the first step is compared tightly: its loss
   (a forward pass) within a few ulps (rel 1e-6 = 8 eps), and its update within 1e-3 of the
@@ -91,7 +90,7 @@ def test_eight_devices_give_the_same_losses_as_one(tmp_path):
   the gradient) can flip. Measured on AMD EPYC with the suite's -O0 flags: step 4 moved by
   1.4e-4 and step 5 by 1.4e-3 relative, while weights nudged by 1e-7 moved step 4 by 3e-7 (an
   earlier version of this test used that nudge as its tolerance and failed)."""
-  (one, p1), (eight, p8) = run_devices(1, tmp_path), run_devices(8, tmp_path)
+  (one, p1), (eight, p8) = run_devices(1, tmp_path, forkserver), run_devices(8, tmp_path, forkserver)
   assert (one["devices"], eight["devices"]) == (1, 8)
   assert np.array_equal(p1["before"], p8["before"])  # the same initial weights
   assert eight["losses"][0] == pytest.approx(one["losses"][0], rel=1e-6)

@@ -12,7 +12,6 @@ import dataclasses
 import glob
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -158,7 +157,7 @@ def load_image(path, size, mode="aspect"):
 def write_split(path, items, class_names, size, mode="aspect", progress=True):
   """Writes one split to `path` atomically; returns (written count, skipped paths)."""
   import h5py
-  from tqdm import tqdm
+  from cnnzoo import progress as progress_lib
   tmp = path + ".partial"
   skipped, n = [], 0
   try:
@@ -167,8 +166,10 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
       images = f.create_dataset("images", (len(items), size, size, 3), np.uint8, chunks=chunk,
                                 maxshape=(None, size, size, 3))
       labels = np.zeros(len(items), np.int32)
-      for path_i, label in tqdm(items, desc=os.path.basename(path), unit="img", file=sys.stdout,
-                                disable=None if progress else True):  # None: off unless a terminal
+      bar = progress_lib.progress(len(items), os.path.basename(path), "img", leave=True) if progress else None
+      for path_i, label in items:
+        if bar is not None:
+          bar.update(1)
         try:
           images[n] = load_image(path_i, size, mode)
         except (OSError, ValueError, SyntaxError):  # PIL's errors for unreadable / truncated files
@@ -176,6 +177,8 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
           continue
         labels[n] = label
         n += 1
+      if bar is not None:
+        bar.close()
       if n != len(items):
         images.resize((n, size, size, 3))
       f["labels"] = labels[:n]

@@ -15,7 +15,8 @@ def member_dirs(workdir: str, members: int) -> list[str]:
   return [os.path.join(workdir, f"member_{k}") for k in range(members)]
 
 
-def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, echo=print) -> dict:
+def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, echo=print,
+                   command: dict | None = None) -> dict:
   """Trains (or resumes) every member, then evaluates the ensemble; returns its evaluation."""
   from cnnzoo.evaluation import runs
   from cnnzoo.training import loop
@@ -33,5 +34,5 @@ def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, e
     member.seed = config.seed + k
     member.ensemble.members = 0
     echo(f"ensemble member {k + 1} of {n} (seed {member.seed}): {member_dir}")
-    loop.train_and_evaluate(member, member_dir)
+    loop.train_and_evaluate(member, member_dir, command=command)
   return runs.evaluate_runs(dirs, "test", "latest", out=os.path.join(workdir, "ensemble_eval_test"), echo=echo)

@@ -74,12 +74,17 @@ def layer_table(name: str, input_shape=None, num_classes=None, **overrides) -> l
   return [tuple(r) for r in rows]
 
 
-def tabulate(name: str, input_shape=None, num_classes=None, **overrides) -> str:
-  """flax's module table (inputs, outputs, parameters per module) for one registered model."""
+def tabulate(name: str, input_shape=None, num_classes=None, terminal: bool | None = None, **overrides) -> str:
+  """flax's module table (inputs, outputs, parameters per module) for one registered model, with
+  rich's bold and colour only for a terminal (`terminal` None: whether stdout is one)."""
+  import sys
+  if terminal is None:
+    terminal = sys.stdout.isatty()
   info = model_info(name)
   shape = tuple(input_shape or info.input_shape)
   model = create_model(name, num_classes=num_classes or info.num_classes, **overrides)
-  return nn.tabulate(model, jax.random.key(0), depth=2, console_kwargs={"width": 140})(
+  return nn.tabulate(model, jax.random.key(0), depth=2, console_kwargs={"width": 140, "force_terminal": terminal,
+                                                                          "no_color": not terminal})(
       jnp.zeros((1, *shape)), train=False)
 
 

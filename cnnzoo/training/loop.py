@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import sys
 import time
 
 import jax
@@ -204,13 +205,15 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
 
 
 def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
-                       init_from: str | None = None) -> dict:
+                       init_from: str | None = None, command: dict | None = None) -> dict:
   """Trains `config` in `workdir` (resuming its latest checkpoint), tests, and returns the results.
 
   Args:
     resume_epoch: restore this epoch's checkpoint instead of the latest; later checkpoints are
       deleted only when the first new one is written.
     init_from: "OTHER_WORKDIR[:EPOCH]": start a new run from another run's weights.
+    command: {"config": the config file spec, "command": the command line that resumes the run},
+      kept in status.json for `experiments.runs`.
 
   Raises:
     UserError: a config, flag or workdir that cannot work; nothing was written.
@@ -231,25 +234,61 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   with workdir_lib.lock(workdir):
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
-    failed = True
+    failed, interrupted = True, False
+    status = _Status(workdir, command)
     try:
+      status.write("running")
       results = _train(run, config, workdir, ckpt, resume_epoch)
       failed = False
+      status.write("finished")
       return results
+    except RunStopped as e:
+      status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
+      raise
     except (OSError, ValueError, RuntimeError) as e:
       reason = resume.disk_error(e)
       if reason is None:
+        status.write("failed", f"{type(e).__name__}: {e}")
         raise
       done = resume.finished_epochs(directory)
-      raise RunStopped(f"cannot write to {workdir}: {reason}; " + (
+      stop = RunStopped(f"cannot write to {workdir}: {reason}; " + (
           f"the checkpoint of epoch {done[-1]} is intact: free some space and rerun the same command "
-          "to resume from it" if done else "no checkpoint was written: free some space and rerun")) from None
+          "to resume from it" if done else "no checkpoint was written: free some space and rerun"))
+      status.write("stopped", str(stop))
+      raise stop from None
+    except KeyboardInterrupt:
+      status.write("interrupted", "Ctrl-C")
+      interrupted = True
+      raise
     finally:
       try:
-        ckpt.close()
+        ckpt.close()  # waits for a checkpoint being written
       except Exception:  # noqa: BLE001 -- already failing: the first error is the one to report
         if not failed:
           raise
+      if interrupted and jax.process_index() == 0:
+        done = resume.finished_epochs(directory)
+        print("stopped by Ctrl-C; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
+              "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
+
+
+class _Status:
+  """status.json of a workdir (process 0): what `experiments.runs` reports. A run killed with -9
+  leaves "running" with no process holding the lock: the table shows it as interrupted."""
+
+  def __init__(self, workdir: str, command: dict | None):
+    self.path, self.command = os.path.join(workdir, "status.json"), dict(command or {})
+
+  def write(self, state: str, message: str = "") -> None:
+    if jax.process_index() != 0:
+      return
+    record = {"state": state, "pid": os.getpid(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **self.command}
+    if message:
+      record["message"] = message
+    try:
+      monitor.write_json_atomic(self.path, record)
+    except OSError:  # a full disk: the run's own error says so; the table reads the rest
+      pass
 
 
 def _restore_best(run, ckpt, state, best: int, last: int):

@@ -8,11 +8,10 @@ comes from its checkpoint) redraws seamlessly. Only process 0 writes.
 import json
 import math
 import os
-import sys
 
 import jax
 
-from cnnzoo import paths
+from cnnzoo import paths, progress
 
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
 
@@ -136,17 +135,16 @@ def make_writers(workdir: str, cfg, title: str) -> list:
 
 
 class ProgressBar:
-  """A per-epoch tqdm bar showing running loss, accuracy and img/s (process 0, if enabled)."""
+  """A per-epoch bar showing running loss, accuracy and img/s (process 0, if enabled): tqdm on a
+  terminal, a plain line at most every 30 s otherwise (cnnzoo/progress.py)."""
 
   def __init__(self, enabled: bool):
     self.enabled = enabled and jax.process_index() == 0
     self._bar = None
 
   def start(self, epoch: int, num_epochs: int, total: int) -> None:
-    if self.enabled:
-      from tqdm import tqdm
-      self._bar = tqdm(total=total, desc=f"epoch {epoch}/{num_epochs}", unit="step", leave=False,
-                       file=sys.stdout, dynamic_ncols=True, disable=None)  # None: off when not a TTY
+    if self.enabled:  # a bar on a terminal; in a log file a line every 30 s (the epoch's line follows)
+      self._bar = progress.progress(total, f"epoch {epoch}/{num_epochs}", "step", final=False)
 
   def update(self, steps: int, **postfix) -> None:
     if self._bar is not None:

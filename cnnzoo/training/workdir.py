@@ -4,6 +4,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 
 import jax
 
@@ -15,6 +16,15 @@ LOCK_NAME = ".lock"
 
 class WorkdirBusyError(UserError):
   """Another process is training in the same workdir."""
+
+
+def default_workdir(config_spec: str) -> str:
+  """The run directory of a command without --workdir: `runs/NAME` for `--config=.../NAME.py`,
+  `runs/NAME-ARG` for `NAME.py:ARG` (a `,` in ARG becomes `-`), below the current directory."""
+  path, _, arg = config_spec.partition(":")
+  name = os.path.splitext(os.path.basename(path))[0]
+  arg = re.sub(r"[^\w.=-]+", "-", arg).strip("-")
+  return os.path.join("runs", f"{name}-{arg}" if arg else name)
 
 
 def check_writable(workdir: str) -> None:

@@ -236,11 +236,11 @@ def run(*, model=None, keras_weights=None, workdir=None, checkpoint="latest", da
     raise UserError(f"the data's {ds.image_shape} images do not fit {extractor.description}: "
                     f"{str(e).strip().splitlines()[-1][:200]}") from None
   os.makedirs(out, exist_ok=True)
-  from tqdm import tqdm
+  from cnnzoo import progress
   written = {}
   for split in splits:
     part = getattr(ds, split)
-    with tqdm(total=len(part), desc=f"{split} features", unit="img", disable=None, leave=False) as bar:
+    with progress.progress(len(part), f"{split} features", "img", final=False) as bar:
       n, dim = write_features(output_path(out, split), extractor, part.images, part.labels, ds.class_names,
                               batch_size, bar.update,
                               {"model": extractor.description, "layer": layer, "dataset": ds.name})

@@ -1,0 +1,156 @@
+"""Finding and watching runs: the default workdir, the config list, the runs table, logs that
+read well in a file."""
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from conftest import ROOT, cli_batch
+
+CONFIG = os.path.join(ROOT, "configs", "lenet_digits.py")
+QUIET = ["--config.monitor.plot=False", "--config.monitor.tensorboard=False"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """One batch of real command lines: a run through the default workdir and its resume, one with
+  an explicit workdir, one that diverges, the config list and a missing --config."""
+  cwd = tmp_path_factory.mktemp("cwd")
+  main = lambda *argv: {"module": "experiments.main", "argv": list(argv), "cwd": str(cwd)}
+  results = cli_batch([
+      main(f"--config={CONFIG}:smoke", "--config.num_epochs=1", *QUIET),
+      main(f"--config={CONFIG}:smoke", *QUIET),
+      main(f"--config={CONFIG}:smoke", "--workdir=runs/mine", "--config.num_epochs=1", *QUIET),
+      main(f"--config={CONFIG}:smoke", "--workdir=runs/nan", "--config.optim.lr=1e12", "--config.optim.name=sgd",
+           *QUIET),
+      main("--list_configs"),
+      main()])
+  return cwd, dict(zip(["first", "again", "other", "nan", "listed", "missing"], results))
+
+
+def test_the_design_cards_command_works_without_a_workdir_and_resumes_through_it(trained):
+  """`python -m experiments.main --config=configs/NAME.py[:ARG]` trains in runs/NAME[-ARG] below
+  the current directory; the same command again resumes there."""
+  tmp_path, r = trained
+  first, again, other = r["first"], r["again"], r["other"]
+  workdir = tmp_path / "runs" / "lenet_digits-smoke"
+  assert first["rc"] == 0, first["stderr"][-2000:]
+  assert first["stdout"].splitlines()[0] == (
+      "workdir: runs/lenet_digits-smoke (the default for this config; --workdir=DIR to choose)")
+  assert again["rc"] == 0, again["stderr"][-2000:]
+  assert again["stdout"].splitlines()[0] == first["stdout"].splitlines()[0]
+  assert "resuming after epoch 1 of 2" in again["stdout"]
+  history = json.loads((workdir / "history.json").read_text())
+  assert [h["epoch"] for h in history] == [1, 2]
+  assert other["rc"] == 0 and "workdir:" not in other["stdout"]  # an explicit --workdir is used as given
+  assert (tmp_path / "runs" / "mine" / "results.json").exists()
+
+
+def test_default_workdir_names():
+  from cnnzoo.training.workdir import default_workdir
+  assert default_workdir("configs/resnet_tiny.py") == "runs/resnet_tiny"
+  assert default_workdir("/abs/configs/resnet_tiny.py:smoke") == "runs/resnet_tiny-smoke"
+  assert default_workdir("configs/x.py:smoke,bn") == "runs/x-smoke-bn"
+
+
+def test_the_config_list_comes_from_the_configs(trained):
+  listed, missing = trained[1]["listed"], trained[1]["missing"]
+  assert listed["rc"] == 0, listed["stderr"]
+  rows = {line.split()[0]: line for line in listed["stdout"].splitlines()[1:] if line.startswith("configs/")}
+  files = sorted(f"configs/{n}" for n in os.listdir(os.path.join(ROOT, "configs")) if n.endswith(".py")
+                 and n not in ("__init__.py", "base.py"))
+  assert sorted({r.split(":")[0] for r in rows}) == files
+  assert "configs/minivggnet_flowers17.py:noaug" in rows and "test_accuracy 0.57" in rows["configs/minivggnet_flowers17.py:noaug"]
+  assert rows["configs/resnet_tiny.py"].split()[1:3] == ["resnet_tiny", "hdf5:tiny-imagenet-200-hdf5"]
+  assert rows["configs/resnet_tiny.py"].endswith("val_accuracy 0.5547")
+  assert missing["rc"] == 2 and missing["stderr"].strip() == (
+      "error: --config=configs/NAME.py is missing (python -m experiments.main --list_configs lists them)")
+
+
+def test_the_runs_table_tells_every_state(trained, tmp_path):
+  from cnnzoo.training import overview
+  from cnnzoo.training import workdir as workdir_lib
+  cwd, r = trained
+  assert r["nan"]["rc"] == 3 and "training diverged" in r["nan"]["stderr"], r["nan"]["stderr"][-2000:]
+  root = tmp_path / "runs"
+  shutil.copytree(cwd / "runs", root)
+  finished = root / "lenet_digits-smoke"
+  # what a kill -9 in epoch 2 leaves: status "running" (written at the start), no results yet
+  killed = root / "killed"
+  shutil.copytree(finished, killed)
+  os.remove(killed / "results.json")
+  shutil.rmtree(killed / "checkpoints" / "2")
+  (killed / "history.json").write_text(json.dumps(json.loads((killed / "history.json").read_text())[:1]))
+  status = json.loads((killed / "status.json").read_text())
+  (killed / "status.json").write_text(json.dumps(dict(status, state="running")))
+  damaged = root / "damaged"
+  shutil.copytree(finished, damaged)
+  (damaged / "checkpoints" / "2" / "meta" / "metadata").write_text("{garbage")
+  running = root / "running"
+  shutil.copytree(finished, running)
+  (root / "foreign").mkdir()
+  (root / "foreign" / "notes.txt").write_text("not a run")
+  (root / "old").mkdir()  # an older cnnzoo: history but no config.json
+  (root / "old" / "history.json").write_text("[]")
+  with workdir_lib.lock(str(running)):
+    rows = {row.path: row for row in (overview.describe(d, str(root)) for d in overview.find_runs(str(root)))}
+  assert {k: v.state for k, v in rows.items()} == {
+      "lenet_digits-smoke": "finished", "mine": "finished", "nan": "diverged", "killed": "interrupted",
+      "damaged": "damaged checkpoint", "running": "running", "foreign": "unreadable", "old": "unreadable"}
+  done = rows["lenet_digits-smoke"]
+  history = json.loads((finished / "history.json").read_text())
+  results = json.loads((finished / "results.json").read_text())
+  best = max(history, key=lambda h: h["val_accuracy"])
+  assert (done.config, done.model, done.dataset, done.epochs, done.planned) == (
+      f"{CONFIG}:smoke", "lenet5", "synthetic", 2, 2)
+  assert (done.best_val_accuracy, done.best_epoch, done.test_accuracy) == (best["val_accuracy"], best["epoch"],
+                                                                          results["test_accuracy"])
+  assert done.seconds == pytest.approx(sum(h["seconds"] for h in history))
+  assert rows["killed"].detail == (f"resume: python -m experiments.main --config={CONFIG}:smoke "
+                                   + " ".join(QUIET) + " (newest checkpoint: epoch 1)")
+  assert re.match(r"training diverged: loss is (nan|inf|-inf) in epoch 1 ", rows["nan"].detail), rows["nan"].detail
+  assert rows["damaged"].detail == "epoch 2: meta/metadata: not JSON"
+  assert "no config.json" in rows["old"].detail and "not a cnnzoo run" in rows["foreign"].detail
+
+  # the command: the table, the plot, and its bad inputs
+  table, plotted, nothing, not_png = cli_batch([
+      {"module": "experiments.runs", "argv": [str(root)]},
+      {"module": "experiments.runs", "argv": [str(root), "--match=*smoke*", f"--plot={tmp_path / 'curves.png'}"]},
+      {"module": "experiments.runs", "argv": [str(tmp_path / "nowhere")]},
+      {"module": "experiments.runs", "argv": [str(root), "--plot=curves.txt"]}])
+  assert table["rc"] == 0, table["stderr"]
+  lines = table["stdout"].splitlines()
+  assert lines[0].split() == ["run", "config", "model", "dataset", "epochs", "best", "val_acc", "test_acc", "wall",
+                              "state"]
+  smoke = next(line for line in lines if line.startswith("lenet_digits-smoke "))
+  assert f"{results['test_accuracy']:.4f}" in smoke and " 2/2 " in smoke and smoke.endswith("finished")
+  assert any(line.strip() == rows["killed"].detail for line in lines)
+  assert "\x1b" not in table["stdout"] and "\r" not in table["stdout"]
+  assert plotted["rc"] == 0 and (tmp_path / "curves.png").stat().st_size > 10_000
+  assert plotted["stdout"].splitlines()[-1] == f"curves of 1 run(s): {tmp_path / 'curves.png'}"
+  assert nothing["rc"] == 2 and nothing["stderr"].strip() == f"error: {tmp_path / 'nowhere'}: no such directory"
+  assert not_png["rc"] == 2 and not_png["stderr"].strip() == "error: --plot=curves.txt: give a .png file name"
+
+
+def test_output_to_a_file_has_no_escape_codes_and_progress_lines_are_rare(capsys):
+  from cnnzoo import progress
+  from cnnzoo.models import inspect
+  assert "\x1b" not in inspect.tabulate("lenet5", terminal=False)
+  assert "\x1b" in inspect.tabulate("lenet5", terminal=True)
+  import io
+  log = io.StringIO()
+  bar = progress.LogProgress(100, "train.h5", "img", log, every=3600)
+  for _ in range(100):
+    bar.update(1)
+  bar.close()
+  assert log.getvalue().count("\n") == 1 and log.getvalue().startswith("train.h5: 100/100 img (100%)")
+  log = io.StringIO()
+  bar = progress.LogProgress(10, "epoch 1/2", "step", log, every=0.0, final=False)
+  bar.set_postfix({"loss": "0.5"})
+  bar.update(3)
+  bar.close()
+  assert log.getvalue().startswith("epoch 1/2: 3/10 step (30%)  loss 0.5  [") and "\r" not in log.getvalue()
+  assert isinstance(progress.progress(5, "x", "img", stream=io.StringIO()), progress.LogProgress)
