@@ -25,6 +25,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.input_shape = ()  # (): the registry's default, or the dataset's images
   c.model.dtype = "float32"  # compute dtype; "bfloat16" on GPUs (parameters stay float32)
   c.model.kwargs = ml_collections.ConfigDict()  # overrides of the model's fields
+  # Network surgery (cnnzoo/models/transfer.py): the model without its classifier plus a new head
+  c.model.head = ""  # "" (the model's own classifier) | fc (the seed's FCHeadNet) | gap (global pool + Dense)
+  c.model.head_hidden = -1  # hidden Dense units of the head (-1: fc 256, gap none)
+  c.model.head_dropout = -1.0  # dropout before the head's output (-1: fc 0.5, gap none)
+  c.model.keras_weights = ""  # a Keras .h5 loaded at the start (the base only when model.head is set)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "digits"  # digits | synthetic | hdf5 | a tfds name (cifar10, mnist, ...)
@@ -72,6 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.label_smoothing = 0.0
   c.optim.aux_loss_weight = 0.3  # auxiliary classifiers (GoogLeNet's aux_logits=True), Szegedy et al.
   c.optim.clip_grad_norm = 0.0
+  c.optim.trainable = "all"  # all | head | bn | from:LAYER | re:REGEX (cnnzoo/training/trainable.py)
 
   c.schedule = ml_collections.ConfigDict()
   c.schedule.name = "constant"  # constant | poly | linear | step | piecewise | cosine | keras_time

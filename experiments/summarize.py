@@ -3,6 +3,8 @@
   python -m experiments.summarize --model=resnet_cifar
   python -m experiments.summarize --model=vgg16 --layers          # the seed's numbered listing
   python -m experiments.summarize --table > docs/models.md         # the README's model table
+  python -m experiments.summarize --model=inception_v3 --input_size=150,150 --num_classes=200 \
+      --head=gap --head_hidden=1024 --trainable=head                # seed 003: what trains, what is frozen
 """
 
 from absl import flags
@@ -14,6 +16,10 @@ _INPUT = flags.DEFINE_list("input_size", None, "H,W[,C] instead of the model's d
 _CLASSES = flags.DEFINE_integer("num_classes", None, "Classes of the head.")
 _LAYERS = flags.DEFINE_bool("layers", False, "Numbered layer listing (index, path, type, shape, params).")
 _TABLE = flags.DEFINE_bool("table", False, "Markdown table of every registered model (README).")
+_HEAD = flags.DEFINE_enum("head", None, ["fc", "gap"], "Network surgery: the model without its top plus this head.")
+_HEAD_HIDDEN = flags.DEFINE_integer("head_hidden", -1, "Hidden units of --head (-1: fc 256, gap none).")
+_TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn, from:LAYER or re:REGEX "
+                                 "(prints trainable and frozen counts).")
 
 
 def main(argv):
@@ -38,6 +44,8 @@ def main(argv):
     cli.fail(f"--num_classes={_CLASSES.value}: must be a positive integer")
   if shape is not None and min(shape) < 1:
     cli.fail(f"--input_size={','.join(_INPUT.value)}: every dimension must be positive")
+  if _HEAD.value or _TRAINABLE.value != "all":
+    return surgery(info, shape or info.input_shape)
   model = models.create_model(_MODEL.value, num_classes=_CLASSES.value or info.num_classes)
   problem = models.input_problem(model, shape or info.input_shape)
   if problem:
@@ -52,6 +60,35 @@ def main(argv):
   print(f"trainable params: {s.trainable:,}  non-trainable: {s.non_trainable:,}  "
         f"total: {s.trainable + s.non_trainable:,}")
   print(f"FLOPs per image (forward, XLA cost analysis): {s.flops / 1e9:.3f} G")
+
+
+def surgery(info, shape) -> None:
+  """A model with --head and / or --trainable: its layer listing, then trainable and frozen counts."""
+  import jax
+  from cnnzoo import models
+  from cnnzoo.models import inspect
+  from cnnzoo.models.transfer import create_transfer_model
+  from cnnzoo.training import trainable
+  classes = _CLASSES.value or info.num_classes
+  model = (create_transfer_model(info.name, num_classes=classes, head=_HEAD.value, hidden=_HEAD_HIDDEN.value)
+           if _HEAD.value else models.create_model(info.name, num_classes=classes))
+  problem = models.input_problem(model, shape)
+  if problem:
+    cli.fail(f"{info.name} cannot take a {shape} input: {problem}")
+  layers = trainable.model_layers(model, shape)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, *shape)), train=False))
+  resolved = trainable.resolve(_TRAINABLE.value, variables["params"], layers, bool(_HEAD.value))
+  is_trainable, _ = trainable.trainable_paths(_TRAINABLE.value, variables["params"], layers, bool(_HEAD.value))
+  if _LAYERS.value:
+    for index, path, kind, out, n, frozen in inspect.surgery_table(model, shape, layers, is_trainable):
+      print(f"{index:4d}  {path:45s} {kind:14s} {str(out):20s} {n:>12,}  {'frozen' if frozen else ''}")
+  stats = inspect.count(variables.get("batch_stats", {}))
+  total = resolved.trainable + resolved.frozen + stats
+  print(f"{info.name}{' + ' + _HEAD.value + ' head' if _HEAD.value else ''}: input {shape}, {classes} classes, "
+        f"trainable={resolved.spec}")
+  print(f"trainable params: {resolved.trainable:,} of {total:,}  frozen: {resolved.frozen:,} "
+        f"(+ {stats:,} BatchNorm statistics)" + (f"; BatchNorm layers in inference mode: {len(resolved.frozen_batchnorm)}"
+                                                 if resolved.frozen_batchnorm else ""))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def start(case, out: str, err: str) -> int:
     return pid
   code = 0  # the child
   try:
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal (xdist ignores it)
     os.chdir(case.get("cwd", ROOT))
     if "env" in case:  # read by JAX when the child starts its backend (XLA_FLAGS: device count)
       os.environ.clear()

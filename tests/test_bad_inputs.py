@@ -18,10 +18,33 @@ EVALUATE = ["experiments.evaluate"]
 EXTRACT = ["experiments.extract_features"]
 LOGREG = ["experiments.train_logreg"]
 PREDICT = ["experiments.predict"]
+FINETUNE = ["experiments.main", "--config=configs/vgg16_flowers17_finetune.py:smoke", "--workdir={run}"]
 
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
 CASES = [
+    # network surgery and what trains (cnnzoo/models/transfer.py, cnnzoo/training/trainable.py)
+    (FINETUNE + ["--config.stages=()", "--config.optim.trainable=from:block9_conv1"],
+     "optim.trainable=from:block9_conv1: no layer named 'block9_conv1'; the layers are: block1_conv1, block1_conv2, "
+     "block1_pool,"),
+    (MAIN + ["--config.optim.trainable=from:99"], "optim.trainable=from:99: the model's layers are numbered 1.."),
+    (MAIN + ["--config.optim.trainable=re:conv[5"], "optim.trainable=re:conv[5: not a regular expression"),
+    (MAIN + ["--config.optim.trainable=re:nothing_matches"], "optim.trainable=re:nothing_matches: no parameter "
+     "would train"),
+    (FINETUNE + ["--config.stages=((1, 'optim.trainable=from:nowhere'), (2, 'optim.lr=0.1'))"],
+     "optim.trainable=from:nowhere: no layer named 'nowhere'"),
+    (FINETUNE + ["--config.model.head=dense"], "--config.model.head='dense': choose one of '', 'fc', 'gap'"),
+    (FINETUNE + ["--config.model.keras_weights=/no/such/vgg16.h5"],
+     "--config.model.keras_weights=/no/such/vgg16.h5: no such file"),
+    (FINETUNE + ["--config.model.keras_weights={file}"], "cannot read"),
+    (MAIN + ["--config.optim.trainable=head"], "optim.trainable=head freezes the base of a surgery model: set "
+     "model.head=fc or gap"),
+    (MAIN + ["--config.optim.trainable=everything"], "--config.optim.trainable='everything': choose all, head, bn, "
+     "from:LAYER or re:REGEX"),
+    (MAIN + ["--config.optim.trainable=bn"], "optim.trainable=bn: this model has no BatchNorm layers"),
+    (MAIN + ["--config.model.head=fc"], "model.head=fc flattens the base's last feature map, which 'lenet5' does not "
+     "give"),
+    (SUMMARIZE + ["--model=vgg16", "--head=fc", "--trainable=from:block0"], "no layer named 'block0'"),
     (MAIN + ["--config.data.batch_size=0"], "--config.data.batch_size=0: must be >= 1"),
     (MAIN + ["--config.data.batch_size=-4"], "--config.data.batch_size=-4: must be >= 1"),
     (MAIN + ["--config.data.eval_batch_size=-1"], "data.eval_batch_size=-1: must be >= 0"),

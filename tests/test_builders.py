@@ -100,7 +100,8 @@ def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path, forks
   proc = forkserver.run(["--layout=dogs_vs_cats", f"--src={src.parent}", f"--out={tmp_path / 'h5'}", "--size=32",
                          "--val=4", "--test=4"], module="experiments.build_dataset")
   assert proc.returncode == 0, proc.stderr[-2000:]
-  counts = dict(part.split() for part in proc.stdout.split(": ", 1)[1].split(";")[0].split(", "))
+  summary = next(line for line in proc.stdout.splitlines() if line.startswith("wrote"))
+  counts = dict(part.split() for part in summary.split(": ", 1)[1].split(";")[0].split(", "))
   assert sum(int(v) for v in counts.values()) == 20 and int(counts["test"]) + int(counts["val"]) >= 7
   assert "skipped 1 unreadable image(s)" in proc.stdout
   before = (tmp_path / "h5" / "train.h5").read_bytes()

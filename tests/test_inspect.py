@@ -9,9 +9,10 @@ from cnnzoo.models import inspect
 
 def test_layer_listing_is_numbered_in_call_order_and_sums_to_the_total():
   rows = inspect.layer_table("minivggnet")
-  assert [r[0] for r in rows] == list(range(14))
-  assert [r[1] for r in rows[:3]] == ["block1_conv1", "block1_bn1", "block1_conv2"]
-  assert rows[10][1:4] == ("fc1", "Dense", (512,))
+  assert [r[0] for r in rows] == list(range(15))  # row 0: the input, as Keras numbers model.layers
+  assert rows[0][1:4] == ("input", "Input", (32, 32, 3))
+  assert [r[1] for r in rows[1:4]] == ["block1_conv1", "block1_bn1", "block1_conv2"]
+  assert rows[11][1:4] == ("fc1", "Dense", (512,))
   assert sum(r[4] for r in rows) == 2_169_770 + 1_408  # trainable + BatchNorm statistics
 
 
@@ -27,7 +28,7 @@ def test_summarize_cli(tmp_path):
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "trainable params: 269,722  non-trainable: 1,376" in proc.stdout
-  assert "   0  stem_conv" in proc.stdout
+  assert "   0  input" in proc.stdout and "   1  stem_conv" in proc.stdout
   bad = subprocess.run([sys.executable, "-m", "experiments.summarize", "--model=resnet21"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
   lines = bad.stderr.strip().splitlines()

@@ -14,6 +14,9 @@ CONFIG = os.path.join(ROOT, "configs", "lenet_digits.py")
 QUIET = ["--config.monitor.plot=False", "--config.monitor.tensorboard=False"]
 
 
+pytestmark = pytest.mark.xdist_group("test_runs")  # one worker: the module fixture trains once
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   """One batch of real command lines: a run through the default workdir and its resume, one with

@@ -21,6 +21,7 @@ class InceptionV3(nn.Module):
   """keras.applications.InceptionV3 on 299x299 (23,851,784 params with BN statistics)."""
   num_classes: int
   include_top: bool = True
+  pooling: str = "avg"  # without the top: avg | max | none (the last feature map)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -113,6 +114,7 @@ class InceptionResNetV2(nn.Module):
   as the paper does to keep very deep residual Inception networks stable."""
   num_classes: int
   include_top: bool = True
+  pooling: str = "avg"  # without the top: avg | max | none (the last feature map)
   dtype: Any = jnp.float32
 
   @nn.compact

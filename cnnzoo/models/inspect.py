@@ -21,8 +21,12 @@ class Summary:
   flops: float  # per image, forward pass in inference mode (XLA counts a multiply-add as 2)
 
 
-def _count(tree) -> int:
+def count(tree) -> int:
+  """Elements in a tree of arrays (or shapes)."""
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+_count = count
 
 
 def build(name: str, input_shape=None, num_classes=None, **overrides):
@@ -48,30 +52,70 @@ def summarize(name: str, input_shape=None, num_classes=None, flops: bool = True,
                  _count(variables.get("batch_stats", {})), total)
 
 
-def layer_table(name: str, input_shape=None, num_classes=None, **overrides) -> list[tuple]:
-  """The seed's numbered layer listing: (index, path, type, output shape, params) for every module
-  in call order, the index used to pick "freeze up to layer N"."""
-  model, variables, shape = build(name, input_shape, num_classes, **overrides)
-  # Keras' "Param #" counts BatchNorm's moving statistics too; so does this listing.
-  params = {**flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"])),
-            **{("batch_stats",) + k: v for k, v in flax.traverse_util.flatten_dict(
-                flax.core.unfreeze(variables.get("batch_stats", {}))).items()}}
-  rows = []
+@dataclasses.dataclass(frozen=True)
+class Layers:
+  """The layers of a model in call order: `paths[i]` is the module path of listing index i + 1
+  (index 0 is the input, as in Keras), `batchnorm` the paths of its BatchNorm layers."""
+  paths: tuple
+  batchnorm: frozenset
+
+
+def model_layers(model: nn.Module, image_shape) -> Layers:
+  """The leaf modules of `model` in call order (traced abstractly: nothing is computed)."""
+  calls, norms = [], set()
 
   def record(next_fun, args, kwargs, context):
-    if context.method_name != "__call__" or not context.module.path:
-      return next_fun(*args, **kwargs)
-    row = [len(rows), "/".join(context.module.path), type(context.module).__name__, None,
-           sum(int(np.prod(p.shape)) for k, p in params.items()
-               if context.module.path in (k[:len(context.module.path)], k[1:len(context.module.path) + 1]))]
-    rows.append(row)
+    module = context.module
+    if context.method_name == "__call__" and module.path:
+      path = tuple(module.path)
+      if path not in calls:
+        calls.append(path)
+      if isinstance(module, nn.BatchNorm):
+        norms.add(path)
+    return next_fun(*args, **kwargs)
+
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  leaves = tuple(p for p in calls if not any(q[:len(p)] == p and q != p for q in calls))
+  return Layers(leaves, frozenset(norms))
+
+
+def layer_table(name: str, input_shape=None, num_classes=None, **overrides) -> list[tuple]:
+  """The seed's numbered layer listing: (index, path, type, output shape, params) with the input
+  as row 0 and then every leaf module in call order, numbered as Keras numbers `model.layers` for
+  the Keras-form models (VGG16's block5_conv1 is 15): the index `optim.trainable=from:N` takes.
+  Params include BatchNorm's moving statistics, as Keras' "Param #" does."""
+  model, variables, shape = build(name, input_shape, num_classes, **overrides)
+  return [row[:5] for row in surgery_table(model, shape, model_layers(model, shape), lambda path: True,
+                                           with_stats=True)]
+
+
+def surgery_table(model, shape, layers, is_trainable, with_stats=False) -> list[tuple]:
+  """Rows (index, path, type, output shape, params, frozen) of the leaf layers of `model` (index 0
+  the input, as Keras numbers `model.layers`), as `optim.trainable=from:INDEX` counts them."""
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False))
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]))
+  stats = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables.get("batch_stats", {})))
+  kinds, outs = {}, {}
+
+  def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
-    row[3] = tuple(out.shape[1:]) if hasattr(out, "shape") else ""
+    if context.method_name == "__call__" and context.module.path:
+      kinds[tuple(context.module.path)] = type(context.module).__name__
+      outs[tuple(context.module.path)] = tuple(out.shape[1:]) if hasattr(out, "shape") else ""
     return out
 
   with nn.intercept_methods(record):
     jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, *shape)), train=False), variables)
-  return [tuple(r) for r in rows]
+  rows = [(0, "input", "Input", tuple(shape), 0, False)]
+  for i, path in enumerate(layers.paths, start=1):
+    mine = {k: v for k, v in flat.items() if k[:len(path)] == path}
+    extra = sum(int(np.prod(v.shape)) for k, v in stats.items() if k[:len(path)] == path) if with_stats else 0
+    rows.append((i, "/".join(path), kinds.get(path, ""), outs.get(path, ""),
+                 sum(int(np.prod(v.shape)) for v in mine.values()) + extra,
+                 bool(mine) and not any(is_trainable(k) for k in mine)))
+  return rows
 
 
 def tabulate(name: str, input_shape=None, num_classes=None, terminal: bool | None = None, **overrides) -> str:

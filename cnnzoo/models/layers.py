@@ -24,6 +24,18 @@ class LocalResponseNorm(nn.Module):
     return x / (self.k + self.alpha * window) ** self.beta
 
 
+class MaxPool(nn.Module):
+  """A named max pool (no parameters): it gets a row, and so Keras' index, in the layer listing
+  (`experiments.summarize --layers`) where a pool is a layer of its own, as VGG's `block1_pool`."""
+  window: int = 2
+  strides: int = 2
+  padding: str = "VALID"
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.max_pool(x, (self.window, self.window), (self.strides, self.strides), self.padding)
+
+
 def adaptive_avg_pool(x, output_size: int):
   """torchvision's AdaptiveAvgPool2d: bin i spans [floor(i*H/o), ceil((i+1)*H/o))."""
   h, w = x.shape[1:3]
@@ -44,7 +56,11 @@ def pooled_classifier(module, x, *, train: bool, dropout: float = 0.0, name: str
   """The tail most CNNs share: global average pool, sow it as `features`, and unless
   `module.include_top` is False, dropout then a Dense with `module.num_classes` outputs (float32
   logits). Called from a model's compact `__call__`, so the layers belong to `module`."""
-  x = jnp.mean(x, axis=(1, 2))
+  pooling = getattr(module, "pooling", "avg")
+  if not module.include_top and pooling == "none":  # Keras' pooling=None: the last feature map
+    module.sow("intermediates", "features", x)
+    return x
+  x = jnp.max(x, axis=(1, 2)) if pooling == "max" and not module.include_top else jnp.mean(x, axis=(1, 2))
   module.sow("intermediates", "features", x)
   if not module.include_top:
     return x

@@ -28,6 +28,7 @@ class KerasResNet(nn.Module):
   num_classes: int
   preact: bool = False
   include_top: bool = True
+  pooling: str = "avg"  # without the top: avg | max | none (the last feature map)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -84,8 +85,8 @@ _DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
 def _builder(depth, preact):
-  def builder(*, num_classes, **kw):
-    return KerasResNet(stage_sizes=_DEPTHS[depth], preact=preact, num_classes=num_classes, **kw)
+  def builder(*, num_classes, stage_sizes=_DEPTHS[depth], **kw):  # stage_sizes: smaller for tests
+    return KerasResNet(stage_sizes=tuple(stage_sizes), preact=preact, num_classes=num_classes, **kw)
   builder.__name__ = f"resnet{depth}{'v2' if preact else ''}_keras"
   builder.__doc__ = f"keras.applications.ResNet{depth}{'V2' if preact else ''} on 224x224."
   return builder

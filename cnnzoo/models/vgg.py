@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import MaxPool
 from cnnzoo.models.registry import register_model
 
 
@@ -70,6 +71,7 @@ class VGG(nn.Module):
   num_classes: int
   batch_norm: bool = False
   include_top: bool = True
+  pooling: str = "avg"  # without the top: avg | max | none (the 7x7x512 map, e.g. for FCHeadNet)
   dropout: float = 0.5  # in the classifier (the paper and torchvision; Keras' VGG16 has none)
   bn_momentum: float = 0.9  # torchvision's BatchNorm2d (momentum 0.1 in its convention)
   bn_epsilon: float = 1e-5
@@ -84,10 +86,11 @@ class VGG(nn.Module):
           x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            epsilon=self.bn_epsilon, dtype=self.dtype, name=f"block{b}_bn{c}")(x)
         x = nn.relu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = MaxPool(name=f"block{b}_pool")(x)
       self.sow("intermediates", f"block{b}", x)
-    if not self.include_top:
-      x = jnp.mean(x, axis=(1, 2))  # Keras' pooling="avg" on the convolutional base
+    if not self.include_top:  # Keras' pooling= on the convolutional base: avg, max or none (the map)
+      x = {"avg": lambda: jnp.mean(x, axis=(1, 2)), "max": lambda: jnp.max(x, axis=(1, 2)),
+           "none": lambda: x}[self.pooling]()
       self.sow("intermediates", "features", x)
       return x
     x = x.reshape((x.shape[0], -1))

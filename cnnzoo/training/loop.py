@@ -21,6 +21,7 @@ from cnnzoo.evaluation import metrics
 from cnnzoo.training import monitor, optim, steps
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import callbacks, resume, stages, validate
+from cnnzoo.training import trainable as trainable_lib
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
 
@@ -58,6 +59,7 @@ class Run:
   mesh: object
   model: object = None  # the flax module (feature extraction, surgery)
   stages: list = None  # stages.Stage, one per stage of the recipe (one for most configs)
+  train_step_for: object = None  # stage -> its Step (a stage may freeze other BatchNorm layers)
 
 
 def build(config) -> Run:
@@ -90,19 +92,26 @@ def build(config) -> Run:
   val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val), prefetch=prefetch)
   test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
                        prefetch=prefetch)
-  plan = stages.plan(config, train_loader.steps_per_epoch)  # one stage unless config.stages lists them
+  image_shape = model_image_shape(config.data, ds.image_shape)
+  resolve = _trainable_resolver(config, model, image_shape)
+  plan = stages.plan(config, train_loader.steps_per_epoch, resolve)  # one stage unless config.stages lists them
   for stage in plan[1:]:
     validate.check(stage.config)
   schedule, tx = plan[0].schedule, plan[0].tx
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  image_shape = model_image_shape(config.data, ds.image_shape)
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
-  train_jit = jax.jit(_from_source(functools.partial(steps.train_step, preprocess=train_pre,
-                                                     label_smoothing=config.optim.label_smoothing,
-                                                     aux_weight=config.optim.aux_loss_weight, **common)),
-                      in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
+
+  @functools.lru_cache(maxsize=None)
+  def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
+    return jax.jit(_from_source(functools.partial(steps.train_step, preprocess=train_pre,
+                                                  label_smoothing=config.optim.label_smoothing,
+                                                  aux_weight=config.optim.aux_loss_weight,
+                                                  frozen_batchnorm=frozen_batchnorm, **common)),
+                   in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
+
+  train_jit = train_jit_for(plan[0].frozen_batchnorm)
   eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
@@ -111,8 +120,26 @@ def build(config) -> Run:
   eval_step, test_step = Step(val_jit, val_loader.source), Step(test_jit, test_loader.source)
   identity = {"model": config.model.name, "num_classes": num_classes,
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
-  return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
-             test_loader, train_step, eval_step, test_step, mesh, model, plan)
+  if config.model.get("head"):
+    identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
+  run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
+            test_loader, train_step, eval_step, test_step, mesh, model, plan)
+  run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
+  return run
+
+
+def _trainable_resolver(config, model, image_shape):
+  """`spec` -> trainable.Trainable on this model (layers traced once, on first use)."""
+  cache = {}
+
+  def resolve(spec: str):
+    if "layers" not in cache:
+      cache["layers"] = trainable_lib.model_layers(model, image_shape)
+      cache["params"] = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, *image_shape)),
+                                                          train=False))["params"]
+    return trainable_lib.resolve(spec, cache["params"], cache["layers"], bool(config.model.get("head")))
+
+  return resolve
 
 
 def _create_model(config, num_classes: int, image_shape):
@@ -120,8 +147,14 @@ def _create_model(config, num_classes: int, image_shape):
   a model that cannot take them is a ConfigError naming both sizes, not an XLA traceback."""
   kwargs = config.model.kwargs.to_dict()
   try:
-    model = models.create_model(config.model.name, num_classes=num_classes,
-                                dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
+    if config.model.get("head"):
+      from cnnzoo.models.transfer import create_transfer_model
+      model = create_transfer_model(config.model.name, num_classes=num_classes, head=config.model.head,
+                                    hidden=config.model.head_hidden, dropout=config.model.head_dropout,
+                                    dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
+    else:
+      model = models.create_model(config.model.name, num_classes=num_classes,
+                                  dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
   except TypeError as e:  # a kwargs field the model does not have
     raise ConfigError(f"--config.model.kwargs={kwargs} does not fit {config.model.name!r}: {e}") from None
   problem = models.input_problem(model, image_shape)
@@ -230,6 +263,9 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   run = build(config)  # fails on bad config or missing data before anything is written
   if init_from is not None:  # read (and checked) before anything is written
     run.state = resume.init_from(run, init_from)
+  elif config.model.get("keras_weights") and not resume.finished_epochs(directory):
+    from cnnzoo.transfer.keras_weights import load_into_state  # a fresh run starts from the file
+    run.state = load_into_state(run.state, config, run.identity["num_classes"], parallel.replicated(run.mesh))
   ck = config.checkpoint
   with workdir_lib.lock(workdir):
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
@@ -342,6 +378,8 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     stage = stages.stage_of(run.stages, epoch + 1)
     if stage.index != current.index or (epoch == start and staged):
       state = stages.with_stage(state, run.stages, current, stage, parallel.replicated(run.mesh))
+      if run.train_step_for is not None:
+        run.train_step = run.train_step_for(stage)
       if jax.process_index() == 0 and staged:
         changes = ", ".join(f"{k}={v}" for k, v in stage.overrides.items()) or "the config as it is"
         print(f"stage {stage.index} of {len(run.stages)}: epochs {stage.start + 1}-{stage.end}, {changes}"

@@ -91,13 +91,22 @@ def with_plateau_scale(tx: optax.GradientTransformation) -> optax.GradientTransf
   return optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
 
 
-def build_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
+def build_optimizer(cfg, schedule: Schedule, labels=None) -> optax.GradientTransformation:
   """The optimizer of `cfg` (config.optim) driven by `schedule`.
 
   Keras defaults are the config defaults (Adam / RMSprop epsilon 1e-7, RMSprop rho 0.9).
   `weight_decay` is decoupled (AdamW-style for Adam, added to the gradient before momentum for SGD
-  and RMSprop, as PyTorch does); `l2` is not here but in the loss, as Keras adds it.
+  and RMSprop, as PyTorch does); `l2` is not here but in the loss, as Keras adds it. `labels`
+  (params -> "train" / "frozen" per leaf, trainable.py) freezes parameters: they get no update and
+  no optimizer state.
   """
+  tx = _core_optimizer(cfg, schedule)
+  if labels is None:
+    return tx
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def _core_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
   name = cfg.name
   if name == "sgd":
     tx = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)

@@ -53,7 +53,19 @@ def init_from(run, spec: str):
 
 def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
   ident = other.read_meta(epoch).get("identity", {})
-  if (ident.get("model"), ident.get("num_classes")) != (run.identity["model"], run.identity["num_classes"]):
+  same = (ident.get("model"), ident.get("num_classes"), ident.get("head")) == (
+      run.identity["model"], run.identity["num_classes"], run.identity.get("head"))
+  if not same and ident.get("model") == run.identity["model"] and ident.get("head") and run.identity.get("head"):
+    # two surgery runs on one base, another head (or class count): the base carries over
+    target = {"params": {"base": run.state.params["base"]}}
+    if "base" in run.state.batch_stats:
+      target["batch_stats"] = {"base": run.state.batch_stats["base"]}
+    base = other.restore_weights(epoch, target)
+    warn(f"--init_from: {other.directory}/{epoch} has another head ({ident.get('head')}, {ident.get('num_classes')} "
+         "classes): its base is copied, the head starts from this run's initialization")
+    return {"params": {**run.state.params, **base["params"]},
+            "batch_stats": {**run.state.batch_stats, **base.get("batch_stats", {})}}
+  if not same:
     raise CheckpointMismatchError(f"{other.directory}/{epoch} holds {ident.get('model')!r} with "
                                   f"{ident.get('num_classes')} classes; this config builds "
                                   f"{run.identity['model']!r} with {run.identity['num_classes']}")

@@ -41,6 +41,11 @@ class Stage:
   opt_start: int  # the epoch at which its optimizer state was created (its step count's 0)
   schedule: object = None  # lr as a function of the global step
   tx: object = None
+  trainable: object = None  # trainable.Trainable (None: everything trains)
+
+  @property
+  def frozen_batchnorm(self) -> tuple:
+    return self.trainable.frozen_batchnorm if self.trainable is not None else ()
 
 
 def parse_overrides(text: str, config, where: str) -> dict:
@@ -87,9 +92,10 @@ def _split(text: str) -> list[str]:
   return parts + [cur]
 
 
-def plan(config, steps_per_epoch: int) -> list[Stage]:
+def plan(config, steps_per_epoch: int, trainable=None) -> list[Stage]:
   """The stages of `config` (one stage spanning the run when it lists none), each with its config,
-  schedule and optimizer. Raises ConfigError for stages that cannot work."""
+  schedule and optimizer. `trainable(spec)` -> trainable.Trainable resolves a stage's
+  `optim.trainable` on the model. Raises ConfigError for stages that cannot work."""
   spec = tuple(config.get("stages", ()) or ())
   if not spec:
     stages = [Stage(1, 0, config.num_epochs, config, {}, True, 0)]
@@ -119,7 +125,10 @@ def plan(config, steps_per_epoch: int) -> list[Stage]:
                         f"{config.num_epochs}; they must agree")
   for s in stages:
     s.schedule = _global_schedule(s, config.num_epochs, steps_per_epoch)
-    s.tx = optim.build_optimizer(s.config.optim, _optimizer_schedule(s, steps_per_epoch))
+    spec = s.config.optim.get("trainable", "all")
+    s.trainable = trainable(spec) if trainable is not None and spec != "all" else None
+    s.tx = optim.build_optimizer(s.config.optim, _optimizer_schedule(s, steps_per_epoch),
+                                 labels=s.trainable.labels if s.trainable is not None else None)
     if config.get("plateau") is not None and config.plateau.use:  # a factor ReduceLROnPlateau lowers
       s.tx = optim.with_plateau_scale(s.tx)
   return stages

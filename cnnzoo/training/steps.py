@@ -1,11 +1,14 @@
 """Pure train and eval steps. Settings are bound with functools.partial before jax.jit."""
 
+import contextlib
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from cnnzoo.training import trainable
 from cnnzoo.training.optim import l2_penalty
 from cnnzoo.training.state import TrainState
 
@@ -19,13 +22,15 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 
 def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
-               l2: float = 0.0, label_smoothing: float = 0.0, aux_weight: float = 0.3):
+               l2: float = 0.0, label_smoothing: float = 0.0, aux_weight: float = 0.3,
+               frozen_batchnorm: tuple = ()):
   """One optimizer step on a global batch; returns the new state and summed metrics.
 
   The loss is the batch-mean cross-entropy, plus `aux_weight` times that of every auxiliary
   classifier the model sows in `aux_logits` (GoogLeNet's two heads; 0.3 in Szegedy et al. 2014),
   plus Keras-style L2 on kernels (Keras reports that sum as `loss`, so do we). Augmentation and
-  dropout keys come from fold_in(state.rng, state.step).
+  dropout keys come from fold_in(state.rng, state.step). The BatchNorm layers at the module paths
+  `frozen_batchnorm` (frozen by optim.trainable) run in inference mode, as Keras runs them.
   """
   step_key = jax.random.fold_in(state.rng, state.step)
   aug_key, dropout_key = jax.random.split(step_key)
@@ -33,8 +38,11 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
   labels = batch["label"]
 
   def loss_fn(params):
-    logits, updates = state.apply_fn(state.variables(params), images, train=True,
-                                     rngs={"dropout": dropout_key}, mutable=["batch_stats", "aux_logits"])
+    with contextlib.ExitStack() as stack:
+      if frozen_batchnorm:
+        stack.enter_context(nn.intercept_methods(trainable.frozen_batchnorm(frozen_batchnorm)))
+      logits, updates = state.apply_fn(state.variables(params), images, train=True,
+                                       rngs={"dropout": dropout_key}, mutable=["batch_stats", "aux_logits"])
     ce = cross_entropy(logits, labels, num_classes, label_smoothing).mean()
     for aux in jax.tree.leaves(updates.get("aux_logits", {})):
       ce = ce + aux_weight * cross_entropy(aux, labels, num_classes, label_smoothing).mean()

@@ -58,6 +58,19 @@ def check(c) -> None:
   if not m.name:
     raise ConfigError("--config.model.name: no model given (see `python -m experiments.summarize --table`)")
   _number("model.num_classes", m.num_classes, low=0, integer=True)
+  if m.get("head"):
+    _choice("model.head", m.head, ("", "fc", "gap"))
+    _number("model.head_hidden", m.head_hidden, low=-1, integer=True)
+    _number("model.head_dropout", m.head_dropout, low=-1, high=1, high_open=True)
+  if m.get("keras_weights"):
+    import os
+    if not os.path.isfile(m.keras_weights):
+      raise ConfigError(f"--config.model.keras_weights={m.keras_weights}: no such file (Keras .h5 weights: see "
+                        "the README's Pretrained Keras weights)")
+  trainable = c.optim.get("trainable", "all")
+  if not isinstance(trainable, str) or not (trainable in ("all", "head", "bn")
+                                            or trainable.startswith(("from:", "re:"))):
+    raise ConfigError(f"--config.optim.trainable={trainable!r}: choose all, head, bn, from:LAYER or re:REGEX")
   _choice("model.dtype", m.dtype, DTYPES)
   shape = tuple(m.input_shape or ())
   if shape and (len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape)):

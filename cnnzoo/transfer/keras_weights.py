@@ -241,3 +241,27 @@ def load_keras_weights(path: str, model_name: str, *, num_classes: int | None = 
       for p, layer in zip(mine, theirs):
         _assign(variables, p, kind, layer.arrays, layer.name)
   return model, jax.tree.map(np.asarray, variables)
+
+
+def load_into_state(state, config, num_classes: int, sharding=None):
+  """`state` with the Keras file `config.model.keras_weights` loaded: into the base of a surgery
+  model (`model.head` set; the file's classifier, if any, ignored), or into the whole model (the
+  file's classifier must have `num_classes` outputs). KerasWeightsError if it does not fit."""
+  from cnnzoo.errors import ConfigError
+  head = bool(config.model.get("head"))
+  path, name = config.model.keras_weights, config.model.name
+  kwargs = config.model.kwargs.to_dict()
+  _, variables = load_keras_weights(path, name, include_top=not head,
+                                    num_classes=None if head else num_classes, **kwargs)
+  params = dict(flax.core.unfreeze(state.params))
+  stats = dict(flax.core.unfreeze(state.batch_stats))
+  new_params = {**params, "base": variables["params"]} if head else variables["params"]
+  new_stats = ({**stats, "base": variables["batch_stats"]} if "batch_stats" in variables else stats) if head \
+      else variables.get("batch_stats", {})
+  shapes = lambda tree: jax.tree.map(lambda a: tuple(np.shape(a)), tree)
+  if shapes(new_params) != shapes(params) or shapes(new_stats) != shapes(stats):
+    raise ConfigError(f"--config.model.keras_weights={path} does not fit the model this config builds "
+                      f"({name}{' with model.head=' + config.model.head if head else ''})")
+  put = (lambda tree: jax.device_put(tree, sharding)) if sharding is not None else (lambda tree: tree)
+  return state.replace(params=put(jax.tree.map(np.asarray, new_params)),
+                       batch_stats=put(jax.tree.map(np.asarray, new_stats)))
