@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.input_shape = ()  # (): the registry's default, or the dataset's images
   c.model.dtype = "float32"  # compute dtype; "bfloat16" on GPUs (parameters stay float32)
   c.model.kwargs = ml_collections.ConfigDict()  # overrides of the model's fields
+  c.model.kernel_init = "flax"  # flax | glorot_uniform (Keras' default) | he_normal: conv / dense kernels
   # Network surgery (cnnzoo/models/transfer.py): the model without its classifier plus a new head
   c.model.head = ""  # "" (the model's own classifier) | fc (the seed's FCHeadNet) | gap (global pool + Dense)
   c.model.head_hidden = -1  # hidden Dense units of the head (-1: fc 256, gap none)
@@ -65,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "sgd"  # sgd | adam | rmsprop
+  c.optim.semantics = "optax"  # optax | keras: Keras 3's update arithmetic (cnnzoo/training/keras_optim.py)
   c.optim.lr = 0.01
   c.optim.momentum = 0.0
   c.optim.nesterov = False

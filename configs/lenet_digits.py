@@ -4,7 +4,7 @@
 
 The 1,797 8x8 digits are upscaled to LeNet's 32x32 input and split 70/10/20 (train/val/test)
 with a fixed seed. Adam (lr 1e-3, cosine decay), as in the seed's LeNet notebook (98.57% on
-MNIST), with random shifts of up to 3 px. Reached here: 0.9861 test accuracy (360 images), 20
+MNIST), with random shifts of up to 3 px. Reached here: 0.9833 test accuracy (360 images), 20
 epochs, about 20 s on 2 CPU cores.
 """
 
@@ -18,6 +18,8 @@ def get_config(arg=None):
   c.journal.seed = "LeNet notebook"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.9857
+  c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained
+  c.model.kernel_init = "glorot_uniform"  # Keras' default for Conv2D and Dense (biases zero)
   c.data.name = "digits"
   c.data.image_size = 32
   c.data.batch_size = 32

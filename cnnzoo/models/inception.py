@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import pooled_classifier
+from cnnzoo.models.layers import BatchNorm, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -33,7 +33,7 @@ class InceptionV3(nn.Module):
       k = count[0]
       x = nn.Conv(filters, (rows, cols), (strides, strides), padding=padding, use_bias=False,
                   dtype=self.dtype, name=f"conv2d_{k}")(x)
-      x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.99, epsilon=1e-3,
+      x = BatchNorm(use_running_average=not train, use_scale=False, momentum=0.99, epsilon=1e-3,
                        dtype=self.dtype, name=f"batch_normalization_{k}")(x)
       return nn.relu(x)
 
@@ -102,7 +102,7 @@ class _KerasConvs:
     x = nn.Conv(filters, kernel, (strides, strides), padding=padding, use_bias=use_bias, dtype=self.dtype,
                 name=conv_name)(x)
     if not use_bias:
-      x = nn.BatchNorm(use_running_average=not self.train, use_scale=False, momentum=0.99, epsilon=1e-3,
+      x = BatchNorm(use_running_average=not self.train, use_scale=False, momentum=0.99, epsilon=1e-3,
                        dtype=self.dtype, name=bn_name)(x)
     return nn.relu(x) if act else x
 

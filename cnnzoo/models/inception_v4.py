@@ -12,7 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import pooled_classifier
+from cnnzoo.models.layers import BatchNorm, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -27,7 +27,7 @@ class _Convs:
     kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
     x = nn.Conv(filters, kernel, (strides, strides), padding=padding, use_bias=False, dtype=self.dtype,
                 name=f"conv{self.k}")(x)
-    x = nn.BatchNorm(use_running_average=not self.train, momentum=0.9, epsilon=1e-3, dtype=self.dtype,
+    x = BatchNorm(use_running_average=not self.train, momentum=0.9, epsilon=1e-3, dtype=self.dtype,
                      name=f"bn{self.k}")(x)
     return nn.relu(x)
 

@@ -1,10 +1,16 @@
 """Small layers the Keras-era networks use that flax.linen does not provide."""
 
+import functools
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+
+# BatchNorm with batch variances as Keras computes them: mean((x - mean)^2) in two passes (Keras'
+# ops.moments uses jnp.var). flax's default E[x^2] - E[x]^2 loses precision when the mean is large.
+BatchNorm = functools.partial(nn.BatchNorm, use_fast_variance=False)
 
 
 class LocalResponseNorm(nn.Module):

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import LocalResponseNorm, adaptive_avg_pool
+from cnnzoo.models.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool
 
 
 class PlainNet(nn.Module):
@@ -55,7 +55,7 @@ class PlainNet(nn.Module):
       elif kind == "dense":
         x = nn.Dense(args[0], dtype=self.dtype, name=name)(x)
       elif kind == "bn":
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          epsilon=self.bn_epsilon, dtype=self.dtype, name=name)(x)
       elif kind == "relu":
         x = nn.relu(x)

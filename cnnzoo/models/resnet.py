@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import pooled_classifier
+from cnnzoo.models.layers import BatchNorm, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 ModuleDef = Callable[..., nn.Module]
@@ -111,7 +111,7 @@ class ResNet(nn.Module):
     if self.block not in BLOCKS:
       raise ValueError(f"unknown ResNet block {self.block!r}; choose from {sorted(BLOCKS)}")
     conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     act = nn.relu
     block_cls = BLOCKS[self.block]

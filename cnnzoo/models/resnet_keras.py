@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import pooled_classifier
+from cnnzoo.models.layers import BatchNorm, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 KERAS_BN = dict(momentum=0.99, epsilon=1.001e-5)
@@ -34,7 +34,7 @@ class KerasResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     conv = functools.partial(nn.Conv, dtype=self.dtype)
-    bn = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=self.dtype, **KERAS_BN)
+    bn = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype, **KERAS_BN)
     x = conv(64, (7, 7), (2, 2), padding=((3, 3), (3, 3)), name="conv1_conv")(x)
     if not self.preact:
       x = nn.relu(bn(name="conv1_bn")(x))

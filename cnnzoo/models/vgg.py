@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import MaxPool
+from cnnzoo.models.layers import BatchNorm, MaxPool
 from cnnzoo.models.registry import register_model
 
 
@@ -29,7 +29,7 @@ class MiniVGGNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     for i, width in enumerate(self.widths):
       for j in range(2):
@@ -83,7 +83,7 @@ class VGG(nn.Module):
       for c in range(1, n + 1):
         x = nn.Conv(width, (3, 3), padding="SAME", dtype=self.dtype, name=f"block{b}_conv{c}")(x)
         if self.batch_norm:
-          x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+          x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            epsilon=self.bn_epsilon, dtype=self.dtype, name=f"block{b}_bn{c}")(x)
         x = nn.relu(x)
       x = MaxPool(name=f"block{b}_pool")(x)

@@ -99,7 +99,8 @@ def build(config) -> Run:
     validate.check(stage.config)
   schedule, tx = plan[0].schedule, plan[0].tx
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl)
+  state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
+                           kernel_init=config.model.get("kernel_init", "flax"))
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
 

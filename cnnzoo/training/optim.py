@@ -108,6 +108,20 @@ def build_optimizer(cfg, schedule: Schedule, labels=None) -> optax.GradientTrans
 
 def _core_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
   name = cfg.name
+  if cfg.get("semantics", "optax") == "keras":  # Keras 3's arithmetic (keras_optim.py)
+    from cnnzoo.training import keras_optim
+    if cfg.weight_decay:
+      raise ConfigError("optim.weight_decay has no Keras form here; with optim.semantics=keras use optim.l2 "
+                        "(the Keras kernel_regularizer the journal uses) or optim.semantics=optax")
+    if name == "sgd":
+      tx = keras_optim.sgd(schedule, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    elif name == "adam":
+      tx = keras_optim.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+    elif name == "rmsprop":
+      tx = keras_optim.rmsprop(schedule, rho=cfg.rho, eps=cfg.eps, momentum=cfg.momentum)
+    else:
+      raise ConfigError(f"unknown optimizer {name!r}; choose sgd, adam or rmsprop")
+    return _clip(cfg, tx)
   if name == "sgd":
     tx = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
   elif name == "adam":

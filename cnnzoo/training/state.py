@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,15 +35,36 @@ class TrainState(train_state.TrainState):
     return self.replace(**tree)
 
 
+KERNEL_INITS = {  # Keras' initializers (flax's definitions are the same: fans from HWIO / (in, out))
+    "glorot_uniform": nn.initializers.glorot_uniform(),  # Keras' default for Conv2D and Dense
+    "he_normal": nn.initializers.he_normal(),  # truncated normal, stddev sqrt(2 / fan_in)
+}
+
+
+def with_kernel_init(params, key, name: str):
+  """`params` with every `kernel` drawn anew by the Keras initializer `name` (one key per kernel);
+  biases, BatchNorm scales and the rest keep flax's initialization (Keras': zeros and ones)."""
+  if name == "flax":
+    return params
+  init = KERNEL_INITS[name]
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+  drawn = {path: init(jax.random.fold_in(key, i), v.shape, v.dtype) if path[-1] == "kernel" else v
+           for i, (path, v) in enumerate(sorted(flat.items()))}
+  return flax.traverse_util.unflatten_dict(drawn)
+
+
 def create(model: nn.Module, tx: optax.GradientTransformation, input_shape, seed: int,
-           sharding=None) -> TrainState:
-  """Initializes the model and optimizer from `seed` (jitted; placed with `sharding` if given)."""
+           sharding=None, kernel_init: str = "flax") -> TrainState:
+  """Initializes the model and optimizer from `seed` (jitted; placed with `sharding` if given).
+  `kernel_init`: flax (the modules' own initializers), glorot_uniform or he_normal (Keras')."""
 
   def init():
     rng = jax.random.PRNGKey(seed)
     params_key, dropout_key, run_key = jax.random.split(rng, 3)
     variables = model.init({"params": params_key, "dropout": dropout_key},
                            jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    variables = {**variables, "params": with_kernel_init(variables["params"], jax.random.fold_in(params_key, 1),
+                                                         kernel_init)}
     return TrainState.create(apply_fn=model.apply, params=variables["params"],
                              batch_stats=variables.get("batch_stats", {}), tx=tx, rng=run_key)
 

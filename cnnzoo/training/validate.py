@@ -58,6 +58,7 @@ def check(c) -> None:
   if not m.name:
     raise ConfigError("--config.model.name: no model given (see `python -m experiments.summarize --table`)")
   _number("model.num_classes", m.num_classes, low=0, integer=True)
+  _choice("model.kernel_init", m.get("kernel_init", "flax"), ("flax", "glorot_uniform", "he_normal"))
   if m.get("head"):
     _choice("model.head", m.head, ("", "fc", "gap"))
     _number("model.head_hidden", m.head_hidden, low=-1, integer=True)
@@ -106,6 +107,7 @@ def check(c) -> None:
       _number("data.std", v, low=0, low_open=True)
   o = c.optim
   _choice("optim.name", o.name, OPTIMIZERS)
+  _choice("optim.semantics", o.get("semantics", "optax"), ("optax", "keras"))
   _number("optim.lr", o.lr, low=0, low_open=True)
   _number("optim.momentum", o.momentum, low=0, high=1, high_open=True)
   for name in ("b1", "b2", "rho"):

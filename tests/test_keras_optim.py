@@ -1,0 +1,114 @@
+"""optim.semantics=keras: Keras 3's own optimizers fed the same weights and gradients step after
+step give the same weights as cnnzoo's, to float32 rounding; optax's forms do not (the point of
+the switch)."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from ml_collections import ConfigDict
+
+from conftest import fast_keras
+from cnnzoo.training import keras_optim, optim
+
+keras = fast_keras()
+STEPS = 6
+
+
+def gradients(seed=0):
+  """Gradients of mixed scales (1e-5 .. 1): epsilon and the learning rate's place both matter."""
+  rng = np.random.default_rng(seed)
+  scales = np.array([1e-5, 1e-3, 1e-1, 1.0], np.float32)[:, None]
+  return [(rng.normal(size=(4, 6)) * scales).astype(np.float32) for _ in range(STEPS)]
+
+
+def keras_weights(optimizer, w0, grads):
+  """Keras' optimizer applied to one variable, one step per gradient (as model.fit would)."""
+  var = keras.Variable(w0)
+  out = []
+  for g in grads:
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
+    out.append(np.asarray(var.value))
+  return out
+
+
+def ours(tx, w0, grads):
+  state, w, out = tx.init(w0), jax.numpy.asarray(w0), []
+  step = jax.jit(lambda g, s, w: (lambda u, s: (optax.apply_updates(w, u), s))(*tx.update(g, s, w)))
+  for g in grads:
+    w, state = step(g, state, w)
+    out.append(np.asarray(w))
+  return out
+
+
+def decay(lr, rate):
+  """Keras 2's SGD(decay=rate) in Keras 3: InverseTimeDecay(lr, decay_steps=1, decay_rate=rate)."""
+  return keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=rate)
+
+
+CASES = {
+    "sgd_nesterov_time_decay": (lambda: keras.optimizers.SGD(decay(0.05, 0.3), momentum=0.9, nesterov=True),
+                                dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True), ("keras_time", 0.3)),
+    "sgd_momentum_time_decay": (lambda: keras.optimizers.SGD(decay(0.05, 0.3), momentum=0.9),
+                                dict(name="sgd", lr=0.05, momentum=0.9, nesterov=False), ("keras_time", 0.3)),
+    "adam": (lambda: keras.optimizers.Adam(1e-3), dict(name="adam", lr=1e-3), ("constant", 0.0)),
+    "rmsprop": (lambda: keras.optimizers.RMSprop(1e-3), dict(name="rmsprop", lr=1e-3), ("constant", 0.0)),
+    "rmsprop_momentum": (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.9), dict(name="rmsprop", lr=1e-3, momentum=0.9),
+                         ("constant", 0.0)),
+}
+
+
+def config(semantics, fields, schedule):
+  cfg = ConfigDict(dict(name="sgd", lr=0.01, momentum=0.0, nesterov=False, b1=0.9, b2=0.999, eps=1e-7, rho=0.9,
+                        weight_decay=0.0, clip_grad_norm=0.0, semantics=semantics))
+  cfg.update(fields)
+  sched = ConfigDict(dict(name=schedule[0], decay=schedule[1], per_step=False, warmup_epochs=0, decay_epochs=0))
+  return cfg, optim.build_schedule(sched, cfg.lr, 10, 1) if schedule[0] == "keras_time" else (lambda count: cfg.lr)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keras_semantics_follow_keras_optimizers_step_by_step(case):
+  make, fields, schedule = CASES[case]
+  w0 = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+  grads = gradients()
+  expected = keras_weights(make(), w0, grads)
+  cfg, sched = config("keras", fields, schedule)
+  got = ours(optim.build_optimizer(cfg, sched), w0, grads)
+  cfg_optax, _ = config("optax", fields, schedule)
+  other = ours(optim.build_optimizer(cfg_optax, sched), w0, grads)
+  for step, (e, g, o) in enumerate(zip(expected, got, other), start=1):
+    moved = np.abs(e - w0)
+    # float32 rounding of a few operations on the step (XLA may fuse a multiply-add where Keras'
+    # eager ops round twice): 8 ulps of the weight, plus 1e-5 of how far the weights have moved
+    np.testing.assert_allclose(g, e, rtol=8 * np.finfo(np.float32).eps, atol=1e-5 * moved.max(),
+                               err_msg=f"{case}, step {step}")
+  # optax's arithmetic drifts away from Keras' by far more than that (except where the rules agree)
+  gap = max(np.max(np.abs(o - e) / (np.abs(e - w0) + 1e-12)) for o, e in zip(other, expected))
+  if case in ("sgd_nesterov_time_decay", "sgd_momentum_time_decay", "adam"):
+    assert gap > 1e-3, (case, gap)
+
+
+def test_keras_semantics_keep_no_state_for_what_they_do_not_use():
+  params = {"w": np.zeros((3, 2), np.float32)}
+  sgd_state = keras_optim.sgd(lambda c: 0.1).init(params)
+  assert sgd_state.first["w"].shape == (0,) and sgd_state.second["w"].shape == (0,)
+  assert keras_optim.adam(lambda c: 0.1).init(params).second["w"].shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "he_normal"])
+def test_keras_kernel_initializers(name):
+  """Kernels drawn as Keras draws them (fans from HWIO / (in, out)); the rest as flax has it."""
+  from cnnzoo.training import state as state_lib
+  params = {"conv": {"kernel": np.zeros((3, 3, 64, 128), np.float32), "bias": np.ones((128,), np.float32)},
+            "dense": {"kernel": np.zeros((512, 10), np.float32)}}
+  drawn = state_lib.with_kernel_init(params, jax.random.key(0), name)
+  assert np.array_equal(drawn["conv"]["bias"], params["conv"]["bias"])
+  for w, (fan_in, fan_out) in ((drawn["conv"]["kernel"], (9 * 64, 9 * 128)), (drawn["dense"]["kernel"], (512, 10))):
+    w = np.asarray(w)
+    if name == "glorot_uniform":
+      limit = np.sqrt(6 / (fan_in + fan_out))  # keras.initializers.GlorotUniform
+      assert np.abs(w).max() <= limit and w.std() == pytest.approx(limit / np.sqrt(3), rel=0.05)
+    else:  # keras.initializers.HeNormal: truncated at 2 stddev, stddev sqrt(2 / fan_in) after truncation
+      std = np.sqrt(2 / fan_in)
+      assert np.abs(w).max() <= 2 * std / 0.87962566103423978 + 1e-6 and w.std() == pytest.approx(std, rel=0.05)
+  assert not np.array_equal(drawn["conv"]["kernel"][..., 0], drawn["conv"]["kernel"][..., 1])
