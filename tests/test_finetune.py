@@ -218,3 +218,18 @@ def test_init_from_a_run_with_another_head_copies_the_base(tmp_path, capsys):
     assert np.array_equal(got[k], theirs[k] if k[0] == "base" else mine[k]), k
   stats, their_stats = flat(state.batch_stats), flat(first.state.batch_stats)
   assert all(np.array_equal(stats[k], their_stats[k]) for k in stats)
+
+
+def test_bn_and_regex_trainable_sets():
+  model = create_transfer_model("resnet50_keras", num_classes=5, head="gap", stage_sizes=(1, 1, 1, 1))
+  params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))["params"]
+  layers = trainable.model_layers(model, (32, 32, 3))
+  bn = trainable.resolve("bn", params, layers, True)
+  labels = flat(bn.labels(params))
+  assert {k for k, v in labels.items() if v == "train"} == {k for k in labels if k[-2].endswith("_bn")}
+  assert bn.frozen_batchnorm == ()  # every BatchNorm trains, so none runs in inference mode
+  kernels = trainable.resolve("re:conv5_.*/kernel$", params, layers, True)
+  labels = flat(kernels.labels(params))
+  assert {k for k, v in labels.items() if v == "train"} == {k for k in labels if k[1].startswith("conv5_")
+                                                             and k[-1] == "kernel"}
+  assert set(kernels.frozen_batchnorm) == layers.batchnorm  # no BatchNorm parameter trains

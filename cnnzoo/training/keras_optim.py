@@ -27,8 +27,8 @@ import optax
 
 class KerasState(NamedTuple):
   count: jax.Array  # updates done (Keras' optimizer.iterations)
-  first: optax.Updates  # SGD / RMSprop momentum, Adam m (zeros when unused)
-  second: optax.Updates  # Adam v, RMSprop velocity (zeros when unused)
+  first: optax.Updates | None  # SGD / RMSprop momentum, Adam m (None when unused)
+  second: optax.Updates | None  # Adam v, RMSprop velocity (None when unused)
 
 
 def _zeros(params):
@@ -36,7 +36,8 @@ def _zeros(params):
 
 
 def _empty(params):
-  return jax.tree.map(lambda p: jnp.zeros((0,), p.dtype), params)
+  del params
+  return None  # no arrays at all (orbax refuses zero-size ones)
 
 
 def sgd(learning_rate: Callable, momentum: float = 0.0, nesterov: bool = False) -> optax.GradientTransformation:
