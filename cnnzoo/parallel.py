@@ -15,13 +15,38 @@ from cnnzoo.errors import ConfigError
 DATA_AXIS = "data"
 
 
+CACHE_ENV = "CNNZOO_XLA_CACHE"
+DEFAULT_CACHE = os.path.join("~", ".cache", "cnnzoo", "xla")
+
+
+def use_compilation_cache() -> str | None:
+  """Turns on JAX's persistent compilation cache, so that a second run of a config, a resume or an
+  evaluation loads its compiled programs instead of compiling them again: in ~/.cache/cnnzoo/xla,
+  or $CNNZOO_XLA_CACHE ("" turns it off); JAX_COMPILATION_CACHE_DIR, if set, wins. Returns the
+  folder in use. Programs that compile in under a second are not stored (JAX's default)."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return os.environ["JAX_COMPILATION_CACHE_DIR"]
+  path = os.environ.get(CACHE_ENV, DEFAULT_CACHE)
+  if not path:
+    return None
+  path = os.path.expanduser(path)
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError:  # a read-only home: run without the cache rather than fail
+    return None
+  jax.config.update("jax_compilation_cache_dir", path)
+  return path
+
+
 def choose_platform() -> None:
-  """Uses the CPU when no NVIDIA GPU is present and the user has not set JAX_PLATFORMS.
+  """Uses the CPU when no NVIDIA GPU is present and the user has not set JAX_PLATFORMS, and turns
+  on the persistent compilation cache (use_compilation_cache).
 
   The jax[cuda12] plugin prints a long traceback when it finds no GPU; asking for the CPU up front
   avoids it. On a GPU machine (a /dev/nvidia0 or /proc/driver/nvidia exists) nothing changes.
   Must run before the first device query.
   """
+  use_compilation_cache()
   if os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms:
     return
   if os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version"):

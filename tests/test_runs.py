@@ -157,3 +157,23 @@ def test_output_to_a_file_has_no_escape_codes_and_progress_lines_are_rare(capsys
   bar.close()
   assert log.getvalue().startswith("epoch 1/2: 3/10 step (30%)  loss 0.5  [") and "\r" not in log.getvalue()
   assert isinstance(progress.progress(5, "x", "img", stream=io.StringIO()), progress.LogProgress)
+
+
+def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
+  import jax
+  from cnnzoo import parallel
+  before = jax.config.jax_compilation_cache_dir
+  try:
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
+    assert parallel.use_compilation_cache() == str(tmp_path / "theirs")  # JAX's own setting wins
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv(parallel.CACHE_ENV, str(tmp_path / "ours"))
+    assert parallel.use_compilation_cache() == str(tmp_path / "ours") == jax.config.jax_compilation_cache_dir
+    assert (tmp_path / "ours").is_dir()
+    monkeypatch.setenv(parallel.CACHE_ENV, "")
+    assert parallel.use_compilation_cache() is None  # turned off
+    monkeypatch.delenv(parallel.CACHE_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert parallel.use_compilation_cache() == str(tmp_path / "home" / ".cache" / "cnnzoo" / "xla")
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before)
