@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.head_hidden = -1  # hidden Dense units of the head (-1: fc 256, gap none)
   c.model.head_dropout = -1.0  # dropout before the head's output (-1: fc 0.5, gap none)
   c.model.keras_weights = ""  # a Keras .h5 loaded at the start (the base only when model.head is set)
+  c.model.init_from = ""  # a fresh run starts from this run's weights, "DIR[:EPOCH]" (as --init_from does)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "digits"  # digits | synthetic | hdf5 | a tfds name (cifar10, mnist, ...)
@@ -125,6 +126,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep_every = 0  # also keep every N-th epoch (for --resume_epoch later)
   c.checkpoint.async_save = True
 
+  # Feature extraction + logistic regression instead of training (cnnzoo/transfer/pipeline.py):
+  # the journal's VGG16 / ResNet50 features runs, from model.keras_weights
+  c.features = ml_collections.ConfigDict()
+  c.features.use = False
+  c.features.layer = "features"  # the output taken (features = pooled; block5_pool, ...)
+  c.features.preprocess = ""  # Keras preprocess_input mode ("" = the model family's: caffe, tf, torch)
+  c.features.batch_size = 64
+  c.features.C = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # the seed's grid search (3-fold)
+  c.features.max_iter = 150
+  c.features.jobs = 1  # parallel fits (-1: every core)
+  c.features.random_weights = False  # smoke runs only: the base's random initialization, no weight file
+
   c.ensemble = ml_collections.ConfigDict()
   c.ensemble.members = 0  # >0: train this many runs (seeds seed, seed+1, ...) in WORKDIR/member_K,
   #                         then evaluate their averaged probabilities (WORKDIR/ensemble_eval_test)
@@ -156,5 +169,10 @@ def smoke(c: ml_collections.ConfigDict, image_shape, num_classes: int) -> ml_col
   c.data.batch_size = 8
   c.data.eval_batch_size = 8
   c.num_epochs = 2
+  if len(c.stages) > 1:  # a multi-stage recipe: one epoch per stage, each with its overrides
+    c.stages = tuple((i + 1, overrides) for i, (_, overrides) in enumerate(c.stages))
+    c.num_epochs = len(c.stages)
+  elif c.stages:
+    c.stages = ((2, c.stages[0][1]),)
   c.monitor.progress = False
   return c

@@ -1,17 +1,25 @@
 """The seed's ResNet on CIFAR-10 (seed 2020-12-12): stages (9, 9, 9), filters (64, 64, 128, 256).
 
-  python -m experiments.main --config=configs/resnet_cifar10.py --workdir=runs/resnet_cifar10
+  python -m experiments.main --config=configs/resnet_cifar10.py             # run 4: linear decay
+  python -m experiments.main --config=configs/resnet_cifar10.py:restart     # run 3: 1e-1, then 1e-2 from 75
 
 SGD momentum 0.9, lr 1e-1 decaying linearly (poly, power 1) to 0 over 100 epochs, L2 5e-4 on every
 kernel, batch 128, mean subtraction, shift + flip augmentation (here: pad-4 crop and flip).
 Seed result: validation accuracy 0.9313 at the end of training.
+Run 3 (`:restart`): "learning rate 1e-1 for the first 100 epoch ... the training stagnates quickly
+after 75 epoch, we retrain the model at epoch75 and change the learning rate to 1e-2" (no figure):
+a constant 1e-1 to epoch 75, then 1e-2 to 100 in one command (the optimizer state carries over, as
+a Keras model reloaded with a new rate); the journal leaves the length after 75 out: 25 epochs.
 Data: tfds `cifar10`; prepare once with `pip install tensorflow && tfds build cifar10`.
 """
 
 from configs import base
 
+VARIANTS = ("restart",)  # arguments that select another journal run
+
 
 def get_config(arg=None):
+  args = base.parse_args(arg, ("smoke", *VARIANTS))
   c = base.get_config()
   c.model.name = "resnet_cifar"
   c.journal.run = "the seed ResNet, CIFAR-10, linear decay (run 4)"
@@ -34,7 +42,11 @@ def get_config(arg=None):
   c.schedule.power = 1.0
   c.num_epochs = 100
   c.checkpoint.keep_every = 5
-  if "smoke" in base.parse_args(arg):
+  if "restart" in args:
+    c.journal.run, c.journal.figure = "the seed ResNet, CIFAR-10, 1e-1 then 1e-2 from epoch 75 (run 3)", 0.0
+    c.schedule.name = "constant"
+    c.stages = ((75, "optim.lr=1e-1"), (100, "optim.lr=1e-2"))
+  if "smoke" in args:
     base.smoke(c, (32, 32, 3), 10)
     # one block per stage: the plumbing is the same and the (9, 9, 9) train step takes ~35 s to
     # compile on 2 CPU cores (its shapes and counts are tested in tests/test_models.py)

@@ -1,10 +1,14 @@
 """The seed's ResNet on Tiny-ImageNet-200 (seed 2020-12-12): stages (3, 4, 6), filters (64, 128,
 256, 512), 5x5 stem + max pool, pre-activation bottlenecks.
 
-  python -m experiments.main --config=configs/resnet_tiny.py --workdir=runs/resnet_tiny
+  python -m experiments.main --config=configs/resnet_tiny.py           # run 4: poly 1 over 75 epochs
+  python -m experiments.main --config=configs/resnet_tiny.py:stops     # run 3: 1e-1, 1e-2 at 25, 1e-3 at 35
 
 SGD momentum 0.9, lr 1e-1 decaying linearly (poly, power 1) over 75 epochs, L2 5e-4, batch 64,
 mean subtraction, flips. Seed result: validation accuracy 0.5547 at epoch 75.
+Run 3 (`:stops`): "we are forced to stop at epoch 25 (lr=1e-2) and 35 (lr=1e-3) respectively, adjust
+the learning rate and continue. The first 47 epoches gives the following" (a plot, no figure):
+1e-1 to epoch 25, 1e-2 to 35, 1e-3 to 47, one command.
 Data: HDF5 files from the seed's split (train minus 50/class, those as val, official val as test)
 in data/tiny-imagenet-200-hdf5/: download tiny-imagenet-200.zip (CS231n), unzip it and run
   python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \
@@ -13,8 +17,11 @@ in data/tiny-imagenet-200-hdf5/: download tiny-imagenet-200.zip (CS231n), unzip 
 
 from configs import base
 
+VARIANTS = ("stops",)  # arguments that select another journal run
+
 
 def get_config(arg=None):
+  args = base.parse_args(arg, ("smoke", *VARIANTS))
   c = base.get_config()
   c.model.name = "resnet_tiny"
   c.journal.run = "the seed ResNet, Tiny-ImageNet, poly 1 over 75 epochs (run 4)"
@@ -39,7 +46,12 @@ def get_config(arg=None):
   c.schedule.power = 1.0
   c.num_epochs = 75
   c.checkpoint.keep_every = 5
-  if "smoke" in base.parse_args(arg):
+  if "stops" in args:
+    c.journal.run, c.journal.figure = "the seed ResNet, Tiny-ImageNet, stopped at 25 and 35 (run 3)", 0.0
+    c.schedule.name = "constant"
+    c.num_epochs = 47
+    c.stages = ((25, "optim.lr=1e-1"), (35, "optim.lr=1e-2"), (47, "optim.lr=1e-3"))
+  if "smoke" in args:
     base.smoke(c, (64, 64, 3), 200)
     c.data.synthetic_sizes = (16, 8, 8)
     c.model.kwargs.stage_sizes = (1, 1, 1)  # one block per stage (compile time; see resnet_cifar10.py)

@@ -87,6 +87,10 @@ def main(argv):
       print(f"workdir: {workdir} (the default for this config; --workdir=DIR to choose)", flush=True)
   spec = config_flags.get_config_filename(flags.FLAGS["config"])
   command = {"config": spec, "command": resume_command(sys.argv[1:])}
+  if config.get("features") and config.features.use:  # extraction + logistic regression, no training
+    from cnnzoo.transfer import pipeline
+    pipeline.run(config, workdir, command=command)
+    return
   if config.get("ensemble") and config.ensemble.members:
     from cnnzoo.evaluation.ensemble import train_ensemble
     train_ensemble(config, workdir, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value, command=command)

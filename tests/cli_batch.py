@@ -80,9 +80,11 @@ def start(case, out: str, err: str) -> int:
 
 def run_case(case, out_dir, index):
   out, err = (os.path.join(out_dir, f"{index}.{n}") for n in ("out", "err"))
+  began = time.perf_counter()
   _, status = os.waitpid(start(case, out, err), 0)
   with open(out) as fo, open(err) as fe:
-    return {"rc": os.waitstatus_to_exitcode(status), "stdout": fo.read(), "stderr": fe.read()}
+    return {"rc": os.waitstatus_to_exitcode(status), "stdout": fo.read(), "stderr": fe.read(),
+            "seconds": time.perf_counter() - began}
 
 
 def serve():

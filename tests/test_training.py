@@ -109,11 +109,24 @@ CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 
                  if not os.path.basename(p).startswith(("_", "base")))
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_every_config_smoke_runs(name, tmp_path):
+def variants() -> list[tuple[str, str]]:
+  """(config, ARG) of every journal run a config file selects with `configs/NAME.py:ARG`."""
   import importlib
-  config = quiet(importlib.import_module(f"configs.{name}").get_config("smoke"))
+  return [(name, arg) for name in CONFIGS for arg in getattr(importlib.import_module(f"configs.{name}"), "VARIANTS", ())]
+
+
+def smoke_run(name: str, arg: str, tmp_path) -> None:
+  """`configs/NAME.py:ARG,smoke` as experiments.main runs it, with its checks."""
+  import importlib
+  config = quiet(importlib.import_module(f"configs.{name}").get_config(",".join(filter(None, (arg, "smoke")))))
   assert config.data.name == "synthetic"
+  if config.features.use:  # extraction + logistic regression (cnnzoo/transfer/pipeline.py)
+    from cnnzoo.transfer import pipeline
+    results = pipeline.run(config, str(tmp_path), echo=lambda line: None)
+    assert results["kind"] == "features_logreg" and results["test_count"] == 8 and 0 <= results["test_accuracy"] <= 1
+    assert sorted(os.listdir(tmp_path / "features")) == ["test_features.h5", "train_features.h5", "val_features.h5"]
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
+    return
   if config.ensemble.members:  # trained as experiments.main does: members, then their ensemble
     from cnnzoo.evaluation.ensemble import train_ensemble
     out = train_ensemble(config, str(tmp_path), echo=lambda line: None)
@@ -123,6 +136,44 @@ def test_every_config_smoke_runs(name, tmp_path):
     return
   results = loop.train_and_evaluate(config, str(tmp_path))
   history = json.loads((tmp_path / "history.json").read_text())
-  assert len(history) == config.num_epochs == 2
+  assert len(history) == config.num_epochs == max(2, len(config.stages))
   assert all(jax.numpy.isfinite(h["loss"]) for h in history)
   assert results["test_count"] == 8
+  if len(config.stages) > 1:  # one epoch per stage in :smoke
+    assert [h["stage"] for h in history] == list(range(1, len(config.stages) + 1))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_smoke_runs(name, tmp_path):
+  smoke_run(name, "", tmp_path)
+
+
+@pytest.mark.parametrize("name,arg", variants())
+def test_every_journal_variant_traces(name, arg):
+  """Every `configs/NAME.py:ARG` builds (data, model, optimizer, stages) and every stage's train
+  step traces (jax.eval_shape: shapes, the schedule and the trainable set, nothing compiled).
+  Their smoke runs take minutes together (each compiles its own step):
+  CNNZOO_ALL_SMOKE=1 python -m pytest tests/test_training.py -k variant_smoke"""
+  import importlib
+  config = quiet(importlib.import_module(f"configs.{name}").get_config(f"{arg},smoke"))
+  assert config.journal.run and config.journal.seed, "every journal run says what it reproduces"
+  if config.features.use:
+    from cnnzoo.transfer import pipeline
+    extractor = pipeline._extractor(config, 3)
+    from cnnzoo.transfer import features
+    assert features.check_layer(extractor, 3) > 0
+    return
+  run = loop.build(config, abstract=True)
+  batch = next(run.train_loader.epoch(0))
+  for stage in run.stages:
+    step = run.train_step_for(stage)
+    state = run.state.replace(tx=stage.tx, opt_state=jax.eval_shape(stage.tx.init, run.state.params))
+    new_state, metrics = jax.eval_shape(step.jitted, state, batch, step.source)
+    assert jax.tree.structure(new_state.params) == jax.tree.structure(run.state.params)
+    assert metrics["loss"].shape == ()
+
+
+@pytest.mark.skipif(not os.environ.get("CNNZOO_ALL_SMOKE"), reason="minutes: set CNNZOO_ALL_SMOKE=1")
+@pytest.mark.parametrize("name,arg", variants())
+def test_every_journal_variant_smoke_runs(name, arg, tmp_path):
+  smoke_run(name, arg, tmp_path)

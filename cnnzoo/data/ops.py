@@ -8,19 +8,24 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from cnnzoo.errors import ConfigError
 
 
-NORMALIZATIONS = ("scale", "mean", "standardize")
+NORMALIZATIONS = ("scale", "mean", "standardize", "pixel_mean")
 EVAL_CROPS = ("center", "resize", "ten")
 
 
-def normalize(images, mode: str, mean=None, std=None):
+def normalize(images, mode: str, mean=None, std=None, mean_image=None):
   """uint8 -> float32. "scale": x / 255; "mean": x - channel mean (the seed's MeanPreprocessor);
-  "standardize": (x - mean) / std per channel. mean and std in 0..255 units."""
+  "standardize": (x - mean) / std per channel, mean and std in 0..255 units; "pixel_mean": x / 255
+  minus the training split's mean image (H, W, C in [0, 1] units; the Keras ResNet example's
+  subtract_pixel_mean)."""
   x = images.astype(jnp.float32)
   if mode == "scale":
     return x / 255.0
+  if mode == "pixel_mean":
+    return x / 255.0 - jnp.asarray(mean_image, jnp.float32)
   if mode == "mean":
     return x - jnp.asarray(mean, jnp.float32)
   if mode == "standardize":
@@ -167,7 +172,7 @@ def model_image_shape(data_cfg, image_shape):
   return (size, size, c)
 
 
-def make_preprocess(data_cfg, mean, std=None, image_shape=None):
+def make_preprocess(data_cfg, mean, std=None, image_shape=None, mean_image=None):
   """(train_fn, val_fn, test_fn) built from the data config.
 
   train_fn(key, uint8 (N, H, W, C)) -> float (N, h, w, C): with `data.crop_size` a random window
@@ -175,6 +180,8 @@ def make_preprocess(data_cfg, mean, std=None, image_shape=None):
   val_fn / test_fn(uint8 images) -> float (V, N, h, w, C): the views of `data.eval_crop` /
   `data.test_crop` (`eval_views`), normalized; predictions are averaged over the V views.
   `mean`, `std`: the dataset's channel statistics (0..255); `data.std` ([0, 1] units) overrides std.
+  `mean_image` (H, W, C, [0, 1] units): "pixel_mean" subtracts it before the augmentation, in the
+  order of the Keras example (x_train -= mean, then ImageDataGenerator), which it follows.
   """
   if data_cfg.normalize not in NORMALIZATIONS:
     raise ConfigError(f"unknown normalization {data_cfg.normalize!r}; choose {', '.join(NORMALIZATIONS)}")
@@ -182,6 +189,14 @@ def make_preprocess(data_cfg, mean, std=None, image_shape=None):
   std = tuple(255.0 * v for v in data_cfg.std) if data_cfg.get("std") else std
   if data_cfg.normalize in ("mean", "standardize") and mean is None:
     raise ConfigError(f"normalize={data_cfg.normalize!r} needs the dataset's channel mean (mean.json)")
+  if data_cfg.normalize == "pixel_mean":
+    if data_cfg.get("crop_size", 0):
+      raise ConfigError("normalize='pixel_mean' subtracts a whole-image mean: it needs data.crop_size=0")
+    if data_cfg.get("erase_prob", 0.0):
+      raise ConfigError("normalize='pixel_mean' with random erasing is not supported (the eraser's noise is in "
+                        "0..255 units); use normalize='scale' or erase_prob=0")
+    if mean_image is None or (image_shape is not None and tuple(np.shape(mean_image)) != tuple(image_shape)):
+      raise ConfigError(f"normalize='pixel_mean' needs the training split's mean image of shape {image_shape}")
   if data_cfg.normalize == "standardize" and not std:
     raise ConfigError("normalize='standardize' needs the channel std: rebuild the dataset "
                       "(mean.json gains it) or set --config.data.std")
@@ -201,9 +216,11 @@ def make_preprocess(data_cfg, mean, std=None, image_shape=None):
   for mode in (eval_crop, test_crop):
     if mode not in EVAL_CROPS:
       raise ConfigError(f"unknown evaluation crop {mode!r}; choose {', '.join(EVAL_CROPS)}")
-  norm = functools.partial(normalize, mode=data_cfg.normalize, mean=mean, std=std)
+  norm = functools.partial(normalize, mode=data_cfg.normalize, mean=mean, std=std, mean_image=mean_image)
 
   def train_fn(key, images):
+    if data_cfg.normalize == "pixel_mean":  # Keras' order: subtract, then augment
+      return augment(key, norm(images), data_cfg)
     if size:
       key, patch_key = jax.random.split(key)
       images = random_patch(patch_key, images, size)

@@ -40,6 +40,7 @@ class Dataset:
   class_names: Sequence[str]
   mean: tuple[float, ...] | None = None  # per-channel mean of the training split, 0..255 units
   std: tuple[float, ...] | None = None  # per-channel standard deviation, 0..255 units
+  mean_image: np.ndarray | None = None  # normalize="pixel_mean": the training split's (H, W, C), [0, 1] units
 
   @property
   def num_classes(self) -> int:
@@ -63,6 +64,15 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, .
   mean = total / n
   std = np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
   return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def mean_image(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
+  """The per-pixel mean image (H, W, C float32, [0, 1] units) of uint8 `images`, accumulated in
+  float64 over chunks (HDF5 datasets larger than memory work too)."""
+  total = np.zeros(images.shape[1:], np.float64)
+  for i in range(0, len(images), chunk):
+    total += np.asarray(images[i:i + chunk], np.float64).sum(axis=0)
+  return (total / (255.0 * max(len(images), 1))).astype(np.float32)
 
 
 def _with_stats(name, train, val, test, class_names) -> "Dataset":

@@ -81,7 +81,14 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
     variables = ckpt.restore_weights(epoch, target)
   finally:
     ckpt.close()
-  _, val_pre, _ = make_preprocess(config.data, info["mean"], info["std"], shape)
+  mean_image = None
+  if config.data.normalize == "pixel_mean":
+    import numpy as np
+    path = os.path.join(workdir, "mean_image.npy")
+    if not os.path.isfile(path):
+      raise UserError(f"{workdir} normalizes by the training mean image but has no mean_image.npy")
+    mean_image = np.load(path)
+  _, val_pre, _ = make_preprocess(config.data, info["mean"], info["std"], shape, mean_image)
 
   def apply(images):
     views = val_pre(images)  # (V, N, h, w, C): the run's validation views

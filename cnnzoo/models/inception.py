@@ -22,10 +22,13 @@ class InceptionV3(nn.Module):
   num_classes: int
   include_top: bool = True
   pooling: str = "avg"  # without the top: avg | max | none (the last feature map)
+  grids: int = 3  # the 35x35, 17x17 and 8x8 sections built; fewer (1, 2) for quick smoke tests
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    if self.grids not in (1, 2, 3):
+      raise ValueError(f"InceptionV3 grids={self.grids}: 1, 2 or 3 (the full network)")
     count = [0]
 
     def cbr(x, filters, rows, cols, strides=1, padding="SAME"):
@@ -52,6 +55,8 @@ class InceptionV3(nn.Module):
       b3 = cbr(cbr(cbr(x, 64, 1, 1), 96, 3, 3), 96, 3, 3)
       bp = cbr(avg(x), pool_proj, 1, 1)
       x = jnp.concatenate([b1, b5, b3, bp], -1)
+    if self.grids == 1:
+      return pooled_classifier(self, x, train=train, name="predictions")
     b3 = cbr(x, 384, 3, 3, 2, "VALID")  # mixed3: 17x17
     bd = cbr(cbr(cbr(x, 64, 1, 1), 96, 3, 3), 96, 3, 3, 2, "VALID")
     x = jnp.concatenate([b3, bd, maxp(x)], -1)
@@ -64,6 +69,8 @@ class InceptionV3(nn.Module):
       bp = cbr(avg(x), 192, 1, 1)
       x = jnp.concatenate([b1, b7, bd, bp], -1)
     self.sow("intermediates", "mixed7", x)
+    if self.grids == 2:
+      return pooled_classifier(self, x, train=train, name="predictions")
     b3 = cbr(cbr(x, 192, 1, 1), 320, 3, 3, 2, "VALID")  # mixed8: 8x8
     b7 = cbr(cbr(cbr(cbr(x, 192, 1, 1), 192, 1, 7), 192, 7, 1), 192, 3, 3, 2, "VALID")
     x = jnp.concatenate([b3, b7, maxp(x)], -1)

@@ -88,6 +88,8 @@ class ResNet(nn.Module):
     input_norm: BatchNorm on the raw input, as the seed's Keras ResNet does.
     project_first: a projection shortcut on every stage's first block even where shapes match
       (the seed's `red=True`); otherwise only where stride or width changes (torchvision).
+    batch_norm: False drops every BatchNorm layer (seed 002's ResNet-18 without BatchNorm); the
+      convolutions keep no bias, as in the PyTorch model the seed edits.
   """
   stage_sizes: Sequence[int]
   filters: Sequence[int]
@@ -98,6 +100,7 @@ class ResNet(nn.Module):
   input_norm: bool = False
   project_first: bool = False
   bottleneck_ratio: float = 0.25
+  batch_norm: bool = True
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   include_top: bool = True
@@ -113,6 +116,8 @@ class ResNet(nn.Module):
     conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
+    if not self.batch_norm:
+      norm = lambda name: (lambda y: y)  # noqa: E731
     act = nn.relu
     block_cls = BLOCKS[self.block]
     if self.block == "bottleneck":

@@ -70,10 +70,11 @@ def create_transfer_model(name: str, *, num_classes: int, head: str, hidden: int
   except TypeError:
     raise ConfigError(f"model {name!r} has no include_top switch, so it cannot be a base for model.head") from None
   fields = {f.name for f in dataclasses.fields(probe)}
-  if head == "fc" and "pooling" not in fields:
+  flattened = tuple(getattr(probe, "features", ())[-1:]) == (("flatten",),)  # a plain net that ends in Flatten
+  if head == "fc" and "pooling" not in fields and not flattened:
     raise ConfigError(f"model.head=fc flattens the base's last feature map, which {name!r} does not give; "
                       "use model.head=gap, or a base with a pooling switch (vgg*, resnet*_keras, inception_v3, "
-                      "inception_resnet_v2)")
+                      "inception_resnet_v2) or one that ends in Flatten (seed003_cifar_net)")
   base_kwargs = dict(kwargs, include_top=False, dtype=dtype)
   if "pooling" in fields:
     base_kwargs["pooling"] = "none" if head == "fc" else "avg"

@@ -14,9 +14,11 @@ class MiniVGGNet(nn.Module):
   """[conv-ReLU-BN]x2, pool, dropout; [conv-ReLU-BN]x2, pool, dropout; FC-ReLU-BN, dropout; FC.
 
   The seed builds it in Keras with conv -> ReLU -> BatchNorm (Keras' BN defaults: momentum 0.99,
-  epsilon 1e-3) and dropout 0.25 after each pool, 0.5 before the classifier.
+  epsilon 1e-3) and dropout 0.25 after each pool, 0.5 before the classifier. `batch_norm=False` is
+  the seed's comparison without BatchNorm (the same layers otherwise).
   """
   num_classes: int
+  batch_norm: bool = True
   widths: tuple[int, ...] = (32, 64)
   hidden: int = 512
   conv_dropout: float = 0.25
@@ -31,6 +33,8 @@ class MiniVGGNet(nn.Module):
     conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
+    if not self.batch_norm:
+      norm = lambda name: (lambda y: y)  # noqa: E731
     for i, width in enumerate(self.widths):
       for j in range(2):
         x = conv(width, name=f"block{i + 1}_conv{j + 1}")(x)
@@ -73,6 +77,7 @@ class VGG(nn.Module):
   include_top: bool = True
   pooling: str = "avg"  # without the top: avg | max | none (the 7x7x512 map, e.g. for FCHeadNet)
   dropout: float = 0.5  # in the classifier (the paper and torchvision; Keras' VGG16 has none)
+  fc_width: int = 4096  # the two hidden Dense layers of the classifier
   bn_momentum: float = 0.9  # torchvision's BatchNorm2d (momentum 0.1 in its convention)
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
@@ -95,7 +100,7 @@ class VGG(nn.Module):
       return x
     x = x.reshape((x.shape[0], -1))
     for i in (1, 2):
-      x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=f"fc{i}")(x))
+      x = nn.relu(nn.Dense(self.fc_width, dtype=self.dtype, name=f"fc{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     self.sow("intermediates", "features", x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x).astype(jnp.float32)
@@ -103,7 +108,8 @@ class VGG(nn.Module):
 
 def _vgg(depth, batch_norm):
   def builder(*, num_classes, **kw):
-    return VGG(convs_per_block=VGG_CONFIGS[depth], batch_norm=batch_norm, num_classes=num_classes, **kw)
+    kw = {"convs_per_block": VGG_CONFIGS[depth], **kw}  # fewer convs per block: quick smoke tests
+    return VGG(batch_norm=batch_norm, num_classes=num_classes, **kw)
   builder.__name__ = f"vgg{depth}{'_bn' if batch_norm else ''}"
   builder.__doc__ = f"VGG-{depth}{' with BatchNorm' if batch_norm else ''} on 224x224."
   return builder

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from cnnzoo import models, parallel
+from cnnzoo import models, parallel, paths
 from cnnzoo.data import Loader, load_dataset
 from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
@@ -24,6 +24,8 @@ from cnnzoo.training import callbacks, resume, stages, validate
 from cnnzoo.training import trainable as trainable_lib
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
+
+MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
 
 
 @dataclasses.dataclass
@@ -62,8 +64,9 @@ class Run:
   train_step_for: object = None  # stage -> its Step (a stage may freeze other BatchNorm layers)
 
 
-def build(config) -> Run:
-  """Builds the dataset, model, optimizer, initial state and jitted steps of `config`."""
+def build(config, abstract: bool = False) -> Run:
+  """Builds the dataset, model, optimizer, initial state and jitted steps of `config`.
+  `abstract`: the state as shapes only (jax.eval_shape), for checks that trace and compile nothing."""
   validate.check(config)
   mesh = parallel.make_mesh()
   info = models.model_info(config.model.name)
@@ -100,8 +103,11 @@ def build(config) -> Run:
   schedule, tx = plan[0].schedule, plan[0].tx
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
-                           kernel_init=config.model.get("kernel_init", "flax"))
-  train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
+                           kernel_init=config.model.get("kernel_init", "flax"), abstract=abstract)
+  if config.data.normalize == "pixel_mean" and ds.mean_image is None:
+    from cnnzoo.data import sources
+    ds.mean_image = sources.mean_image(ds.train.images)
+  train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   common = dict(num_classes=num_classes, l2=config.optim.l2)
 
   @functools.lru_cache(maxsize=None)
@@ -261,6 +267,13 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   if init_from is not None and resume.finished_epochs(directory):
     raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
                     "use a new --workdir")
+  if init_from is None and config.model.get("init_from") and not resume.finished_epochs(directory):
+    init_from = config.model.init_from  # the config's own starting point (a fresh run only)
+    source = init_from.partition(":")[0]
+    if not os.path.isdir(os.path.join(source, "checkpoints")):
+      raise UserError(f"this config starts from the weights of the run in {source} (model.init_from), which is "
+                      "not there: train that run first (its config's docstring says which), or set "
+                      "--config.model.init_from=DIR[:EPOCH]")
   run = build(config)  # fails on bad config or missing data before anything is written
   if init_from is not None:  # read (and checked) before anything is written
     run.state = resume.init_from(run, init_from)
@@ -361,6 +374,9 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
         "name": ds.name, "class_names": list(ds.class_names), "image_shape": list(ds.image_shape),
         "mean": list(ds.mean) if ds.mean is not None else None,
         "std": list(ds.std) if ds.std is not None else None})
+    if ds.mean_image is not None:  # normalize="pixel_mean": predict subtracts the same image
+      with paths.atomic(os.path.join(workdir, MEAN_IMAGE), ".tmp.npy") as tmp:
+        np.save(tmp, ds.mean_image)
   _print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)

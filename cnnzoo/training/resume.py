@@ -65,6 +65,17 @@ def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
          "classes): its base is copied, the head starts from this run's initialization")
     return {"params": {**run.state.params, **base["params"]},
             "batch_stats": {**run.state.batch_stats, **base.get("batch_stats", {})}}
+  if ident.get("model") == run.identity["model"] and not ident.get("head") and run.identity.get("head"):
+    # a plain run into a surgery run (seed 003: the CIFAR network's base under a new head): the
+    # layers of the base keep their names in both, the old classifier is left behind
+    target = {"params": run.state.params["base"]}
+    if run.state.batch_stats.get("base"):
+      target["batch_stats"] = run.state.batch_stats["base"]
+    base = other.restore_weights(epoch, target)
+    warn(f"--init_from: {other.directory}/{epoch} is a run of the whole {ident.get('model')} ({ident.get('num_classes')} "
+         "classes): its layers up to the classifier become the base, the new head starts from this run's initialization")
+    return {"params": {**run.state.params, "base": base["params"]},
+            "batch_stats": {**run.state.batch_stats, **({"base": base["batch_stats"]} if "batch_stats" in base else {})}}
   if not same:
     raise CheckpointMismatchError(f"{other.directory}/{epoch} holds {ident.get('model')!r} with "
                                   f"{ident.get('num_classes')} classes; this config builds "

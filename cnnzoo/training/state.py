@@ -54,9 +54,10 @@ def with_kernel_init(params, key, name: str):
 
 
 def create(model: nn.Module, tx: optax.GradientTransformation, input_shape, seed: int,
-           sharding=None, kernel_init: str = "flax") -> TrainState:
+           sharding=None, kernel_init: str = "flax", abstract: bool = False) -> TrainState:
   """Initializes the model and optimizer from `seed` (jitted; placed with `sharding` if given).
-  `kernel_init`: flax (the modules' own initializers), glorot_uniform or he_normal (Keras')."""
+  `kernel_init`: flax (the modules' own initializers), glorot_uniform or he_normal (Keras').
+  `abstract`: only the shapes and dtypes (jax.eval_shape; nothing is computed or compiled)."""
 
   def init():
     rng = jax.random.PRNGKey(seed)
@@ -68,6 +69,8 @@ def create(model: nn.Module, tx: optax.GradientTransformation, input_shape, seed
     return TrainState.create(apply_fn=model.apply, params=variables["params"],
                              batch_stats=variables.get("batch_stats", {}), tx=tx, rng=run_key)
 
+  if abstract:
+    return jax.eval_shape(init)
   return jax.jit(init, out_shardings=sharding)()
 
 

@@ -134,7 +134,7 @@ def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
   from cnnzoo.evaluation.runs import restore_run
   config, run, state, epoch = restore_run(workdir, checkpoint)
   ds = run.dataset
-  _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape)
+  _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   first_view = lambda x: val_pre(x)[0]  # (views, N, h, w, C): the center / whole-image view
   return Extractor(run.model, state.variables(), first_view, tuple(ds.image_shape[:2]), layer,
                    f"{config.model.name} ({workdir} epoch {epoch})")
