@@ -76,6 +76,23 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
+def hardware() -> str:
+  """What a run ran on, for results.json and RESULTS.md: "2 x NVIDIA H100 80GB HBM3 (1 process)" or,
+  on the CPU, the processor's model name and core count."""
+  devices = jax.devices()
+  kind = devices[0].device_kind
+  if devices[0].platform == "cpu":
+    import os
+    name = "cpu"
+    try:
+      with open("/proc/cpuinfo") as f:
+        name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+      pass
+    kind = f"{name}, {os.cpu_count()} cores"
+  return f"{len(devices)} x {kind} ({jax.process_count()} process{'es' if jax.process_count() > 1 else ''})"
+
+
 def make_mesh(devices=None) -> Mesh:
   """A 1-D mesh over all (global) devices, axis name "data"."""
   devices = np.asarray(jax.devices() if devices is None else devices)

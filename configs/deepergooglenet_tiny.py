@@ -43,4 +43,5 @@ def get_config(arg=None):
     c.model.kwargs.inception4_modules = 1  # 4a only: the full model takes minutes to compile on 2 CPU cores
     # one stage: every stage change compiles the train step again (tests/test_stages.py covers them)
     c.stages = ((2, "optim.lr=1e-3"),)
+    c.num_epochs = 2
   return c

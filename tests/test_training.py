@@ -28,6 +28,7 @@ def test_lenet_digits_reaches_97_percent_from_the_cli(tmp_path):
   assert glob.glob(str(tmp_path / "events.out.tfevents.*"))
   assert json.loads((tmp_path / "config.json").read_text())["model"]["name"] == "lenet5"
   assert "model lenet5: 61,706 trainable params" in proc.stdout
+  assert results["hardware"].startswith("1 x ") and results["hardware"].endswith("(1 process)")
   assert f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}" in proc.stdout
   assert "Traceback" not in proc.stderr and "cuInit" not in proc.stderr
 
@@ -126,6 +127,10 @@ def smoke_run(name: str, arg: str, tmp_path) -> None:
     assert results["kind"] == "features_logreg" and results["test_count"] == 8 and 0 <= results["test_accuracy"] <= 1
     assert sorted(os.listdir(tmp_path / "features")) == ["test_features.h5", "train_features.h5", "val_features.h5"]
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
+    said = []  # the same command again reuses the features files and fits the regression again
+    again = pipeline.run(config, str(tmp_path), echo=said.append)
+    assert sum("already there (same model, layer and data): reused" in line for line in said) == 3
+    assert again["test_accuracy"] == results["test_accuracy"]
     return
   if config.ensemble.members:  # trained as experiments.main does: members, then their ensemble
     from cnnzoo.evaluation.ensemble import train_ensemble

@@ -466,7 +466,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
              "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
-             "test_report": report["classification_report"]}
+             "test_report": report["classification_report"], "hardware": parallel.hardware()}
   if jax.process_index() == 0:
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     text = metrics.report_text(test["probs"], labels, names)

@@ -12,6 +12,7 @@ taken (`layer_names` lists them): a layer's module name (`block5_conv3`), a valu
 """
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -57,6 +58,11 @@ class Extractor:
   image_size: tuple  # (h, w) the model gets; other sizes are resized to it
   layer: str
   description: str
+
+  @functools.cached_property
+  def jitted(self):
+    """`apply` compiled once per extractor (every split and batch reuses it)."""
+    return jax.jit(self.apply)
 
   def apply(self, images):
     x = jnp.asarray(images)
@@ -142,7 +148,7 @@ def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
 
 def extract(extractor: Extractor, images, batch_size: int = 64, progress=None):
   """Yields (start, features) for consecutive batches of `images` (uint8 NHWC, array or h5py)."""
-  fn = jax.jit(extractor.apply)
+  fn = extractor.jitted
   n = len(images)
   for start in range(0, n, batch_size):
     batch = np.asarray(images[start:start + batch_size])
