@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.val_fraction = 0.1  # digits / tfds without a validation split
   c.data.test_fraction = 0.2  # digits / tfds without a test split (cats_vs_dogs)
   c.data.split_seed = 0
+  c.data.classes = ()  # a subset of the classes (names or indices), relabelled 0..k-1 in this order
   c.data.synthetic_sizes = (64, 32, 32)  # synthetic: train / val / test images
   c.data.batch_size = 64  # global batch, split over all devices
   c.data.eval_batch_size = 0  # 0: same as batch_size

@@ -11,7 +11,7 @@ likely cause of that figure; cnnzoo follows Keras 3 (moving statistics), so expe
 Left out by the seed, chosen here: 10 epochs, batch 64, Keras' preprocess for InceptionV3 is not
 used (the seed feeds x / 255; so do we), no augmentation.
 Needs: the ImageNet weights file and the 150x150 build (6.8 GB):
-  wget https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 -P weights/
+  wget https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 -P data/
   python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \\
       --out=data/tiny-imagenet-200-150px-70k-hdf5 --size=150 --resize=plain --val=150
 """
@@ -24,7 +24,7 @@ def get_config(arg=None):
   c.model.name = "inception_v3"
   c.model.head = "gap"
   c.model.head_hidden = 1024
-  c.model.keras_weights = "weights/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  c.model.keras_weights = "data/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
   c.journal.run = "seed 003 InceptionV3 (ImageNet), frozen base, Tiny-ImageNet 150x150"
   c.journal.seed = "003"
   c.journal.metric = "val_accuracy"
@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.data.how_to_get = ("download tiny-imagenet-200.zip (CS231n), unzip it and run `python -m experiments.build_dataset "
                        "--layout=tiny_imagenet_200 --src=tiny-imagenet-200 --out=data/tiny-imagenet-200-150px-70k-hdf5 "
                        "--size=150 --resize=plain --val=150`; the weights: inception_v3_weights_tf_dim_ordering_tf_"
-                       "kernels_notop.h5 from the keras-applications release into weights/")
+                       "kernels_notop.h5 from the keras-applications release into data/")
   c.data.batch_size = 64
   c.optim.name = "adam"
   c.optim.lr = 1e-4

@@ -11,7 +11,7 @@ The journal tested on 25 % of the 25,000 images; the builder's default split kee
 validation and 2,500 for test (`--val=0 --test=6250` reproduces the journal's share). Images are
 stored at 256 (the AlexNet run's build) and resized to 224 for ResNet50.
 Needs: the ImageNet weights file and Kaggle's train.zip:
-  wget https://storage.googleapis.com/tensorflow/keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 -P weights/
+  wget https://storage.googleapis.com/tensorflow/keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 -P data/
   python -m experiments.build_dataset --layout=dogs_vs_cats --src=train --out=data/dogs-vs-cats-hdf5 --size=256
 """
 
@@ -25,7 +25,7 @@ def get_config(arg=None):
   c.journal.seed = "000 (2020-11-29)"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.99
-  c.model.keras_weights = "weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  c.model.keras_weights = "data/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
   c.features.use = True
   c.features.layer = "features"  # global average pooling: 2,048 per image
   c.data.name = "hdf5"
@@ -33,7 +33,7 @@ def get_config(arg=None):
   c.data.how_to_get = ("download train.zip of Kaggle's Dogs vs. Cats, unzip it and run `python -m "
                        "experiments.build_dataset --layout=dogs_vs_cats --src=train --out=data/dogs-vs-cats-hdf5 "
                        "--size=256`; the weights: resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 from the "
-                       "keras-applications release into weights/")
+                       "keras-applications release into data/")
   c.num_epochs = 0  # nothing is trained
   if "smoke" in base.parse_args(arg):
     vgg16_flowers17_features.smoke(c)

@@ -4,6 +4,7 @@ network (configs/seed003_cifar10.py) under a new head, frozen or partly trainabl
   python -m experiments.main --config=configs/seed003_cifar10.py              # first: the base
   python -m experiments.main --config=configs/seed003_transfer.py             # frozen base, 70k images: 0.1806
   python -m experiments.main --config=configs/seed003_transfer.py:moredata    # frozen base, 90k images: 0.1950
+  python -m experiments.main --config=configs/seed003_transfer.py:vgg16       # ImageNet VGG16 base: 0.1260
   python -m experiments.main --config=configs/seed003_transfer.py:ft5         # last 5 layers trainable: 0.2071
   python -m experiments.main --config=configs/seed003_transfer.py:ft8         # 0.2341
   python -m experiments.main --config=configs/seed003_transfer.py:ft13        # 0.2659
@@ -13,7 +14,8 @@ Each starts from runs/seed003_cifar10's newest checkpoint (`model.init_from`): t
 layers up to its last dropout become `base`, the classifier is left behind.
 Experiment 5: the base frozen, Flatten -> Dense 512 ReLU -> Dropout -> Dense 200 (`model.head=fc`),
 "val_acc: 0.1806"; with the training data "increased by a scale of 28.5 %" (70,000 -> 90,000),
-"val_acc: 0.1950". Experiment 6: Flatten -> Dense 1024 ReLU -> Dropout 0.5 -> Dense 200 with the
+"val_acc: 0.1950"; with ImageNet VGG16 as the frozen base instead (`:vgg16`, its block5_pool of
+the 32x32 images, 1x1x512), "val_acc: 0.1260". Experiment 6: Flatten -> Dense 1024 ReLU -> Dropout 0.5 -> Dense 200 with the
 last N of the base's 24 Keras layers trainable: N = 5 starts at conv2d_6 (`from:conv6`, the seed's
 own printout of trainable flags), 8 at conv2d_5 (`from:conv5`), 13 at conv2d_4 (`from:conv4`), all;
 "val_acc" 0.2071 / 0.2341 / 0.2659 / 0.3288. The seed names no layers for 8 and 13: counted from
@@ -33,7 +35,7 @@ from configs import base, seed003_tiny
 
 FINE_TUNING = {"ft5": ("from:conv6", 0.2071), "ft8": ("from:conv5", 0.2341), "ft13": ("from:conv4", 0.2659),
                "ftall": ("all", 0.3288)}
-VARIANTS = ("moredata", *FINE_TUNING)  # arguments that select another journal run
+VARIANTS = ("moredata", "vgg16", *FINE_TUNING)  # arguments that select another journal run
 
 
 def get_config(arg=None):
@@ -51,6 +53,11 @@ def get_config(arg=None):
   if args & {"moredata", *FINE_TUNING}:  # the 90,000-image split
     c.data.dir = "data/tiny-imagenet-200-32px-hdf5"
     c.data.how_to_get = seed003_tiny.HOW_TO_GET_70K.replace("-70k", "").replace(" --val=150", "")
+  if "vgg16" in args:
+    c.journal.run, c.journal.figure = "seed 003 transfer: frozen ImageNet VGG16 base, 70k images", 0.1260
+    c.model.name = "vgg16"
+    c.model.init_from = ""
+    c.model.keras_weights = "data/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
   if "moredata" in args:
     c.journal.run, c.journal.figure = "seed 003 transfer: frozen CIFAR-10 base, 90k images", 0.1950
   for name, (trainable, figure) in FINE_TUNING.items():
@@ -62,5 +69,6 @@ def get_config(arg=None):
       c.optim.trainable = trainable
   if "smoke" in args:
     base.smoke(c, (32, 32, 3), 200)
-    c.model.init_from = ""  # the base's random initialization (tests/test_finetune.py covers init_from)
+    c.model.init_from = ""  # the base's random initialization (tests/test_journal.py covers init_from)
+    c.model.keras_weights = ""
   return c

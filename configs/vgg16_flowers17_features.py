@@ -10,7 +10,7 @@ Left out by the journal, taken from the book code it follows: 224 x 224 inputs, 
 preprocess_input (caffe), the grid search C in {0.1 ... 10000} with 3-fold cross-validation, a
 75 % / 25 % split (here the builder's stratified one; the seed's per-class counts show a random one).
 Needs: the ImageNet weights file and Flowers-17 at 224 x 224:
-  wget https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 -P weights/
+  wget https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 -P data/
   python -m experiments.build_dataset --layout=flowers17 --src=17flowers --out=data/flowers17-224-hdf5 --size=224
 """
 
@@ -24,7 +24,7 @@ def get_config(arg=None):
   c.journal.seed = "000 (2020-11-20)"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.89
-  c.model.keras_weights = "weights/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  c.model.keras_weights = "data/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
   c.features.use = True
   c.features.layer = "block5_pool"
   c.data.name = "hdf5"
@@ -32,7 +32,7 @@ def get_config(arg=None):
   c.data.how_to_get = ("download 17flowers.tgz from the Oxford VGG site, unpack it into 17flowers/ and run "
                        "`python -m experiments.build_dataset --layout=flowers17 --src=17flowers "
                        "--out=data/flowers17-224-hdf5 --size=224`; the weights: vgg16_weights_tf_dim_ordering_"
-                       "tf_kernels_notop.h5 from the keras-applications release into weights/")
+                       "tf_kernels_notop.h5 from the keras-applications release into data/")
   c.num_epochs = 0  # nothing is trained
   if "smoke" in base.parse_args(arg):
     smoke(c)

@@ -36,23 +36,13 @@ _LIST_CONFIGS = flags.DEFINE_bool("list_configs", False, "Print every config in 
 def list_configs() -> list[dict]:
   """One row per config of configs/ (and per journal variant a config names in `VARIANTS`), read
   from the configs' own fields."""
-  import glob
-  import importlib
   import os
-  rows = []
+  from cnnzoo.evaluation import journal
   here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-  for path in sorted(glob.glob(os.path.join(here, "*.py"))):
-    name = os.path.splitext(os.path.basename(path))[0]
-    if name in ("__init__", "base"):
-      continue
-    module = importlib.import_module(f"configs.{name}")
-    for arg in (None, *getattr(module, "VARIANTS", ())):
-      c = module.get_config(arg)
-      data = f"hdf5:{os.path.basename(c.data.dir.rstrip('/'))}" if c.data.name == "hdf5" else c.data.name
-      rows.append({"config": f"configs/{name}.py" + (f":{arg}" if arg else ""), "model": c.model.name,
-                   "data": data, "run": c.journal.run, "seed": c.journal.seed,
-                   "figure": f"{c.journal.metric} {c.journal.figure:.4g}" if c.journal.figure else "none reported"})
-  return rows
+  return [{"config": j.config, "model": j.model,
+           "data": f"hdf5:{os.path.basename(j.data_dir.rstrip('/'))}" if j.data.startswith("hdf5:") else j.data,
+           "run": j.run, "seed": j.seed,
+           "figure": f"{j.metric} {j.figure:.4g}" if j.figure else "none reported"} for j in journal.journal_runs(here)]
 
 
 def print_configs() -> None:

@@ -113,8 +113,9 @@ def counts(model):
   return trainable, model.count_params() - trainable
 
 
-def keras_example_resnet(depth, version, num_classes=10):
-  """keras-team/keras examples/cifar10_resnet.py resnet_v1 / resnet_v2, as seed 004 uses them."""
+def keras_example_resnet(depth, version, num_classes=10, activation="softmax"):
+  """keras-team/keras examples/cifar10_resnet.py resnet_v1 / resnet_v2, as seed 004 uses them
+  (activation=None: logits, for the training twin)."""
   def resnet_layer(x, num_filters=16, kernel_size=3, strides=1, activation="relu", bn=True, conv_first=True):
     conv = layers.Conv2D(num_filters, kernel_size, strides=strides, padding="same")
     if conv_first:
@@ -160,7 +161,7 @@ def keras_example_resnet(depth, version, num_classes=10):
       num_in = num_out
     x = layers.Activation("relu")(layers.BatchNormalization()(x))
   x = layers.Flatten()(layers.AveragePooling2D(8)(x))
-  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation=activation)(x))
 
 
 REFERENCES.update({
@@ -189,7 +190,7 @@ def minigooglenet(num_classes=10):
   x = downsample(x, 96)
   x = inception(inception(x, 176, 160), 176, 160)
   x = layers.Flatten()(layers.Dropout(0.5)(layers.AveragePooling2D(7)(x)))
-  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation=activation)(x))
 
 
 def deepergooglenet(num_classes=200):
@@ -208,7 +209,7 @@ def deepergooglenet(num_classes=200):
                  (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128)):
     x = inception(x, *widths)
   x = layers.Flatten()(layers.Dropout(0.4)(layers.AveragePooling2D(4)(pool(x))))
-  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation=activation)(x))
 
 
 REFERENCES.update({"minigooglenet": minigooglenet, "deepergooglenet": deepergooglenet})

@@ -178,3 +178,20 @@ def test_the_readme_lists_every_journal_run():
   readme = open(os.path.join(ROOT, "README.md")).read()
   missing = [r["config"] for r in list_configs() if f"| `{r['config'].replace('configs/', '')}` |" not in readme]
   assert not missing, f"README's Experiments table lacks {missing}"
+
+
+def test_a_class_subset_is_relabelled_in_the_order_given():
+  """data.classes (seed 003's 2-class AlexNet run): only those classes' images, labels 0..k-1."""
+  from cnnzoo.data.sources import Dataset, Split, select_classes
+  rng = np.random.default_rng(0)
+  split = lambda n: Split(rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8), np.arange(n, dtype=np.int32) % 4)
+  ds = Dataset("toy", split(12), split(8), split(4), ["a", "b", "c", "d"])
+  sub = select_classes(ds, ("c", 0))
+  assert sub.class_names == ["c", "a"] and len(sub.train) == 6 and len(sub.test) == 2
+  np.testing.assert_array_equal(sub.train.labels, [1, 0, 1, 0, 1, 0])  # a=0 -> 1, c=2 -> 0
+  np.testing.assert_array_equal(sub.train.images, ds.train.images[[0, 2, 4, 6, 8, 10]])
+  assert sub.mean == pytest.approx(sources.channel_stats(sub.train.images)[0])
+  for bad, message in ((("z", "a"), "'z' is not a class of toy"), ((7, 0), "7 is not a class index"),
+                       (("a",), "at least two different classes"), (("a", 0), "at least two different")):
+    with pytest.raises(ConfigError, match=message):
+      select_classes(ds, bad)

@@ -112,3 +112,41 @@ def test_keras_kernel_initializers(name):
       std = np.sqrt(2 / fan_in)
       assert np.abs(w).max() <= 2 * std / 0.87962566103423978 + 1e-6 and w.std() == pytest.approx(std, rel=0.05)
   assert not np.array_equal(drawn["conv"]["kernel"][..., 0], drawn["conv"]["kernel"][..., 1])
+
+
+@pytest.mark.parametrize("case", ["sgd_nesterov", "sgd_momentum", "rmsprop_momentum", "adam"])
+def test_a_plateau_cut_follows_keras_setting_the_learning_rate(case):
+  """ReduceLROnPlateau sets Keras' optimizer.learning_rate; with the rate inside the velocity
+  (momentum SGD, RMSprop) that is not a scale on the update. After three steps the rate drops to a
+  tenth (callbacks.with_lr_scale): the next three match Keras'; a trailing scale (optax's form)
+  would not for the momentum optimizers."""
+  from cnnzoo.training import callbacks
+  makers = {"sgd_nesterov": (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+                             dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True)),
+            "sgd_momentum": (lambda: keras.optimizers.SGD(0.05, momentum=0.9), dict(name="sgd", lr=0.05, momentum=0.9)),
+            "rmsprop_momentum": (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.9),
+                                 dict(name="rmsprop", lr=1e-3, momentum=0.9)),
+            "adam": (lambda: keras.optimizers.Adam(1e-3), dict(name="adam", lr=1e-3))}
+  make, fields = makers[case]
+  w0 = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+  grads = gradients()
+  optimizer, var, expected = make(), keras.Variable(w0), []
+  for i, g in enumerate(grads):
+    if i == 3:
+      optimizer.learning_rate = float(optimizer.learning_rate) * 0.1  # what ReduceLROnPlateau does
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(g), var)])
+    expected.append(np.asarray(var.value))
+  cfg, sched = config("keras", fields, ("constant", 0.0))
+  tx = optim.build_optimizer(cfg, sched, plateau=True)
+  state, w, got = tx.init(w0), jax.numpy.asarray(w0), []
+  step = jax.jit(lambda g, s, w: (lambda u, s: (optax.apply_updates(w, u), s))(*tx.update(g, s, w)))
+  for i, g in enumerate(grads):
+    if i == 3:
+      assert callbacks.lr_scale(state) == 1.0
+      state = callbacks.with_lr_scale(state, 0.1)
+      assert callbacks.lr_scale(state) == pytest.approx(0.1)
+    w, state = step(g, state, w)
+    got.append(np.asarray(w))
+  for i, (e, g) in enumerate(zip(expected, got), start=1):
+    np.testing.assert_allclose(g, e, rtol=8 * np.finfo(np.float32).eps, atol=1e-5 * np.abs(e - w0).max(),
+                               err_msg=f"{case}, step {i}")

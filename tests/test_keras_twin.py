@@ -1,8 +1,9 @@
-"""The Keras twin: the seed's MiniVGGNet in Keras 3 (JAX backend) and in cnnzoo, from the same
-weights on the same batches, train step by step to the same losses, within a few times the float32
-noise floor measured here (cnnzoo rerun with its weights nudged by one part in 1e7) -- with
-`optim.semantics=keras`, two-pass BatchNorm variances, and the journal's optimizers: SGD + Nesterov
-+ time-based decay, Adam, RMSprop. (Dropout is off in both: the two draw different masks.)
+"""The Keras twin: the seed's MiniVGGNet and the Keras example's ResNet20 v1 (seeds 001 / 004) in
+Keras 3 (JAX backend) and in cnnzoo, from the same weights on the same batches, train step by step
+to the same losses, within a few times the float32 noise floor measured here (cnnzoo rerun with its
+weights nudged by one part in 1e7) -- with `optim.semantics=keras`, two-pass BatchNorm variances,
+and the journal's optimizers: SGD + Nesterov + time-based decay, Adam, RMSprop. (Dropout is off in
+both: the two draw different masks.)
 Measured (AMD EPYC): the Keras gap is at most the floor at every step; optax's Adam is 100x the
 floor by the third step."""
 
@@ -39,19 +40,46 @@ def keras_minivggnet():
   return model
 
 
-def copy_into_keras(kmodel, params, stats):
-  """cnnzoo's MiniVGGNet weights into the Keras twin, layer by layer in call order."""
-  convs = [f"block{b}_conv{c}" for b in (1, 2) for c in (1, 2)] + ["fc1", "head"]
-  norms = [f"block{b}_bn{c}" for b in (1, 2) for c in (1, 2)] + ["fc1_bn"]
-  weighted = [l for l in kmodel.layers if l.weights]
-  it_conv, it_norm = iter(convs), iter(norms)
-  for layer in weighted:
-    if isinstance(layer, L.BatchNormalization):
-      n = next(it_norm)
-      layer.set_weights([params[n]["scale"], params[n]["bias"], stats[n]["mean"], stats[n]["var"]])
-    else:
-      n = next(it_conv)
-      layer.set_weights([params[n]["kernel"], params[n]["bias"]])
+def keras_resnet20_v1():
+  """tests/keras_refs.keras_example_resnet(20, 1) with logits out (no softmax)."""
+  from keras_refs import keras_example_resnet
+  return keras_example_resnet(20, 1, activation=None)
+
+
+def resnet20_v1_names():
+  """cnnzoo's resnet20_v1 kernels (convs, then the head) and BatchNorms in the order the Keras
+  example creates its layers: stem, then per block conv1, conv2 and (first block of stages 2, 3)
+  the projection."""
+  convs, norms = ["stem_conv"], ["stem_bn"]
+  for s in (1, 2, 3):
+    for b in (1, 2, 3):
+      name = f"stage{s}_block{b}"
+      convs += [f"{name}_conv1", f"{name}_conv2"] + ([f"{name}_proj_conv"] if s > 1 and b == 1 else [])
+      norms += [f"{name}_bn1", f"{name}_bn2"]
+  return convs + ["head"], norms
+
+
+def copy_into_keras(kmodel, params, stats, convs, norms):
+  """cnnzoo's weights into the Keras twin: kernels (Conv2D, Dense) and BatchNorms each in the order
+  Keras created the layers (their automatic names count up: conv2d, conv2d_1, ...)."""
+  import re
+  created = lambda layer: int((re.search(r"_(\d+)$", layer.name) or [0, 0])[1])
+  kernels = sorted((l for l in kmodel.layers if l.weights and not isinstance(l, L.BatchNormalization)),
+                   key=lambda l: (not isinstance(l, L.Conv2D), created(l)))
+  bns = sorted((l for l in kmodel.layers if isinstance(l, L.BatchNormalization)), key=created)
+  assert (len(kernels), len(bns)) == (len(convs), len(norms))
+  for layer, n in zip(kernels, convs):
+    layer.set_weights([params[n]["kernel"], params[n]["bias"]])
+  for layer, n in zip(bns, norms):
+    layer.set_weights([params[n]["scale"], params[n]["bias"], stats[n]["mean"], stats[n]["var"]])
+
+
+TWINS = {  # cnnzoo model, its Keras twin, the layer names in Keras' creation order
+    "minivggnet": (dict(conv_dropout=0.0, dropout=0.0), keras_minivggnet,
+                   lambda: ([f"block{b}_conv{c}" for b in (1, 2) for c in (1, 2)] + ["fc1", "head"],
+                            [f"block{b}_bn{c}" for b in (1, 2) for c in (1, 2)] + ["fc1_bn"])),
+    "resnet20_v1": ({}, keras_resnet20_v1, resnet20_v1_names),
+}
 
 
 KERAS_OPTIMIZERS = {
@@ -85,11 +113,11 @@ def no_augmentation(key, images):
 
 
 STEP = jax.jit(functools.partial(steps.train_step, preprocess=no_augmentation, num_classes=10))
-MODEL = models.create_model("minivggnet", num_classes=10, conv_dropout=0.0, dropout=0.0)
+MODELS = {name: models.create_model(name, num_classes=10, **kw) for name, (kw, _, _) in TWINS.items()}
 
 
-def our_losses(case, semantics, params, stats, batches):
-  state = state_lib.TrainState.create(apply_fn=MODEL.apply, params=params, batch_stats=stats,
+def our_losses(name, case, semantics, params, stats, batches):
+  state = state_lib.TrainState.create(apply_fn=MODELS[name].apply, params=params, batch_stats=stats,
                                       tx=our_optimizer(case, semantics), rng=jax.random.key_data(jax.random.key(0)))
   losses = []
   for x, y in batches:
@@ -98,9 +126,10 @@ def our_losses(case, semantics, params, stats, batches):
   return np.array(losses)
 
 
-@pytest.fixture(scope="module")
-def start():
-  variables = jax.jit(lambda: MODEL.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))()
+@functools.lru_cache(maxsize=None)
+def start(name):
+  model = MODELS[name]
+  variables = jax.jit(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))()
   params = state_lib.with_kernel_init(variables["params"], jax.random.key(1), "glorot_uniform")
   rng = np.random.default_rng(0)
   # smooth images (4x4 noise upsampled): pixel noise makes max-pool near-ties, whose argmax flips
@@ -111,24 +140,26 @@ def start():
   return jax.device_get(params), jax.device_get(variables["batch_stats"]), batches
 
 
+@pytest.mark.parametrize("name", sorted(TWINS))
 @pytest.mark.parametrize("case", sorted(KERAS_OPTIMIZERS))
-def test_cnnzoo_trains_like_keras_step_by_step(case, start):
-  params, stats, batches = start
-  kmodel = keras_minivggnet()
-  copy_into_keras(kmodel, params, stats)
+def test_cnnzoo_trains_like_keras_step_by_step(case, name):
+  params, stats, batches = start(name)
+  _, twin, names = TWINS[name]
+  kmodel = twin()
+  copy_into_keras(kmodel, params, stats, *names())
   kmodel.compile(optimizer=KERAS_OPTIMIZERS[case](), jit_compile=True,
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   theirs = np.array([float(kmodel.train_on_batch(x, y)) for x, y in batches])
-  ours = our_losses(case, "keras", params, stats, batches)
+  ours = our_losses(name, case, "keras", params, stats, batches)
   # the noise floor: the same training from weights nudged by one part in 1e7
   rng = np.random.default_rng(1)
   nudged = jax.tree.map(lambda w: (w * (1 + 1e-7 * rng.choice([-1.0, 1.0], w.shape))).astype(w.dtype), params)
-  floor = np.abs(our_losses(case, "keras", nudged, stats, batches) - ours)
+  floor = np.abs(our_losses(name, case, "keras", nudged, stats, batches) - ours)
   floor = np.maximum(floor, 4 * np.finfo(np.float32).eps * np.abs(ours))  # at least a few ulps of the loss
   gap = np.abs(ours - theirs)
   assert np.all(gap <= 10 * floor), (case, gap, floor, ours, theirs)
   if case == "adam":  # optax's Adam (the default before) is visibly not Keras': 6e-3 vs 7e-5 at step 3
-    optax_gap = np.abs(our_losses(case, "optax", params, stats, batches) - theirs)
+    optax_gap = np.abs(our_losses(name, case, "optax", params, stats, batches) - theirs)
     assert optax_gap[2] > 10 * (gap[2] + floor[2]), (optax_gap, gap, floor)
   # (SGD's two forms differ by 0.81 (lr0 - lr1) g0 from the third step on, which this chaotic
   # four-step run cannot tell from its noise; tests/test_keras_optim.py shows it on the optimizer)

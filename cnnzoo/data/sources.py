@@ -257,8 +257,45 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
   return _with_stats(name, train, val, test, names)
 
 
+def select_classes(ds: Dataset, classes) -> Dataset:
+  """`ds` with only the images of `classes` (class names, or indices), relabelled 0..k-1 in that
+  order; the channel statistics are those of the subset's training images."""
+  names = list(ds.class_names)
+  picked = []
+  for c in classes:
+    if isinstance(c, int) or str(c).isdigit():
+      if not 0 <= int(c) < len(names):
+        raise ConfigError(f"data.classes: {c} is not a class index of {ds.name} (0 .. {len(names) - 1})")
+      picked.append(int(c))
+    elif c in names:
+      picked.append(names.index(c))
+    else:
+      raise ConfigError(f"data.classes: {c!r} is not a class of {ds.name} (its first ones: {', '.join(names[:5])})")
+  if len(set(picked)) != len(picked) or len(picked) < 2:
+    raise ConfigError(f"data.classes={tuple(classes)}: give at least two different classes")
+  remap = np.full(len(names), -1, np.int32)
+  remap[picked] = np.arange(len(picked), dtype=np.int32)
+
+  def subset(split: Split) -> Split:
+    labels = np.asarray(split.labels)
+    rows = np.flatnonzero(remap[labels] >= 0)
+    return Split(np.asarray(split.images[rows]) if len(rows) else np.zeros((0, *split.images.shape[1:]), np.uint8),
+                 remap[labels[rows]])
+
+  train = subset(ds.train)
+  if not len(train):
+    raise ConfigError(f"data.classes={tuple(classes)}: {ds.name}'s training split has no image of them")
+  return Dataset(ds.name, train, subset(ds.val), subset(ds.test), [names[i] for i in picked],
+                 *channel_stats(train.images))
+
+
 def load_dataset(cfg, image_shape: Sequence[int] | None = None, num_classes: int | None = None) -> Dataset:
   """The dataset named by the data config `cfg` (see configs/base.py for the fields)."""
+  ds = _load_dataset(cfg, image_shape, num_classes)
+  return select_classes(ds, tuple(cfg.classes)) if cfg.get("classes") else ds
+
+
+def _load_dataset(cfg, image_shape, num_classes) -> Dataset:
   how = cfg.get("how_to_get", "")
   if cfg.name == "digits":
     return load_digits(cfg.image_size, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)

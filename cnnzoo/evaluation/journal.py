@@ -19,11 +19,13 @@ from cnnzoo.training import overview
 @dataclasses.dataclass
 class JournalRun:
   config: str  # configs/NAME.py[:ARG]
+  model: str
   run: str
   seed: str
   metric: str
   figure: float
-  data: str
+  data: str  # the tfds name, digits, synthetic, or hdf5:DIR
+  data_dir: str
   how_to_get: str
   epochs: int
   features: bool
@@ -42,9 +44,9 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
     for arg in (None, *getattr(module, "VARIANTS", ())):
       c = module.get_config(arg)
       data = f"hdf5:{c.data.dir}" if c.data.name == "hdf5" else c.data.name
-      out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.journal.run, c.journal.seed,
-                            c.journal.metric, float(c.journal.figure), data, c.data.how_to_get, int(c.num_epochs),
-                            bool(c.features.use)))
+      out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
+                            c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
+                            c.data.how_to_get, int(c.num_epochs), bool(c.features.use)))
   return out
 
 

@@ -8,8 +8,8 @@ a float32 variable. Their counters (best, wait, cooldown) are saved with each ch
 resumed run reduces the rate and stops at the same epochs as an uninterrupted one.
 
 The reduced rate reaches the optimizer as a factor on the schedule's rate: `optim.build_optimizer`
-ends with `optax.inject_hyperparams(optax.scale)`, whose `step_size` lives in the optimizer state
-(no recompilation, checkpointed with it).
+carries `step_size` in an `optax.inject_hyperparams` state (no recompilation, checkpointed with it):
+a trailing scale for optax's optimizers, the learning rate's own factor for Keras' forms.
 """
 
 import numpy as np
@@ -123,16 +123,33 @@ def from_config(config):
 MONITORED = ("val_loss", "val_accuracy", "loss", "accuracy", "val_top5_accuracy")
 
 
+def _map_plateau_states(state, fn):
+  """`state` with `fn` applied to every injected-hyperparameter state that holds the plateau factor
+  (`step_size`), wherever the optimizer nests it (after the optimizer, or around Keras' forms)."""
+  hyper = getattr(state, "hyperparams", None)
+  if isinstance(hyper, dict) and "step_size" in hyper:
+    return fn(state)
+  if isinstance(state, tuple):
+    items = [_map_plateau_states(x, fn) for x in state]
+    return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
+  if isinstance(state, dict):
+    return {k: _map_plateau_states(v, fn) for k, v in state.items()}
+  return state
+
+
 def lr_scale(opt_state) -> float:
-  """The plateau factor in an optimizer state built with `plateau` (see build_optimizer)."""
-  return float(opt_state[-1].hyperparams["step_size"])
+  """The plateau factor in an optimizer state built with `plateau` (see optim.build_optimizer)."""
+  found = []
+  _map_plateau_states(opt_state, lambda st: found.append(float(st.hyperparams["step_size"])) or st)
+  if not found:
+    raise ValueError("this optimizer state has no plateau factor (built without plateau.use)")
+  return found[0]
 
 
 def with_lr_scale(opt_state, scale: float, sharding=None):
   """`opt_state` with the plateau factor set to `scale` (float32, placed like the old one)."""
   import jax
   import jax.numpy as jnp
-  last = opt_state[-1]
   value = jnp.asarray(scale, jnp.float32)
   value = jax.device_put(value, sharding) if sharding is not None else value
-  return (*opt_state[:-1], last._replace(hyperparams={**last.hyperparams, "step_size": value}))
+  return _map_plateau_states(opt_state, lambda st: st._replace(hyperparams={**st.hyperparams, "step_size": value}))

@@ -91,19 +91,27 @@ def with_plateau_scale(tx: optax.GradientTransformation) -> optax.GradientTransf
   return optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
 
 
-def build_optimizer(cfg, schedule: Schedule, labels=None) -> optax.GradientTransformation:
+def build_optimizer(cfg, schedule: Schedule, labels=None, plateau: bool = False) -> optax.GradientTransformation:
   """The optimizer of `cfg` (config.optim) driven by `schedule`.
 
   Keras defaults are the config defaults (Adam / RMSprop epsilon 1e-7, RMSprop rho 0.9).
   `weight_decay` is decoupled (AdamW-style for Adam, added to the gradient before momentum for SGD
   and RMSprop, as PyTorch does); `l2` is not here but in the loss, as Keras adds it. `labels`
   (params -> "train" / "frozen" per leaf, trainable.py) freezes parameters: they get no update and
-  no optimizer state.
+  no optimizer state. `plateau`: a factor ReduceLROnPlateau lowers (callbacks.py), kept in the state
+  as `step_size`: with optax's arithmetic a scale after the optimizer (its learning rate is one);
+  with Keras' it multiplies the learning rate itself, as Keras sets `optimizer.learning_rate` --
+  not the same for momentum SGD and RMSprop, which keep the rate inside the velocity.
   """
-  tx = _core_optimizer(cfg, schedule)
-  if labels is None:
-    return tx
-  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+  keras_plateau = plateau and cfg.get("semantics", "optax") == "keras"
+  if keras_plateau:
+    tx = optax.inject_hyperparams(lambda step_size: _core_optimizer(cfg, lambda c: schedule(c) * step_size))(
+        step_size=1.0)
+  else:
+    tx = _core_optimizer(cfg, schedule)
+  if labels is not None:
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+  return with_plateau_scale(tx) if plateau and not keras_plateau else tx
 
 
 def _core_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:

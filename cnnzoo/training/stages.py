@@ -128,9 +128,8 @@ def plan(config, steps_per_epoch: int, trainable=None) -> list[Stage]:
     spec = s.config.optim.get("trainable", "all")
     s.trainable = trainable(spec) if trainable is not None and spec != "all" else None
     s.tx = optim.build_optimizer(s.config.optim, _optimizer_schedule(s, steps_per_epoch),
-                                 labels=s.trainable.labels if s.trainable is not None else None)
-    if config.get("plateau") is not None and config.plateau.use:  # a factor ReduceLROnPlateau lowers
-      s.tx = optim.with_plateau_scale(s.tx)
+                                 labels=s.trainable.labels if s.trainable is not None else None,
+                                 plateau=config.get("plateau") is not None and config.plateau.use)
   return stages
 
 
