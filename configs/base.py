@@ -77,6 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-7  # Keras' default epsilon for Adam and RMSprop
   c.optim.rho = 0.9  # RMSprop
   c.optim.l2 = 0.0  # Keras kernel_regularizer=l2(.) on every kernel, added to the loss
+  c.optim.l2_conv_only = False  # ... on the convolution kernels alone (the Dense layers unregularized)
   c.optim.weight_decay = 0.0  # decoupled weight decay on kernels
   c.optim.label_smoothing = 0.0
   c.optim.aux_loss_weight = 0.3  # auxiliary classifiers (GoogLeNet's aux_logits=True), Szegedy et al.

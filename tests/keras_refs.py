@@ -190,7 +190,7 @@ def minigooglenet(num_classes=10):
   x = downsample(x, 96)
   x = inception(inception(x, 176, 160), 176, 160)
   x = layers.Flatten()(layers.Dropout(0.5)(layers.AveragePooling2D(7)(x)))
-  return keras.Model(inputs, layers.Dense(num_classes, activation=activation)(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
 
 
 def deepergooglenet(num_classes=200):
@@ -209,7 +209,7 @@ def deepergooglenet(num_classes=200):
                  (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128)):
     x = inception(x, *widths)
   x = layers.Flatten()(layers.Dropout(0.4)(layers.AveragePooling2D(4)(pool(x))))
-  return keras.Model(inputs, layers.Dense(num_classes, activation=activation)(x))
+  return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
 
 
 REFERENCES.update({"minigooglenet": minigooglenet, "deepergooglenet": deepergooglenet})

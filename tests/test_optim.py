@@ -107,3 +107,14 @@ def test_auxiliary_classifier_losses_are_added_with_their_weight():
   _, metrics = jax.jit(step)(state, {"image": images, "label": labels})
   expected = ce(main) + 0.3 * ce(sown["aux_logits"]["aux1"][0])
   np.testing.assert_allclose(float(metrics["loss"]) / 8, expected, rtol=1e-5)
+
+
+def test_l2_on_the_convolutions_only():
+  """optim.l2_conv_only: Keras code that regularizes its Conv2D layers and not its Dense (the Keras
+  ResNet example, seed 004) -- the 4-D kernels count, the 2-D ones and every bias do not."""
+  import jax.numpy as jnp
+  from cnnzoo.training.optim import l2_penalty
+  params = {"conv": {"kernel": jnp.full((3, 3, 2, 4), 2.0), "bias": jnp.ones(4)},
+            "head": {"kernel": jnp.full((4, 10), 3.0), "bias": jnp.ones(10)}}
+  assert float(l2_penalty(params, 0.5)) == 0.5 * (72 * 4.0 + 40 * 9.0)
+  assert float(l2_penalty(params, 0.5, conv_only=True)) == 0.5 * 72 * 4.0

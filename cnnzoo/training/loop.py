@@ -18,7 +18,7 @@ from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError, RunStopped, UserError
 from cnnzoo.evaluation import metrics
-from cnnzoo.training import monitor, optim, steps
+from cnnzoo.training import monitor, steps
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import callbacks, resume, stages, validate
 from cnnzoo.training import trainable as trainable_lib
@@ -96,7 +96,7 @@ def build(config, abstract: bool = False) -> Run:
   test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
                        prefetch=prefetch)
   image_shape = model_image_shape(config.data, ds.image_shape)
-  resolve = _trainable_resolver(config, model, image_shape)
+  resolve = trainable_lib.resolver(model, image_shape, transfer=bool(config.model.get("head")))
   plan = stages.plan(config, train_loader.steps_per_epoch, resolve)  # one stage unless config.stages lists them
   for stage in plan[1:]:
     validate.check(stage.config)
@@ -108,7 +108,7 @@ def build(config, abstract: bool = False) -> Run:
     from cnnzoo.data import sources
     ds.mean_image = sources.mean_image(ds.train.images)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
-  common = dict(num_classes=num_classes, l2=config.optim.l2)
+  common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
 
   @functools.lru_cache(maxsize=None)
   def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
@@ -133,20 +133,6 @@ def build(config, abstract: bool = False) -> Run:
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
   run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
   return run
-
-
-def _trainable_resolver(config, model, image_shape):
-  """`spec` -> trainable.Trainable on this model (layers traced once, on first use)."""
-  cache = {}
-
-  def resolve(spec: str):
-    if "layers" not in cache:
-      cache["layers"] = trainable_lib.model_layers(model, image_shape)
-      cache["params"] = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, *image_shape)),
-                                                          train=False))["params"]
-    return trainable_lib.resolve(spec, cache["params"], cache["layers"], bool(config.model.get("head")))
-
-  return resolve
 
 
 def _create_model(config, num_classes: int, image_shape):
@@ -285,7 +271,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
     failed, interrupted = True, False
-    status = _Status(workdir, command)
+    status = workdir_lib.Status(workdir, command)
     try:
       status.write("running")
       results = _train(run, config, workdir, ckpt, resume_epoch)
@@ -320,25 +306,6 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
         done = resume.finished_epochs(directory)
         print("stopped by Ctrl-C; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
               "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
-
-
-class _Status:
-  """status.json of a workdir (process 0): what `experiments.runs` reports. A run killed with -9
-  leaves "running" with no process holding the lock: the table shows it as interrupted."""
-
-  def __init__(self, workdir: str, command: dict | None):
-    self.path, self.command = os.path.join(workdir, "status.json"), dict(command or {})
-
-  def write(self, state: str, message: str = "") -> None:
-    if jax.process_index() != 0:
-      return
-    record = {"state": state, "pid": os.getpid(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **self.command}
-    if message:
-      record["message"] = message
-    try:
-      monitor.write_json_atomic(self.path, record)
-    except OSError:  # a full disk: the run's own error says so; the table reads the rest
-      pass
 
 
 def _restore_best(run, ckpt, state, best: int, last: int):

@@ -76,11 +76,13 @@ def kernel_mask(params):
       lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
 
 
-def l2_penalty(params, l2: float):
-  """Keras' l2(reg) summed over every kernel: reg * sum(w ** 2) (no 1/2 factor)."""
+def l2_penalty(params, l2: float, conv_only: bool = False):
+  """Keras' l2(reg) summed over every kernel: reg * sum(w ** 2) (no 1/2 factor); `conv_only`: over
+  the convolution kernels (4-D) alone, as code that regularizes only its Conv2D layers has it."""
   if not l2:
     return jnp.zeros((), jnp.float32)
-  leaves = jax.tree.leaves(jax.tree.map(lambda p, m: jnp.sum(jnp.square(p)) if m else 0.0,
+  keep = lambda p, m: m and (p.ndim == 4 or not conv_only)
+  leaves = jax.tree.leaves(jax.tree.map(lambda p, m: jnp.sum(jnp.square(p)) if keep(p, m) else 0.0,
                                         params, kernel_mask(params)))
   return l2 * sum(leaves)
 

@@ -22,8 +22,8 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 
 def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
-               l2: float = 0.0, label_smoothing: float = 0.0, aux_weight: float = 0.3,
-               frozen_batchnorm: tuple = ()):
+               l2: float = 0.0, l2_conv_only: bool = False, label_smoothing: float = 0.0,
+               aux_weight: float = 0.3, frozen_batchnorm: tuple = ()):
   """One optimizer step on a global batch; returns the new state and summed metrics.
 
   The loss is the batch-mean cross-entropy, plus `aux_weight` times that of every auxiliary
@@ -46,7 +46,7 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
     ce = cross_entropy(logits, labels, num_classes, label_smoothing).mean()
     for aux in jax.tree.leaves(updates.get("aux_logits", {})):
       ce = ce + aux_weight * cross_entropy(aux, labels, num_classes, label_smoothing).mean()
-    return ce + l2_penalty(params, l2), (logits, updates)
+    return ce + l2_penalty(params, l2, l2_conv_only), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
@@ -56,7 +56,7 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
 
 
 def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
-              l2: float = 0.0):
+              l2: float = 0.0, l2_conv_only: bool = False):
   """Summed loss / correct / count over the valid (mask) examples of one padded batch, and the
   batch's class probabilities (N, classes) float32 (padded rows included: the caller drops them).
 
@@ -75,7 +75,7 @@ def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_class
   ce = cross_entropy(logits, batch["label"], num_classes)
   count = jnp.sum(mask)
   # Keras' evaluate() adds the regularization losses to val_loss too; per example that is the penalty.
-  loss = jnp.sum(jnp.where(mask, ce, 0.0)) + l2_penalty(state.params, l2) * count
+  loss = jnp.sum(jnp.where(mask, ce, 0.0)) + l2_penalty(state.params, l2, l2_conv_only) * count
   top1 = jnp.argmax(logits, -1) == batch["label"]
   top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == batch["label"][:, None], axis=-1)
   metrics = {"loss": loss, "correct": jnp.sum(top1 & mask), "correct_top5": jnp.sum(top5 & mask),

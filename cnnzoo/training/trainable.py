@@ -122,3 +122,18 @@ def frozen_batchnorm(paths):
     return jnp.asarray(y, module.dtype or jnp.result_type(x, mean))
 
   return intercept
+
+
+def resolver(model, image_shape, transfer: bool):
+  """`spec` -> Trainable on this model (its layers traced once, on first use): what stages.plan
+  calls for each stage's optim.trainable."""
+  cache = {}
+
+  def on_model(spec: str) -> Trainable:
+    if "layers" not in cache:
+      cache["layers"] = model_layers(model, image_shape)
+      cache["params"] = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *image_shape)),
+                                                          train=False))["params"]
+    return resolve(spec, cache["params"], cache["layers"], transfer)
+
+  return on_model

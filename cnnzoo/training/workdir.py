@@ -5,6 +5,7 @@ import errno
 import fcntl
 import os
 import re
+import time
 
 import jax
 
@@ -139,3 +140,23 @@ def read_config(workdir: str):
   if not isinstance(raw, dict) or "model" not in raw or "data" not in raw:
     raise UserError(f"{path} is not a cnnzoo config (no model / data sections)")
   return ml_collections.ConfigDict(tuples(raw))
+
+
+class Status:
+  """status.json of a workdir (process 0): what `experiments.runs` reports. A run killed with -9
+  leaves "running" with no process holding the lock: the table shows it as interrupted."""
+
+  def __init__(self, workdir: str, command: dict | None):
+    self.path, self.command = os.path.join(workdir, "status.json"), dict(command or {})
+
+  def write(self, state: str, message: str = "") -> None:
+    if jax.process_index() != 0:
+      return
+    record = {"state": state, "pid": os.getpid(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **self.command}
+    if message:
+      record["message"] = message
+    from cnnzoo.training import monitor
+    try:
+      monitor.write_json_atomic(self.path, record)
+    except OSError:  # a full disk: the run's own error says so; the table reads the rest
+      pass
