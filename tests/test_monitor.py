@@ -1,4 +1,5 @@
-"""history.png: drawn for the first epoch, at most once per plot_min_seconds after, and at the end."""
+"""history.png: drawn for the first epoch, at most once per plot_min_seconds after, and at the end,
+on a background thread whose errors close() raises."""
 
 import os
 
@@ -19,6 +20,7 @@ def test_history_plot_coalesces_redraws_and_draws_the_last_epoch_at_close(tmp_pa
   for epoch in range(1, 6):
     history = history + [record(epoch)]
     plot(history)
+  plot.flush()
   assert drawn == [1]  # the first epoch; the next four fall within the hour
   plot.close()
   assert drawn == [1, 5] and os.path.getsize(tmp_path / "history.png") > 10_000
@@ -29,4 +31,17 @@ def test_history_plot_coalesces_redraws_and_draws_the_last_epoch_at_close(tmp_pa
   monkeypatch.setattr(every, "_plot", lambda history: calls.append(len(history)))
   for n in range(1, 4):
     every(history[:n])
+    every.flush()
   assert calls == [1, 2, 3]
+
+
+def test_a_failed_background_draw_is_raised_by_close(tmp_path):
+  """A draw that fails on the background thread (a full disk, a folder gone) reaches the loop at
+  close(), where the run's own error handling reports it."""
+  import pytest
+  plot = monitor.HistoryPlot(str(tmp_path / "missing"), "t", min_seconds=3600)
+  plot([record(1)])
+  plot.flush()
+  with pytest.raises(OSError):
+    plot.close()
+  assert not list(tmp_path.iterdir())

@@ -53,38 +53,60 @@ class HistoryJson:
 class HistoryPlot:
   """Redraws loss / val_loss and accuracy / val_accuracy against epoch in `workdir/history.png`.
 
-  A redraw costs ~0.5 s of CPU; epochs shorter than `min_seconds` apart are drawn together at the
-  next one due (the first epoch and `close()` always draw). The README's first command (20 epochs of
-  0.4 s) drew 20 times, 11 s of its 40; at most every 5 s it draws 4 times.
+  A redraw costs ~0.5-1 s of CPU. It runs on a background thread, off the training loop's path;
+  epochs shorter than `min_seconds` apart are drawn together at the next one due (the first epoch
+  and `close()` always draw; `close()` waits for the thread and draws the last epoch itself, and
+  raises what a background draw raised, e.g. a full disk). Only that thread uses matplotlib, through
+  its object API (no pyplot state).
   """
 
   def __init__(self, workdir: str, title: str = "", min_seconds: float = 5.0):
     self.path, self.title, self.min_seconds = os.path.join(workdir, "history.png"), title, min_seconds
-    self._last, self._pending = None, None
+    self._last, self._pending, self._thread, self._error = None, None, None, None
 
   def __call__(self, history: list[dict]) -> None:
+    import threading
     import time
     self._pending = history
-    if self._last is None or time.monotonic() - self._last >= self.min_seconds:
-      self._draw()
+    busy = self._thread is not None and self._thread.is_alive()
+    if not busy and (self._last is None or time.monotonic() - self._last >= self.min_seconds):
+      self._last = time.monotonic()
+      self._thread = threading.Thread(target=self._draw_in_background, args=(self._take(),), daemon=True,
+                                      name="history.png")
+      self._thread.start()
+
+  def flush(self) -> None:
+    """Waits for a background draw to finish."""
+    if self._thread is not None:
+      self._thread.join()
 
   def close(self) -> None:
+    self.flush()
     if self._pending is not None:
-      self._draw()
+      self._plot(self._take())
+    if self._error is not None:
+      error, self._error = self._error, None
+      raise error
 
-  def _draw(self) -> None:
-    import time
+  def _take(self) -> list[dict]:
     history, self._pending = self._pending, None
-    if history:
+    return history
+
+  def _draw_in_background(self, history: list[dict]) -> None:
+    try:
       self._plot(history)
-    self._last = time.monotonic()
+    except Exception as e:  # noqa: BLE001 -- raised again by close(), on the loop's thread
+      self._error = e
 
   def _plot(self, history: list[dict]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    if not history:
+      return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
     for ax, keys in zip(axes, PLOTTED):
       for key in keys:
         if all(key in h for h in history):
@@ -98,10 +120,13 @@ class HistoryPlot:
       ax.legend()
     fig.suptitle(f"{self.title} (epoch {epochs[-1]})")
     fig.tight_layout()
-    tmp = self.path + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, self.path)
+    tmp = self.path + ".tmp.png"  # one draw at a time: close() waits for the thread first
+    try:
+      fig.savefig(tmp, dpi=90)
+      os.replace(tmp, self.path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
 
 
 class TensorBoard:
