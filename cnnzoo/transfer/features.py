@@ -119,6 +119,17 @@ def check_layer(extractor: Extractor, channels: int) -> int:
   return int(jax.eval_shape(extractor.apply, x).shape[1])
 
 
+def check_fits(extractor: Extractor, image_shape) -> int:
+  """`check_layer` on images of `image_shape`, a shape error as one UserError naming both."""
+  try:
+    return check_layer(extractor, int(image_shape[-1]))
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 -- a shape error: the images do not fit the model
+    raise UserError(f"the data's {tuple(image_shape)} images do not fit {extractor.description}: "
+                    f"{str(e).strip().splitlines()[-1][:200]}") from None
+
+
 def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
                        image_size: int = 0) -> Extractor:
   """A zoo model (convolutional base, no classifier) with the weights of a Keras .h5 file, fed
@@ -234,13 +245,7 @@ def run(*, model=None, keras_weights=None, workdir=None, checkpoint="latest", da
     for name in layer_names(extractor.model, extractor.variables, shape):
       echo(name)
     return {}
-  try:
-    check_layer(extractor, channels)
-  except UserError:
-    raise
-  except Exception as e:  # noqa: BLE001 -- a shape error: the images do not fit the model
-    raise UserError(f"the data's {ds.image_shape} images do not fit {extractor.description}: "
-                    f"{str(e).strip().splitlines()[-1][:200]}") from None
+  check_fits(extractor, ds.image_shape)
   os.makedirs(out, exist_ok=True)
   from cnnzoo import progress
   written = {}

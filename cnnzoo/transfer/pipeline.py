@@ -64,7 +64,6 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   from cnnzoo.data import load_dataset
   from cnnzoo.training import monitor
   from cnnzoo.training import workdir as workdir_lib
-  from cnnzoo.training.overview import STATUS_NAME
   from cnnzoo.transfer import features, logreg
   f = config.features
   cs = [float(c) for c in f.C]
@@ -78,19 +77,13 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
   extractor = _extractor(config, int(ds.image_shape[-1]))
-  try:
-    dim = features.check_layer(extractor, int(ds.image_shape[-1]))
-  except UserError:
-    raise
-  except Exception as e:  # noqa: BLE001 -- a shape error: the images do not fit the model
-    raise UserError(f"the data's {ds.image_shape} images do not fit {extractor.description}: "
-                    f"{str(e).strip().splitlines()[-1][:200]}") from None
+  dim = features.check_fits(extractor, ds.image_shape)
   began = time.perf_counter()
   out = os.path.join(workdir, FEATURES_DIR)
   attrs = {"model": extractor.description, "layer": f.layer, "dataset": ds.name}
   with workdir_lib.lock(workdir):
-    status = {"pid": os.getpid(), **(command or {})}
-    monitor.write_json_atomic(os.path.join(workdir, STATUS_NAME), {"state": "running", **status})
+    status = workdir_lib.Status(workdir, command)
+    status.write("running")
     workdir_lib.write_config(config, workdir, 0)
     os.makedirs(out, exist_ok=True)
     echo(f"features of {config.model.name} at {f.layer!r}: {dim} per image; {ds.name}: "
@@ -111,5 +104,5 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
                "test_count": result["count"], "C": result["C"], "cv_accuracy": result["cv_accuracy"],
                "features": dim, "seconds": time.perf_counter() - began, "hardware": parallel.hardware()}
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
-    monitor.write_json_atomic(os.path.join(workdir, STATUS_NAME), {"state": "finished", **status})
+    status.write("finished")
   return results
