@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, adaptive_avg_pool, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, adaptive_avg_pool, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 # Szegedy et al. 2014, Table 1: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) per module.
@@ -36,7 +36,7 @@ class ConvModule(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.Conv(self.filters, (self.kernel, self.kernel), (self.strides, self.strides), padding=self.padding,
+    x = Conv(self.filters, (self.kernel, self.kernel), (self.strides, self.strides), padding=self.padding,
                 use_bias=self.use_bias, dtype=self.dtype, name="conv")(x)
     x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                      dtype=self.dtype, name="bn")(x)

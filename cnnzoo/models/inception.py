@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -34,7 +34,7 @@ class InceptionV3(nn.Module):
     def cbr(x, filters, rows, cols, strides=1, padding="SAME"):
       count[0] += 1
       k = count[0]
-      x = nn.Conv(filters, (rows, cols), (strides, strides), padding=padding, use_bias=False,
+      x = Conv(filters, (rows, cols), (strides, strides), padding=padding, use_bias=False,
                   dtype=self.dtype, name=f"conv2d_{k}")(x)
       x = BatchNorm(use_running_average=not train, use_scale=False, momentum=0.99, epsilon=1e-3,
                        dtype=self.dtype, name=f"batch_normalization_{k}")(x)
@@ -106,7 +106,7 @@ class _KerasConvs:
       conv_name, bn_name = f"conv2d_{self.count}", f"batch_normalization_{self.count}"
     else:
       conv_name, bn_name = name, f"{name}_bn"
-    x = nn.Conv(filters, kernel, (strides, strides), padding=padding, use_bias=use_bias, dtype=self.dtype,
+    x = Conv(filters, kernel, (strides, strides), padding=padding, use_bias=use_bias, dtype=self.dtype,
                 name=conv_name)(x)
     if not use_bias:
       x = BatchNorm(use_running_average=not self.train, use_scale=False, momentum=0.99, epsilon=1e-3,

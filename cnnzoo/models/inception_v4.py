@@ -12,7 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -25,7 +25,7 @@ class _Convs:
   def __call__(self, x, filters, kernel, strides=1, padding="SAME"):
     self.k += 1
     kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
-    x = nn.Conv(filters, kernel, (strides, strides), padding=padding, use_bias=False, dtype=self.dtype,
+    x = Conv(filters, kernel, (strides, strides), padding=padding, use_bias=False, dtype=self.dtype,
                 name=f"conv{self.k}")(x)
     x = BatchNorm(use_running_average=not self.train, momentum=0.9, epsilon=1e-3, dtype=self.dtype,
                      name=f"bn{self.k}")(x)
@@ -104,7 +104,7 @@ class InceptionResNetV1(nn.Module):
     return pooled_classifier(self, x, train=train, dropout=self.dropout)
 
   def _residual(self, x, branches, scale, name, act=True):
-    up = nn.Conv(x.shape[-1], (1, 1), dtype=self.dtype, name=f"{name}_up")(jnp.concatenate(branches, -1))
+    up = Conv(x.shape[-1], (1, 1), dtype=self.dtype, name=f"{name}_up")(jnp.concatenate(branches, -1))
     x = x + scale * up
     return nn.relu(x) if act else x
 

@@ -2,15 +2,25 @@
 
 import functools
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnzoo.models import conv as conv_lib
+
 
 # BatchNorm with batch variances as Keras computes them: mean((x - mean)^2) in two passes (Keras'
 # ops.moments uses jnp.var). flax's default E[x^2] - E[x]^2 loses precision when the mean is large.
 BatchNorm = functools.partial(nn.BatchNorm, use_fast_variance=False)
+
+
+class Conv(nn.Conv):
+  """flax's nn.Conv -- the same parameters, names, initializers and forward pass -- whose kernel
+  gradient on the CPU is computed as chunked im2col matmuls, 5-20x faster than XLA:CPU's own
+  (cnnzoo/models/conv.py). Every cnnzoo model builds its convolutions with it."""
+  conv_general_dilated: Any = conv_lib.conv_general_dilated
 
 
 class LocalResponseNorm(nn.Module):

@@ -9,6 +9,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnnzoo.models.layers import Conv
 from cnnzoo.models.registry import register_model
 
 
@@ -22,7 +23,7 @@ class ShallowNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # no dropout or BatchNorm
-    x = nn.Conv(self.filters, (3, 3), padding="SAME", dtype=self.dtype, name="conv1")(x)
+    x = Conv(self.filters, (3, 3), padding="SAME", dtype=self.dtype, name="conv1")(x)
     x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     self.sow("intermediates", "features", x)
@@ -47,7 +48,7 @@ class LeNet(nn.Module):
   def __call__(self, x, train: bool = False):
     del train
     for i, width in enumerate(self.widths):
-      x = nn.Conv(width, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i + 1}")(x)
+      x = Conv(width, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i + 1}")(x)
       x = nn.relu(x)
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool
+from cnnzoo.models.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool
 
 
 class PlainNet(nn.Module):
@@ -50,7 +50,7 @@ class PlainNet(nn.Module):
       name = f"{kind}{counts[kind]}"
       if kind == "conv":
         filters, kernel, stride, padding = args
-        x = nn.Conv(filters, (kernel, kernel), (stride, stride), padding=padding, dtype=self.dtype,
+        x = Conv(filters, (kernel, kernel), (stride, stride), padding=padding, dtype=self.dtype,
                     name=name)(x)
       elif kind == "dense":
         x = nn.Dense(args[0], dtype=self.dtype, name=name)(x)

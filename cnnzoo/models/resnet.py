@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 ModuleDef = Callable[..., nn.Module]
@@ -113,7 +113,7 @@ class ResNet(nn.Module):
                        f"and {self.stage_sizes}")
     if self.block not in BLOCKS:
       raise ValueError(f"unknown ResNet block {self.block!r}; choose from {sorted(BLOCKS)}")
-    conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", dtype=self.dtype)
+    conv = functools.partial(Conv, use_bias=False, padding="SAME", dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     if not self.batch_norm:

@@ -17,7 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 
@@ -35,7 +35,7 @@ class HeCifarResNet(nn.Module):
     if (self.depth - 2) % 6:
       raise ValueError(f"He et al.'s CIFAR ResNet needs depth = 6n + 2, got {self.depth}")
     n = (self.depth - 2) // 6
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", use_bias=False, dtype=self.dtype)
+    conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", use_bias=False, dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     x = nn.relu(norm(name="stem_bn")(conv(16, name="stem_conv")(x)))
@@ -70,7 +70,7 @@ class KerasCifarResNet(nn.Module):
     if (self.depth - 2) % per:
       raise ValueError(f"Keras resnet_v{self.version} needs depth = {per}n + 2, got {self.depth}")
     n = (self.depth - 2) // per
-    conv = functools.partial(nn.Conv, padding="SAME", dtype=self.dtype)
+    conv = functools.partial(Conv, padding="SAME", dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     x = nn.relu(norm(name="stem_bn")(conv(16, (3, 3), name="stem_conv")(x)))

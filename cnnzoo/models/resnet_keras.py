@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, pooled_classifier
+from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
 from cnnzoo.models.registry import register_model
 
 KERAS_BN = dict(momentum=0.99, epsilon=1.001e-5)
@@ -33,7 +33,7 @@ class KerasResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = functools.partial(nn.Conv, dtype=self.dtype)
+    conv = functools.partial(Conv, dtype=self.dtype)
     bn = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype, **KERAS_BN)
     x = conv(64, (7, 7), (2, 2), padding=((3, 3), (3, 3)), name="conv1_conv")(x)
     if not self.preact:

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnzoo.models.layers import BatchNorm, MaxPool
+from cnnzoo.models.layers import BatchNorm, Conv, MaxPool
 from cnnzoo.models.registry import register_model
 
 
@@ -30,7 +30,7 @@ class MiniVGGNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=self.dtype)
+    conv = functools.partial(Conv, kernel_size=(3, 3), padding="SAME", dtype=self.dtype)
     norm = functools.partial(BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
                              epsilon=self.bn_epsilon, dtype=self.dtype)
     if not self.batch_norm:
@@ -86,7 +86,7 @@ class VGG(nn.Module):
   def __call__(self, x, train: bool = False):
     for b, (n, width) in enumerate(zip(self.convs_per_block, VGG_WIDTHS), start=1):
       for c in range(1, n + 1):
-        x = nn.Conv(width, (3, 3), padding="SAME", dtype=self.dtype, name=f"block{b}_conv{c}")(x)
+        x = Conv(width, (3, 3), padding="SAME", dtype=self.dtype, name=f"block{b}_conv{c}")(x)
         if self.batch_norm:
           x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            epsilon=self.bn_epsilon, dtype=self.dtype, name=f"block{b}_bn{c}")(x)
