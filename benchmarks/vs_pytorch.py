@@ -64,7 +64,10 @@ def torch_resnet20_v1(torch, num_classes=10):
   class Block(nn.Module):
     def __init__(self, cin, width, stride):
       super().__init__()
-      self.conv1, self.bn1 = nn.Conv2d(cin, width, 3, stride, 1), bn(width)
+      # Keras' "same" padding of a stride-2 3x3 conv on an even size pads 0 before, 1 after
+      conv1 = nn.Conv2d(cin, width, 3, stride, 1) if stride == 1 else nn.Sequential(
+          nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(cin, width, 3, stride, 0))
+      self.conv1, self.bn1 = conv1, bn(width)
       self.conv2, self.bn2 = nn.Conv2d(width, width, 3, 1, 1), bn(width)
       self.proj = nn.Conv2d(cin, width, 1, stride) if stride != 1 else None
 
@@ -116,10 +119,10 @@ def copy_weights(torch, variables, net):
         if tuple(w.shape) != tuple(m.weight.shape):
           raise ValueError(f"{name}: {w.shape} vs {tuple(m.weight.shape)}")
         m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-        m.bias.copy_(torch.from_numpy(p["bias"]))
+        m.bias.copy_(torch.from_numpy(np.array(p["bias"])))
       else:
-        m.weight.copy_(torch.from_numpy(p["scale"]))
-        m.bias.copy_(torch.from_numpy(p["bias"]))
+        m.weight.copy_(torch.from_numpy(np.array(p["scale"])))
+        m.bias.copy_(torch.from_numpy(np.array(p["bias"])))
 
 
 def creation_order(layers):
@@ -146,7 +149,7 @@ def creation_order(layers):
 
 # ----------------------------------------------------------------------------- the two steps
 
-def cnnzoo_step(name, batch_size):
+def cnnzoo_step(name, batch_size, kernel_grad="auto"):
   import functools
   import jax
   import numpy as np
@@ -154,15 +157,19 @@ def cnnzoo_step(name, batch_size):
   from cnnzoo import models
   from cnnzoo.data.ops import normalize
   from cnnzoo.training import state as state_lib
+  from cnnzoo.models import conv
   from cnnzoo.training import steps
+  conv.KERNEL_GRAD = kernel_grad  # read when the step is traced: trace it now
   model = models.create_model(name, num_classes=10)
   state = state_lib.create(model, optax.sgd(0.01, momentum=0.9), (32, 32, 3), 0)
   step = jax.jit(functools.partial(steps.train_step, preprocess=lambda k, x: normalize(x, "scale"),
                                    num_classes=10), donate_argnums=0)
   rng = np.random.default_rng(0)
-  batch = {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-           "label": rng.integers(0, 10, batch_size).astype(np.int32)}
-  return model, state, step, jax.device_put(batch)
+  batch = jax.device_put({"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
+                          "label": rng.integers(0, 10, batch_size).astype(np.int32)})
+  t = time.perf_counter()
+  step = step.lower(state, batch).compile()
+  return model, state, step, batch, time.perf_counter() - t
 
 
 def torch_step(torch, net, batch):
@@ -185,35 +192,41 @@ def torch_step(torch, net, batch):
 
 
 def compare(name, batch_size, rounds, steps):
+  """Median ms/step of cnnzoo (its im2col kernel gradient, and XLA's own) and PyTorch, alternated."""
   import jax
   import torch
-  model, state, step, batch = cnnzoo_step(name, batch_size)
+  model, state, step, batch, compile_s = cnnzoo_step(name, batch_size, "auto")
+  _, state_x, step_x, _, _ = cnnzoo_step(name, batch_size, "xla")
   net = {"minivggnet": torch_minivggnet, "resnet20_v1": torch_resnet20_v1}[name](torch)
   copy_weights(torch, state.variables(), net)
-  tstep = torch_step(torch, net, batch)
   # the same weights give the same loss (dropout off on both sides: their masks come from two RNGs)
   jax_loss = first_loss_without_dropout(model, state, batch)
   torch_loss = torch_loss_without_dropout(torch, net, batch)
-  t = time.perf_counter()
-  state, m = step(state, batch)
-  jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t
-  tstep()
-  jax_t, torch_t = [], []
-  for _ in range(rounds):
-    t = time.perf_counter()
-    for _ in range(steps):
-      state, m = step(state, batch)
-    jax.block_until_ready(m)
-    jax_t.append((time.perf_counter() - t) / steps)
+  tstep = torch_step(torch, net, batch)
+  sides = {"cnnzoo": [step, state], "cnnzoo_xla": [step_x, state_x]}
+  times = {k: [] for k in ("cnnzoo", "cnnzoo_xla", "torch")}
+  losses = {"cnnzoo": [], "cnnzoo_xla": []}
+  for r in range(rounds + 1):  # round 0 warms up
+    for side, (fn, st) in sides.items():
+      t = time.perf_counter()
+      for _ in range(steps):
+        st, m = fn(st, batch)
+        losses[side].append(m["loss"])
+      jax.block_until_ready(m)
+      sides[side][1] = st
+      if r:
+        times[side].append((time.perf_counter() - t) / steps)
     t = time.perf_counter()
     for _ in range(steps):
       tstep()
-    torch_t.append((time.perf_counter() - t) / steps)
-  j, p = statistics.median(jax_t), statistics.median(torch_t)
-  return {"model": name, "batch": batch_size, "compile_s": compile_s, "cnnzoo_ms": j * 1e3, "torch_ms": p * 1e3,
-          "cnnzoo_img_s": batch_size / j, "torch_img_s": batch_size / p, "ratio": p / j,
-          "first_loss": (jax_loss, torch_loss), "rounds": (jax_t, torch_t)}
+    if r:
+      times["torch"].append((time.perf_counter() - t) / steps)
+  ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+  # the second step's loss (after one update from the same weights): the two kernel gradients'
+  # difference, before 20 steps on one batch amplify it
+  same = [(float(losses["cnnzoo"][1]) / batch_size, float(losses["cnnzoo_xla"][1]) / batch_size)]
+  return {"model": name, "batch": batch_size, "compile_s": compile_s, "ms": ms, "rounds": times,
+          "first_loss": (jax_loss, torch_loss), "im2col_vs_xla_losses": same}
 
 
 def first_loss_without_dropout(model, state, batch):
@@ -240,6 +253,160 @@ def torch_loss_without_dropout(torch, net, batch):
   return loss
 
 
+# ----------------------------------------------------------------------------- --profile
+
+def layer_shapes(model, batch_size):
+  """The convolutions, BatchNorms and Dense layers of one training forward pass, in order:
+  ("conv", x shape, kernel shape, strides, padding) / ("bn", x shape) / ("dense", x shape, units)."""
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+  found = []
+
+  def record(next_fun, args, kwargs, context):
+    m, x = context.module, args[0] if args else None
+    if context.method_name == "__call__" and x is not None:
+      if isinstance(m, nn.Conv):
+        strides = m.strides or 1
+        found.append(("conv", x.shape, (*m.kernel_size, x.shape[-1], m.features),
+                      (strides, strides) if isinstance(strides, int) else tuple(strides), m.padding))
+      elif isinstance(m, nn.BatchNorm):
+        found.append(("bn", x.shape))
+      elif isinstance(m, nn.Dense):
+        found.append(("dense", x.shape, m.features))
+    return next_fun(*args, **kwargs)
+
+  x = jnp.zeros((batch_size, 32, 32, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
+                   variables)
+  return found
+
+
+def best_ms(fn, repeats):
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    best = min(best, time.perf_counter() - t)
+  return best * 1e3
+
+
+def jax_parts(layers, repeats):
+  """ms per part, each jitted on its own at the layer's shape (cnnzoo's own conv and BatchNorm)."""
+  import jax
+  import jax.numpy as jnp
+  from jax import lax
+  from cnnzoo.models import conv
+  from cnnzoo.models.layers import BatchNorm
+  key = jax.random.key(0)
+  out = {k: 0.0 for k in ("conv forward", "conv input gradient", "conv kernel gradient",
+                          "BatchNorm forward + backward", "dense forward + backward")}
+  xla_kernel_grad = 0.0
+  conv.KERNEL_GRAD = "auto"
+
+  def timed(f, *args):
+    f = jax.jit(f)
+    jax.block_until_ready(f(*args))
+    return best_ms(lambda: jax.block_until_ready(f(*args)), repeats)
+
+  for layer in layers:
+    if layer[0] == "conv":
+      _, xs, ks, strides, padding = layer
+      x, w = jax.random.normal(key, xs), jax.random.normal(key, ks) * 0.1
+      f = lambda x, w: conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=conv._NHWC)
+      y, vjp = jax.vjp(f, x, w)
+      dy = jnp.ones_like(y)
+      out["conv forward"] += timed(f, x, w)
+      out["conv input gradient"] += timed(lambda x, w, dy: jax.vjp(lambda x: f(x, w), x)[1](dy)[0], x, w, dy)
+      out["conv kernel gradient"] += timed(lambda x, w, dy: jax.vjp(lambda w: f(x, w), w)[1](dy)[0], x, w, dy)
+      pads = lax.padtype_to_pads(xs[1:3], ks[:2], strides, padding) if isinstance(padding, str) else padding
+      xla_kernel_grad += timed(lambda x, w, dy: conv.reference_kernel_grad(x, w, dy, strides, pads), x, w, dy)
+    elif layer[0] == "bn":
+      x = jax.random.normal(key, layer[1])
+      bn = BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-3)
+      v = bn.init(key, x)
+      def fb(p, x):
+        y, vjp = jax.vjp(lambda p, x: bn.apply({"params": p, "batch_stats": v["batch_stats"]}, x,
+                                               mutable=["batch_stats"])[0], p, x)
+        return vjp(jnp.ones_like(y))
+      out["BatchNorm forward + backward"] += timed(fb, v["params"], x)
+    else:
+      _, xs, units = layer
+      x, w = jax.random.normal(key, xs), jax.random.normal(key, (xs[-1], units)) * 0.01
+      out["dense forward + backward"] += timed(lambda x, w: jax.vjp(lambda x, w: x @ w, x, w)[1](
+          jnp.ones((xs[0], units))), x, w)
+  return out, xla_kernel_grad
+
+
+def torch_parts(torch, layers, repeats):
+  """The same parts in PyTorch (channels_last): F.conv2d, aten.convolution_backward with one
+  output at a time, F.batch_norm forward + backward, a Linear forward + backward."""
+  F = torch.nn.functional
+  out = {k: 0.0 for k in ("conv forward", "conv input gradient", "conv kernel gradient",
+                          "BatchNorm forward + backward", "dense forward + backward")}
+  cl = torch.channels_last
+  for layer in layers:
+    if layer[0] == "conv":
+      _, (n, h, w_, c), (kh, kw, cin, cout), strides, padding = layer
+      from jax import lax
+      pads = lax.padtype_to_pads((h, w_), (kh, kw), strides, padding) if isinstance(padding, str) else padding
+      x = torch.randn(n, c, h, w_).contiguous(memory_format=cl)
+      x = F.pad(x, (pads[1][0], pads[1][1], pads[0][0], pads[0][1])).contiguous(memory_format=cl)
+      wt = (torch.randn(cout, cin, kh, kw) * 0.1).contiguous(memory_format=cl)
+      y = F.conv2d(x, wt, stride=strides)
+      dy = torch.ones_like(y).contiguous(memory_format=cl)
+      args = (dy, x, wt, [cout], list(strides), [0, 0], [1, 1], False, [0, 0], 1)
+      with torch.no_grad():
+        out["conv forward"] += best_ms(lambda: F.conv2d(x, wt, stride=strides), repeats)
+        out["conv input gradient"] += best_ms(lambda: torch.ops.aten.convolution_backward(*args, [True, False, False]), repeats)
+        out["conv kernel gradient"] += best_ms(lambda: torch.ops.aten.convolution_backward(*args, [False, True, False]), repeats)
+    elif layer[0] == "bn":
+      shape = layer[1]
+      x = (torch.randn(shape[0], shape[-1], *shape[1:-1]) if len(shape) == 4 else torch.randn(*shape))
+      x = (x.contiguous(memory_format=cl) if len(shape) == 4 else x).requires_grad_()
+      g, b = torch.ones(shape[-1], requires_grad=True), torch.zeros(shape[-1], requires_grad=True)
+      rm, rv = torch.zeros(shape[-1]), torch.ones(shape[-1])
+
+      def fb():
+        y = F.batch_norm(x, rm, rv, g, b, training=True, momentum=0.01, eps=1e-3)
+        y.backward(torch.ones_like(y))
+      out["BatchNorm forward + backward"] += best_ms(fb, repeats)
+    else:
+      _, xs, units = layer
+      lin = torch.nn.Linear(xs[-1], units)
+      x = torch.randn(*xs, requires_grad=True)
+
+      def fb():
+        y = lin(x)
+        y.backward(torch.ones_like(y))
+      out["dense forward + backward"] += best_ms(fb, repeats)
+  return out
+
+
+def profile(name, batch_size, row, repeats):
+  """The step's parts in both frameworks (ms), and the rest of the step."""
+  import torch
+  from cnnzoo import models
+  layers = layer_shapes(models.create_model(name, num_classes=10), batch_size)
+  (ours, xla_kernel_grad), theirs = jax_parts(layers, repeats), torch_parts(torch, layers, repeats)
+  ours["rest of the step"] = row["ms"]["cnnzoo"] - sum(ours.values())
+  theirs["rest of the step"] = row["ms"]["torch"] - sum(theirs.values())
+  print(f"\n{name}, batch {batch_size}: {sum(l[0] == 'conv' for l in layers)} convolutions, "
+        f"{sum(l[0] == 'bn' for l in layers)} BatchNorms, {sum(l[0] == 'dense' for l in layers)} Dense")
+  print("| part | cnnzoo ms | share | PyTorch ms | share | cnnzoo / PyTorch time |")
+  print("|---|---:|---:|---:|---:|---:|")
+  for part in ours:
+    a, b = ours[part], theirs[part]
+    print(f"| {part} | {a:.0f} | {a / row['ms']['cnnzoo']:.0%} | {b:.0f} | {b / row['ms']['torch']:.0%} | "
+          f"{a / b if b > 0 else float('nan'):.1f} |")
+  print(f"| whole step | {row['ms']['cnnzoo']:.0f} | | {row['ms']['torch']:.0f} | | "
+        f"{row['ms']['cnnzoo'] / row['ms']['torch']:.1f} |")
+  print(f"| (XLA's own conv kernel gradient, replaced by the above) | {xla_kernel_grad:.0f} | | | | "
+        f"{xla_kernel_grad / theirs['conv kernel gradient']:.1f} |")
+
+
 def main(argv):
   del argv
   import jax
@@ -247,15 +414,22 @@ def main(argv):
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32")
   rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value) for name in _MODELS.value]
-  print("| model | batch | cnnzoo ms/step | PyTorch ms/step | cnnzoo img/s | PyTorch img/s | cnnzoo / PyTorch |")
-  print("|---|---:|---:|---:|---:|---:|---:|")
+  print("| model | batch | cnnzoo ms/step | cnnzoo with XLA's kernel gradient | PyTorch ms/step | cnnzoo img/s | "
+        "PyTorch img/s | cnnzoo / PyTorch |")
+  print("|---|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
-    print(f"| {r['model']} | {r['batch']} | {r['cnnzoo_ms']:.0f} | {r['torch_ms']:.0f} | {r['cnnzoo_img_s']:.0f} | "
-          f"{r['torch_img_s']:.0f} | {r['ratio']:.2f}x |")
+    ms = r["ms"]
+    print(f"| {r['model']} | {r['batch']} | {ms['cnnzoo']:.0f} | {ms['cnnzoo_xla']:.0f} | {ms['torch']:.0f} | "
+          f"{r['batch'] * 1e3 / ms['cnnzoo']:.0f} | {r['batch'] * 1e3 / ms['torch']:.0f} | {ms['torch'] / ms['cnnzoo']:.2f}x |")
   for r in rows:
-    print(f"{r['model']}: first-step loss cnnzoo {r['first_loss'][0]:.6f} PyTorch {r['first_loss'][1]:.6f}; "
-          f"cnnzoo compile {r['compile_s']:.1f} s; rounds (ms) cnnzoo "
-          f"{[round(t * 1e3) for t in r['rounds'][0]]} PyTorch {[round(t * 1e3) for t in r['rounds'][1]]}")
+    (a, b), = r["im2col_vs_xla_losses"]
+    print(f"{r['model']}: first loss from the same weights cnnzoo {r['first_loss'][0]:.6f} PyTorch "
+          f"{r['first_loss'][1]:.6f}; second step's loss with the im2col / XLA kernel gradient {a:.7f} / "
+          f"{b:.7f} ({abs(a - b) / abs(b):.1e} relative); compile {r['compile_s']:.1f} s; rounds (ms) "
+          + "; ".join(f"{k} {[round(t * 1e3) for t in v]}" for k, v in r["rounds"].items()))
+  if _PROFILE.value:
+    for r in rows:
+      profile(r["model"], r["batch"], r, _REPEATS.value)
 
 
 if __name__ == "__main__":

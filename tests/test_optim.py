@@ -49,9 +49,10 @@ def test_train_step_loss_is_cross_entropy_plus_l2(lenet_params):
   images = jax.random.randint(jax.random.key(1), (8, 32, 32, 1), 0, 256).astype(jnp.uint8)
   labels = jnp.arange(8) % 10
   preprocess = lambda key, x: x.astype(jnp.float32) / 255.0
-  logits = model.apply({"params": state.params}, images / 255.0)
-  ce = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
-  penalty = float(optim.l2_penalty(state.params, 1e-2))
+  # jitted: eagerly, each op of the model would compile a program of its own (~40 of them)
+  ce = float(jax.jit(lambda p: optax.softmax_cross_entropy_with_integer_labels(
+      model.apply({"params": p}, images / 255.0), labels).mean())(state.params))
+  penalty = float(jax.jit(lambda p: optim.l2_penalty(p, 1e-2))(state.params))
   step = functools.partial(steps.train_step, preprocess=preprocess, num_classes=10, l2=1e-2)
   _, metrics = jax.jit(step)(state, {"image": images, "label": labels})
   np.testing.assert_allclose(float(metrics["loss"]) / 8, ce + penalty, rtol=1e-5)
@@ -74,10 +75,11 @@ def test_sgd_nesterov_matches_optax(lenet_params):
   grads = jax.tree.map(jnp.ones_like, params)
   tx = optim.build_optimizer(optim_cfg(name="sgd", momentum=0.9, nesterov=True), optax.constant_schedule(0.01))
   ref = optax.sgd(0.01, momentum=0.9, nesterov=True)
-  s, r = tx.init(params), ref.init(params)
+  s, r = jax.jit(tx.init)(params), jax.jit(ref.init)(params)
+  update, ref_update = jax.jit(tx.update), jax.jit(ref.update)  # one program each, not one per op
   for _ in range(3):
-    u, s = tx.update(grads, s, params)
-    v, r = ref.update(grads, r, params)
+    u, s = update(grads, s, params)
+    v, r = ref_update(grads, r, params)
   jax.tree.map(np.testing.assert_array_equal, u, v)
 
 

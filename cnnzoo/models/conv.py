@@ -8,8 +8,8 @@ EPYC, where its forward pass takes 52 ms (benchmarks/README.md). The same gradie
 chunks of a few images of (patches^T @ output gradient) -- each chunk's patch matrix small enough
 to stay in cache, one matmul per chunk, the chunks in a lax.scan -- takes 54 ms.
 
-So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient is
-`im2col_kernel_grad`. The values differ from XLA's by float32 reassociation only (~1e-6 relative:
+So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient of a
+convolution of at least MIN_FLOPS is `im2col_kernel_grad` (smaller ones keep XLA's: as fast there). The values differ from XLA's by float32 reassociation only (~1e-6 relative:
 another summation order). Other backends (cuDNN on a GPU) and the cases this does not cover
 (grouped or dilated convolutions, other layouts) use lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
@@ -24,6 +24,10 @@ from jax import lax
 
 KERNEL_GRAD = os.environ.get("CNNZOO_CONV_KERNEL_GRAD", "auto")  # auto (im2col on the CPU) | xla | im2col
 CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core's L2 + L3 share
+# auto: below this many kernel-gradient FLOPs XLA's own is as fast or faster (LeNet's 30 MFLOP
+# conv2 on a batch of 32: 0.65 ms vs 2.0 ms) and compiles faster; above it im2col wins (75 MFLOP:
+# 1.7 vs 2.1 ms to 3.6 vs 1.5 ms depending on the shape; 604 MFLOP: 27 vs 10 ms)
+MIN_FLOPS = 100e6
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -44,12 +48,16 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-  if any(p < 0 for pair in pads for p in pair):
+  kh, kw, cin, cout = rhs.shape
+  out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
+  flops = 2 * lhs.shape[0] * out[0] * out[1] * kh * kw * cin * cout
+  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and flops < MIN_FLOPS):
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
 
 
 def _use_im2col() -> bool:
+  """im2col where it pays: on the CPU (auto, for kernel gradients of MIN_FLOPS or more), or forced."""
   if KERNEL_GRAD not in ("auto", "xla", "im2col"):
     raise ValueError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
   return KERNEL_GRAD == "im2col" or (KERNEL_GRAD == "auto" and jax.default_backend() == "cpu")
