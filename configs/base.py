@@ -10,10 +10,6 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.num_epochs = 10
-  # Train steps per dispatch on a device-resident training split (one compiled loop over index
-  # batches; the results do not depend on it, bitwise). 0 (auto): the whole epoch without a
-  # progress bar, else monitor.log_every_steps (the bar moves once per dispatch). 1: a step each.
-  c.steps_per_dispatch = 0
 
   # What this config reproduces: listed by `python -m experiments.main --list_configs`, compared
   # with ours by RESULTS.md. figure 0: the journal reports none.

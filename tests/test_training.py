@@ -38,48 +38,14 @@ def test_no_retracing_after_the_first_step(tiny_digits):
   bar = loop.monitor.ProgressBar(False)
   state = run.state
   sizes = []
-  for epoch in range(2):  # 39 steps an epoch, 10 per dispatch: chunks of 10, 10, 10 and 9 steps
-    state, _, _ = loop.train_epoch(run, state, epoch, bar, log_every=10, per_dispatch=10)
+  for epoch in range(2):
+    state, _, _ = loop.train_epoch(run, state, epoch, bar, log_every=10)
     loop.evaluate(run, state, run.val_loader)  # 180 examples: the last batch is padded
     loop.evaluate(run, state, run.test_loader)
-    sizes.append((run.train_step.scanned._cache_size(), run.eval_step.jitted._cache_size()))
-  # one train compilation (the shorter last chunk runs the same loop program); one evaluation
-  # compilation per device-resident split (val and test images differ in number, so in shape),
-  # none added by the second epoch
-  assert run.train_loader.on_device and run.train_loader.steps_per_epoch == 39
-  assert sizes == [(1, 2), (1, 2)]
-
-
-def test_steps_per_dispatch_changes_nothing_but_the_dispatches(tiny_digits, tmp_path):
-  """An epoch as one dispatch, as chunks of 7 steps (a shorter last one) and as a dispatch per
-  step: the same losses, history and parameters, bitwise (one loop body serves every chunk size,
-  loop._loop_steps); and the chunks are what the setting says."""
-  calls, runs = [], {}
-  for setting in (0, 7, 1):
-    tiny_digits.steps_per_dispatch = setting
-    real = loop._loop_steps
-
-    def counting(step, real=real):
-      inner = real(step)
-
-      def run(state, sums, index, count, mask, source):
-        calls.append((setting, index.shape[0]))
-        return inner(state, sums, index, count, mask, source)
-      return run
-    loop._loop_steps = counting
-    try:
-      results = loop.train_and_evaluate(tiny_digits, str(tmp_path / str(setting)))
-    finally:
-      loop._loop_steps = real
-    history = json.loads((tmp_path / str(setting) / "history.json").read_text())
-    runs[setting] = (results["params_sha256"], results["test_loss"],
-                     [(h["loss"], h["accuracy"], h["val_loss"]) for h in history])
-  assert runs[0] == runs[7] == runs[1]
-  # traced once per program: chunk shapes (39,) [auto, no progress bar: the epoch], (7,), (1,)
-  assert calls == [(0, 39), (7, 7), (1, 1)]
-  assert loop.steps_per_dispatch(0, 39, 20, progress=True) == 20
-  assert loop.steps_per_dispatch(0, 39, 20, progress=False) == 39
-  assert loop.steps_per_dispatch(100, 39, 20, progress=True) == 39
+    sizes.append((run.train_step.jitted._cache_size(), run.eval_step.jitted._cache_size()))
+  # one train compilation; one evaluation compilation per device-resident split (val and test
+  # images differ in number, so in shape), none added by the second epoch
+  assert run.train_loader.on_device and sizes == [(1, 2), (1, 2)]
 
 
 MULTI_DEVICE = """

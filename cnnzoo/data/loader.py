@@ -18,7 +18,6 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec as P
 
 from cnnzoo import parallel
 from cnnzoo.data.sources import Split
@@ -94,26 +93,6 @@ class Loader:
         for future in pending:
           future.cancel()
 
-  def index_chunks(self, epoch: int, steps: int) -> Iterator[tuple[jax.Array, int]]:
-    """A device-resident split's index batches of `epoch`, `steps` at a time: (int32 (steps,
-    batch) global array sharded along the batch, the number of its rows that are batches); the
-    last chunk's unused rows are zeros. For the jitted loop that runs them in one dispatch."""
-    if not self.on_device:
-      raise ValueError("index chunks need a device-resident split (on_device)")
-    order, sharding = self.order(epoch), jax.sharding.NamedSharding(self.sharding.mesh, P(None, *self.sharding.spec))
-    for start in range(0, self.steps_per_epoch, steps):
-      count = min(steps, self.steps_per_epoch - start)
-      rows = np.zeros((steps, self._rows.stop - self._rows.start), np.int32)  # new each time: the
-      for i in range(count):  # device array may share this memory
-        rows[i] = self._indices(order, start + i)[0][self._rows]
-      yield jax.make_array_from_process_local_data(sharding, rows), count
-
-  def full_mask(self) -> jax.Array:
-    """The all-true mask of a full batch, on the devices once."""
-    if self._full_mask is None:
-      self._full_mask = parallel.put_global_batch(np.ones(self.batch_size, bool)[self._rows], self.sharding)
-    return self._full_mask
-
   def _indices(self, order: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
     idx = order[step * self.batch_size:(step + 1) * self.batch_size]
     mask = np.ones(self.batch_size, bool)
@@ -126,7 +105,9 @@ class Loader:
     idx, mask = self._indices(order, step)
     index = parallel.put_global_batch(idx[self._rows].astype(np.int32), self.sharding)
     if mask.all():  # every training batch: one device copy of the all-true mask serves them all
-      return {"index": index, "mask": self.full_mask()}
+      if self._full_mask is None:
+        self._full_mask = parallel.put_global_batch(mask[self._rows], self.sharding)
+      return {"index": index, "mask": self._full_mask}
     return {"index": index, "mask": parallel.put_global_batch(mask[self._rows], self.sharding)}
 
   def _host_batch(self, order: np.ndarray, step: int) -> dict:

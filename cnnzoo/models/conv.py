@@ -11,7 +11,8 @@ to stay in cache, one matmul per chunk, the chunks in a lax.scan -- takes 54 ms.
 So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient of a
 convolution of at least MIN_FLOPS is `im2col_kernel_grad` (smaller ones keep XLA's: as fast there). The values differ from XLA's by float32 reassociation only (~1e-6 relative:
 another summation order). Other backends (cuDNN on a GPU) and the cases this does not cover
-(grouped or dilated convolutions, other layouts) use lax.conv_general_dilated unchanged.
+(grouped or dilated convolutions, other layouts) and runs over several devices use
+lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
 """
 
@@ -57,10 +58,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 
 def _use_im2col() -> bool:
-  """im2col where it pays: on the CPU (auto, for kernel gradients of MIN_FLOPS or more), or forced."""
+  """im2col where it pays: on a single CPU device (auto, for kernel gradients of MIN_FLOPS or
+  more), or forced. Not over several devices: the scan over chunks of a batch sharded across
+  devices puts collectives inside a loop body, and XLA:CPU's 8 forced host devices on 2 cores
+  then time out in their all-reduce rendezvous (tests/test_training.py's 8-device run)."""
   if KERNEL_GRAD not in ("auto", "xla", "im2col"):
     raise ValueError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
-  return KERNEL_GRAD == "im2col" or (KERNEL_GRAD == "auto" and jax.default_backend() == "cpu")
+  return KERNEL_GRAD == "im2col" or (KERNEL_GRAD == "auto" and jax.default_backend() == "cpu"
+                                     and jax.device_count() == 1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))

@@ -35,13 +35,9 @@ MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's me
 @dataclasses.dataclass
 class Step:
   """A jitted `fn(state, batch, source)` with the device-resident split (`Loader.source`, or None)
-  its batches index bound: `step(state, batch)`. `scanned` (training steps of a device-resident
-  split): the step over a chunk of index batches in one dispatch, `scanned(state, sums, index,
-  count, mask, source)` (_loop_steps)."""
+  its batches index bound: `step(state, batch)`."""
   jitted: object
   source: tuple | None = None
-  scanned: object = None
-  zero_sums: dict = None  # the metrics' zeros (host), the first `sums` of a scanned epoch
 
   def __call__(self, state, batch):
     return self.jitted(state, batch, self.source)
@@ -50,32 +46,6 @@ class Step:
 def _from_source(step):
   """`step(state, batch)` -> `fn(state, batch, source)` that first materializes index batches."""
   return lambda state, batch, source: step(state, materialize(batch, source))
-
-
-def _loop_steps(step):
-  """`fn(state, batch, source)` -> `fn(state, sums, index, count, mask, source)`: the first `count`
-  index batches of `index` (k, batch) as `count` steps in one program (lax.fori_loop), each step's
-  metrics added to `sums` in step order, as the per-step loop adds them.
-
-  Every training step of a device-resident split runs in this loop, one step per dispatch
-  included (k = 1): XLA:CPU compiles a loop body's convolution gradients and reductions in other
-  layouts than a top-level step's (a different summation order, ~1e-8 apart), so one body for
-  every chunk size is what keeps the results independent of `steps_per_dispatch`, bitwise. The
-  trip count is an argument: a shorter last chunk reuses the program, and XLA cannot unroll a
-  one-step loop into a top-level step."""
-  def run(state, sums, index, count, mask, source):
-    def body(i, carry):
-      state, sums = carry
-      state, m = step(state, {"index": index[i], "mask": mask}, source)
-      return state, jax.tree.map(jax.numpy.add, sums, m)
-    return jax.lax.fori_loop(0, count, body, (state, sums))
-  return run
-
-
-def steps_per_dispatch(setting: int, steps_per_epoch: int, log_every: int, progress: bool) -> int:
-  """Train steps per dispatch: `setting` when > 0; else (0, auto) the whole epoch without a
-  progress bar, or `log_every` steps with one (the bar moves once per dispatch)."""
-  return min(setting if setting > 0 else log_every if progress else steps_per_epoch, steps_per_epoch)
 
 
 @dataclasses.dataclass
@@ -144,26 +114,20 @@ def build(config, abstract: bool = False) -> Run:
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
 
-  chunk = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, *batch.spec))
-
   @functools.lru_cache(maxsize=None)
-  def train_step_for(frozen_batchnorm: tuple) -> Step:  # one jitted step per set of frozen BatchNorm layers
-    step = _from_source(functools.partial(steps.train_step, preprocess=train_pre,
-                                          label_smoothing=config.optim.label_smoothing,
-                                          aux_weight=config.optim.aux_loss_weight,
-                                          frozen_batchnorm=frozen_batchnorm, **common))
-    scanned = None
-    if train_loader.on_device:  # index batches: an epoch's steps can run as one program
-      scanned = jax.jit(_loop_steps(step), in_shardings=(repl, repl, chunk, repl, batch, repl),
-                        out_shardings=(repl, repl), donate_argnums=(0, 1))
-    return Step(jax.jit(step, in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0),
-                train_loader.source, scanned)
+  def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
+    return jax.jit(_from_source(functools.partial(steps.train_step, preprocess=train_pre,
+                                                  label_smoothing=config.optim.label_smoothing,
+                                                  aux_weight=config.optim.aux_loss_weight,
+                                                  frozen_batchnorm=frozen_batchnorm, **common)),
+                   in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
 
+  train_jit = train_jit_for(plan[0].frozen_batchnorm)
   eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
   test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)
-  train_step = train_step_for(plan[0].frozen_batchnorm)
+  train_step = Step(train_jit, train_loader.source)
   eval_step, test_step = Step(val_jit, val_loader.source), Step(test_jit, test_loader.source)
   identity = {"model": config.model.name, "num_classes": num_classes,
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
@@ -171,7 +135,7 @@ def build(config, abstract: bool = False) -> Run:
     identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
   run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
-  run.train_step_for = lambda stage: train_step_for(stage.frozen_batchnorm)
+  run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
   return run
 
 
@@ -250,12 +214,8 @@ def _print_header(run: Run, config, start_epoch: int) -> None:
     print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
 
 
-def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every: int, per_dispatch: int = 1):
-  """One pass over the training split; returns the new state, summed metrics and data seconds.
-  `per_dispatch` > 1 on a device-resident split runs that many steps per dispatch (`Step.scanned`):
-  the same steps, the same state and sums, bitwise."""
-  if run.train_step.scanned is not None:
-    return _train_epoch_scanned(run, state, epoch, bar, per_dispatch)
+def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every: int):
+  """One pass over the training split; returns the new state, summed metrics and data seconds."""
   sums, data_seconds, done = None, 0.0, 0
   t0 = time.perf_counter()
   batches = run.train_loader.epoch(epoch)
@@ -271,33 +231,6 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
       bar.update(i + 1 - done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
                  img_s=n / (time.perf_counter() - t0))
       done = i + 1
-  return state, jax.device_get(sums), data_seconds
-
-
-def _train_epoch_scanned(run: Run, state, epoch: int, bar: monitor.ProgressBar, per_dispatch: int):
-  """train_epoch on a device-resident split: `per_dispatch` steps per dispatch (_loop_steps); the
-  bar moves once per dispatch."""
-  step, loader = run.train_step, run.train_loader
-  mask = loader.full_mask()
-  if step.zero_sums is None:  # the metrics' structure, from a trace (no compile)
-    example = {"index": jax.ShapeDtypeStruct((loader.batch_size,), np.int32), "mask": mask}
-    shapes = jax.eval_shape(step.jitted, state, example, step.source)[1]
-    step.zero_sums = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-  sums = jax.device_put(step.zero_sums, parallel.replicated(run.mesh))
-  data_seconds, t0 = 0.0, time.perf_counter()
-  chunks = loader.index_chunks(epoch, per_dispatch)
-  while True:
-    t = time.perf_counter()
-    index, count = next(chunks, (None, 0))
-    data_seconds += time.perf_counter() - t
-    if index is None:
-      break
-    state, sums = step.scanned(state, sums, index, count, mask, step.source)
-    if bar.enabled:
-      host = jax.device_get(sums)
-      n = int(host["count"])
-      bar.update(count, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
-                 img_s=n / (time.perf_counter() - t0))
   return state, jax.device_get(sums), data_seconds
 
 
@@ -419,9 +352,6 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
   steps_per_epoch = run.train_loader.steps_per_epoch
-  per_dispatch = steps_per_dispatch(config.get("steps_per_dispatch", 0), steps_per_epoch,
-                                    config.monitor.log_every_steps, config.monitor.progress)  # not bar.enabled: every process
-  # must run the same programs
   last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
   current = stages.stage_of(run.stages, start)  # the stage whose optimizer `state` carries
   staged = len(run.stages) > 1
@@ -448,7 +378,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
       lr = float(np.float32(lr * callbacks.lr_scale(state.opt_state)))
     bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
     _phase("compile" if epoch == start else "train", epoch + 1)
-    state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps, per_dispatch)
+    state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
     bar.close()
     train_seconds = time.perf_counter() - t0
     _phase("evaluate", epoch + 1)
