@@ -162,7 +162,9 @@ def test_cnnzoo_trains_like_keras_step_by_step(case, name):
   floor = np.maximum(floor, 4 * np.finfo(np.float32).eps * np.abs(ours))  # at least a few ulps of the loss
   gap = np.abs(ours - theirs)
   assert np.all(gap <= 10 * floor), (case, gap, floor, ours, theirs)
-  if case == "adam":  # optax's Adam (the default before) is visibly not Keras': 6e-3 vs 7e-5 at step 3
+  if case == "adam" and name == "minivggnet":  # optax's Adam (the default before) is visibly not
+    # Keras': 6e-3 vs 7e-5 at step 3. (On ResNet-8 it is 1.4e-4 against a floor of 3e-5 there: too
+    # close to tell apart at 10x, so only MiniVGGNet makes this point.)
     optax_gap = np.abs(our_losses(name, case, "optax", params, stats, batches) - theirs)
     assert optax_gap[2] > 10 * (gap[2] + floor[2]), (optax_gap, gap, floor)
   # (SGD's two forms differ by 0.81 (lr0 - lr1) g0 from the third step on, which this chaotic
