@@ -9,7 +9,8 @@ chunks of a few images of (patches^T @ output gradient) -- each chunk's patch ma
 to stay in cache, one matmul per chunk, the chunks in a lax.scan -- takes 54 ms.
 
 So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient of a
-convolution of at least MIN_FLOPS is `im2col_kernel_grad` (smaller ones keep XLA's: as fast there). The values differ from XLA's by float32 reassociation only (~1e-6 relative:
+convolution of at least MIN_FLOPS is `im2col_kernel_grad` (smaller ones keep XLA's: as fast
+there). The values differ from XLA's by float32 reassociation only (~1e-6 relative:
 another summation order). Other backends (cuDNN on a GPU) and the cases this does not cover
 (grouped or dilated convolutions, other layouts) and runs over several devices use
 lax.conv_general_dilated unchanged.
@@ -22,6 +23,8 @@ import os
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from cnnzoo.errors import ConfigError
 
 KERNEL_GRAD = os.environ.get("CNNZOO_CONV_KERNEL_GRAD", "auto")  # auto (im2col on the CPU) | xla | im2col
 CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core's L2 + L3 share
@@ -57,13 +60,18 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
 
 
+def check_setting() -> None:
+  """CNNZOO_CONV_KERNEL_GRAD / KERNEL_GRAD is one of auto, xla, im2col (checked with the config)."""
+  if KERNEL_GRAD not in ("auto", "xla", "im2col"):
+    raise ConfigError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
+
+
 def _use_im2col() -> bool:
   """im2col where it pays: on a single CPU device (auto, for kernel gradients of MIN_FLOPS or
   more), or forced. Not over several devices: the scan over chunks of a batch sharded across
   devices puts collectives inside a loop body, and XLA:CPU's 8 forced host devices on 2 cores
   then time out in their all-reduce rendezvous (tests/test_training.py's 8-device run)."""
-  if KERNEL_GRAD not in ("auto", "xla", "im2col"):
-    raise ValueError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
+  check_setting()
   return KERNEL_GRAD == "im2col" or (KERNEL_GRAD == "auto" and jax.default_backend() == "cpu"
                                      and jax.device_count() == 1)
 

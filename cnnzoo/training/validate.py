@@ -33,6 +33,8 @@ def _choice(path: str, value, choices) -> None:
 
 def check(c) -> None:
   """Raises ConfigError for the first field of config `c` whose value cannot work."""
+  from cnnzoo.models import conv
+  conv.check_setting()  # the environment's CNNZOO_CONV_KERNEL_GRAD, before anything is built
   _number("seed", c.seed, low=0, integer=True)
   _number("num_epochs", c.num_epochs, low=1, integer=True)
   from cnnzoo.training.callbacks import MODES, MONITORED
