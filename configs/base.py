@@ -167,9 +167,9 @@ def smoke(c: ml_collections.ConfigDict, image_shape, num_classes: int) -> ml_col
   c.data.name = "synthetic"
   c.model.input_shape = tuple(image_shape)
   c.model.num_classes = num_classes
-  c.data.synthetic_sizes = (16, 8, 8)
-  c.data.batch_size = 8
-  c.data.eval_batch_size = 8
+  c.data.synthetic_sizes = (8, 4, 4)  # 2 steps an epoch, one batch each to evaluate: the tests run
+  c.data.batch_size = 4  # every config's smoke run, and the big models' steps take seconds at batch 8
+  c.data.eval_batch_size = 4
   c.num_epochs = 2
   if len(c.stages) > 1:  # a multi-stage recipe: one epoch per stage, each with its overrides
     c.stages = tuple((i + 1, overrides) for i, (_, overrides) in enumerate(c.stages))

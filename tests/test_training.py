@@ -124,7 +124,8 @@ def smoke_run(name: str, arg: str, tmp_path) -> None:
   if config.features.use:  # extraction + logistic regression (cnnzoo/transfer/pipeline.py)
     from cnnzoo.transfer import pipeline
     results = pipeline.run(config, str(tmp_path), echo=lambda line: None)
-    assert results["kind"] == "features_logreg" and results["test_count"] == 8 and 0 <= results["test_accuracy"] <= 1
+    assert results["kind"] == "features_logreg" and results["test_count"] == config.data.synthetic_sizes[2]
+    assert 0 <= results["test_accuracy"] <= 1
     assert sorted(os.listdir(tmp_path / "features")) == ["test_features.h5", "train_features.h5", "val_features.h5"]
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "finished"
     said = []  # the same command again reuses the features files and fits the regression again
@@ -135,7 +136,7 @@ def smoke_run(name: str, arg: str, tmp_path) -> None:
   if config.ensemble.members:  # trained as experiments.main does: members, then their ensemble
     from cnnzoo.evaluation.ensemble import train_ensemble
     out = train_ensemble(config, str(tmp_path), echo=lambda line: None)
-    assert out["ensemble_of"] == config.ensemble.members == 2 and out["count"] == 8
+    assert out["ensemble_of"] == config.ensemble.members == 2 and out["count"] == config.data.synthetic_sizes[2]
     assert [m["workdir"] for m in out["members"]] == [str(tmp_path / f"member_{k}") for k in range(2)]
     assert (tmp_path / "ensemble_eval_test" / "confusion_matrix.png").exists()
     return
@@ -143,7 +144,7 @@ def smoke_run(name: str, arg: str, tmp_path) -> None:
   history = json.loads((tmp_path / "history.json").read_text())
   assert len(history) == config.num_epochs == max(2, len(config.stages))
   assert all(jax.numpy.isfinite(h["loss"]) for h in history)
-  assert results["test_count"] == 8
+  assert results["test_count"] == config.data.synthetic_sizes[2]
   if len(config.stages) > 1:  # one epoch per stage in :smoke
     assert [h["stage"] for h in history] == list(range(1, len(config.stages) + 1))
 
