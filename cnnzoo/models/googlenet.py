@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, adaptive_avg_pool, pooled_classifier
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 # Szegedy et al. 2014, Table 1: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) per module.
@@ -55,7 +56,7 @@ class Inception(nn.Module):
     b1 = self.conv(c1, name="branch1")(x, train)
     b2 = self.conv(c3, 3, name="branch2_conv2")(self.conv(r3, name="branch2_conv1")(x, train), train)
     b3 = self.conv(c5, self.wide_kernel, name="branch3_conv2")(self.conv(r5, name="branch3_conv1")(x, train), train)
-    b4 = self.conv(pp, name="branch4")(nn.max_pool(x, (3, 3), (1, 1), padding="SAME"), train)
+    b4 = self.conv(pp, name="branch4")(max_pool(x, (3, 3), (1, 1), padding="SAME"), train)
     return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -65,7 +66,7 @@ def max_pool_ceil(x, size: int, stride: int):
   for n in x.shape[1:3]:
     out = math.ceil((n - size) / stride) + 1
     pads.append((0, max(0, (out - 1) * stride + size - n)))
-  return nn.max_pool(x, (size, size), (stride, stride), padding=pads)
+  return max_pool(x, (size, size), (stride, stride), padding=pads)
 
 
 class AuxHead(nn.Module):
@@ -133,7 +134,7 @@ class MiniGoogLeNet(nn.Module):
     def downsample(x, k):
       i = next(count)
       return jnp.concatenate([conv(k, 3, 2, padding="VALID", name=f"downsample{i}")(x, train),
-                              nn.max_pool(x, (3, 3), (2, 2))], axis=-1)
+                              max_pool(x, (3, 3), (2, 2))], axis=-1)
 
     x = conv(96, 3, name="stem")(x, train)
     x = downsample(inception(inception(x, 32, 32), 32, 48), 80)
@@ -157,7 +158,7 @@ class DeeperGoogLeNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     conv = functools.partial(ConvModule, dtype=self.dtype)
-    pool = functools.partial(nn.max_pool, window_shape=(3, 3), strides=(2, 2), padding="SAME")
+    pool = functools.partial(max_pool, window_shape=(3, 3), strides=(2, 2), padding="SAME")
     x = pool(conv(64, 5, name="block1")(x, train))
     x = pool(conv(192, 3, name="block3")(conv(64, 1, name="block2")(x, train), train))
     for name, widths in INCEPTION_3.items():

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 
@@ -42,7 +43,7 @@ class InceptionV3(nn.Module):
 
     avg = functools.partial(nn.avg_pool, window_shape=(3, 3), strides=(1, 1), padding="SAME",
                             count_include_pad=False)  # Keras' "same" average excludes the padding
-    maxp = functools.partial(nn.max_pool, window_shape=(3, 3), strides=(2, 2))
+    maxp = functools.partial(max_pool, window_shape=(3, 3), strides=(2, 2))
 
     x = cbr(x, 32, 3, 3, 2, "VALID")
     x = cbr(x, 32, 3, 3, padding="VALID")
@@ -127,7 +128,7 @@ class InceptionResNetV2(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     cbr = _KerasConvs(train, self.dtype)
-    maxp = functools.partial(nn.max_pool, window_shape=(3, 3), strides=(2, 2))
+    maxp = functools.partial(max_pool, window_shape=(3, 3), strides=(2, 2))
     x = cbr(x, 32, 3, 2, "VALID")
     x = cbr(x, 32, 3, padding="VALID")
     x = maxp(cbr(x, 64, 3))

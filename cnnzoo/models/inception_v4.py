@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 
@@ -32,7 +33,7 @@ class _Convs:
     return nn.relu(x)
 
 
-_maxpool = functools.partial(nn.max_pool, window_shape=(3, 3), strides=(2, 2))
+_maxpool = functools.partial(max_pool, window_shape=(3, 3), strides=(2, 2))
 _avgpool = functools.partial(nn.avg_pool, window_shape=(3, 3), strides=(1, 1), padding="SAME",
                              count_include_pad=False)
 

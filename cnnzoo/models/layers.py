@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnzoo.models import conv as conv_lib
+from cnnzoo.models.pooling import max_pool
 
 
 # BatchNorm with batch variances as Keras computes them: mean((x - mean)^2) in two passes (Keras'
@@ -49,7 +50,7 @@ class MaxPool(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.max_pool(x, (self.window, self.window), (self.strides, self.strides), self.padding)
+    return max_pool(x, (self.window, self.window), (self.strides, self.strides), self.padding)
 
 
 def adaptive_avg_pool(x, output_size: int):

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import Conv
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 
@@ -50,7 +51,7 @@ class LeNet(nn.Module):
     for i, width in enumerate(self.widths):
       x = Conv(width, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i + 1}")(x)
       x = nn.relu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     self.sow("intermediates", "features", x)
     if not self.include_top:

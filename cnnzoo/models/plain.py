@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool
+from cnnzoo.models.pooling import max_pool
 
 
 class PlainNet(nn.Module):
@@ -64,7 +65,7 @@ class PlainNet(nn.Module):
       elif kind == "lrn":
         x = LocalResponseNorm()(x)
       elif kind == "maxpool":
-        x = nn.max_pool(x, (args[0], args[0]), (args[1], args[1]))
+        x = max_pool(x, (args[0], args[0]), (args[1], args[1]))
       elif kind == "adaptive_avg":
         x = adaptive_avg_pool(x, args[0])
       elif kind == "gap":

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 ModuleDef = Callable[..., nn.Module]
@@ -147,11 +148,11 @@ class ResNet(nn.Module):
     if self.stem == "tiny_imagenet":
       x = act(norm(name="stem_bn")(conv(self.filters[0], (5, 5), name="stem_conv")(x)))
       x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-      return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+      return max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
     if self.stem == "imagenet":
       x = conv(self.filters[0], (7, 7), (2, 2), padding=((3, 3), (3, 3)), name="stem_conv")(x)
       x = act(norm(name="stem_bn")(x))
-      return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+      return max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     raise ValueError(f"unknown ResNet stem {self.stem!r}; choose cifar, tiny_imagenet or imagenet")
 
 

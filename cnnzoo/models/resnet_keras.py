@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, pooled_classifier
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 KERAS_BN = dict(momentum=0.99, epsilon=1.001e-5)
@@ -38,7 +39,7 @@ class KerasResNet(nn.Module):
     x = conv(64, (7, 7), (2, 2), padding=((3, 3), (3, 3)), name="conv1_conv")(x)
     if not self.preact:
       x = nn.relu(bn(name="conv1_bn")(x))
-    x = nn.max_pool(_pad(x, 1), (3, 3), (2, 2))  # Keras zero-pads, then pools (matters for v2)
+    x = max_pool(_pad(x, 1), (3, 3), (2, 2))  # Keras zero-pads, then pools (matters for v2)
     for s, blocks in enumerate(self.stage_sizes):
       filters = 64 * 2 ** s
       for b in range(1, blocks + 1):

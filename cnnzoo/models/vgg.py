@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnzoo.models.layers import BatchNorm, Conv, MaxPool
+from cnnzoo.models.pooling import max_pool
 from cnnzoo.models.registry import register_model
 
 
@@ -39,7 +40,7 @@ class MiniVGGNet(nn.Module):
       for j in range(2):
         x = conv(width, name=f"block{i + 1}_conv{j + 1}")(x)
         x = norm(name=f"block{i + 1}_bn{j + 1}")(nn.relu(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool(x, (2, 2), strides=(2, 2))
       x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
     x = x.reshape((x.shape[0], -1))
     self.sow("intermediates", "features", x)
