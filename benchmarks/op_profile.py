@@ -48,24 +48,29 @@ def part_of(op_name: str, kind: str, out_shape: str, kernel_shapes: set) -> str:
   """The part of the step an HLO op belongs to, from its metadata op_name and output shape."""
   backward = "transpose(" in op_name
   in_model = "jvp(" in op_name or backward
+  conv_module = re.search(r"(^|/|_)(stem_)?(proj_)?conv\d*/", op_name)
   if "conv_general_dilated" in op_name or kind == "convolution":
     if not backward:
       return "conv forward"
     dims = tuple(sorted(int(d) for d in re.findall(r"\d+", out_shape.split("{")[0])))
     return "conv kernel gradient" if dims in kernel_shapes else "conv input gradient"
+  if conv_module and backward and "reduce_sum" not in op_name:
+    return "conv kernel gradient"  # cnnzoo's im2col form: patches, matmuls, the chunk loop
   if "pool" in op_name.lower() or "reduce_window" in op_name or "select_and_scatter" in op_name:
     return "max pooling"
-  if re.search(r"BatchNorm|/bn\d*|_bn\b|batch_norm", op_name):
+  if re.search(r"BatchNorm|(^|/|_)bn\d*/|batch_norm", op_name):
     return "BatchNorm"
   if "dot_general" in op_name and in_model:
     return "dense"
+  if "relu" in op_name or "Dropout" in op_name:
+    return "ReLU / dropout"
   if in_model:
-    return "elementwise / other"
+    return "elementwise / other in the model"
+  if not op_name:
+    return "no metadata (copies, im2col patch concatenation, ...)"
   if "preprocess" in op_name or "crop" in op_name or "flip" in op_name or "augment" in op_name:
     return "augmentation"
-  if op_name:
-    return "optimizer / other outside the model"
-  return "elementwise / other"
+  return "loss, optimizer, other outside the model"
 
 
 def main(argv):
