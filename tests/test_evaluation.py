@@ -2,13 +2,12 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, quiet
+from conftest import quiet
 from cnnzoo.errors import UserError
 from cnnzoo.evaluation import metrics, runs
 
@@ -121,7 +120,7 @@ def test_an_ensemble_needs_one_dataset_and_the_same_examples():
     runs.check_compatible([member("a"), member("b", labels=(0, 1, 0))])
 
 
-def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path):
+def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path, forkserver):
   from cnnzoo.data import sources
   from cnnzoo.evaluation import predict
   test = sources.load_digits().test
@@ -139,10 +138,8 @@ def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path):
   for i, (_, best) in enumerate(got):
     assert len(best) == 3 and best[0][0] == member.class_names[int(np.argmax(member.probs[i]))]
     assert best[0][1] == pytest.approx(float(member.probs[i].max()), rel=1e-5)
-  import subprocess
-  proc = subprocess.run([sys.executable, "-m", "experiments.predict", f"--workdir={two_runs[0]}",
-                         str(tmp_path / "broken.png"), paths[0]], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300)
+  proc = forkserver.run([f"--workdir={two_runs[0]}", str(tmp_path / "broken.png"), paths[0]],
+                        module="experiments.predict")  # a fork of the preloaded server: no import time
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.splitlines()[0] == paths[0] and len(proc.stdout.splitlines()) == 6
   assert [l for l in proc.stderr.splitlines() if l.strip()] == [

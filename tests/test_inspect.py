@@ -1,9 +1,5 @@
 """Model inspection: the numbered layer listing, FLOPs from XLA, and the summarize CLI."""
 
-import subprocess
-import sys
-
-from conftest import ROOT
 from cnnzoo.models import inspect
 
 
@@ -23,18 +19,16 @@ def test_flops_of_lenet5_from_xla_cost_analysis():
   assert (s.trainable, s.non_trainable) == (61_706, 0)
 
 
-def test_summarize_cli(tmp_path):
-  proc = subprocess.run([sys.executable, "-m", "experiments.summarize", "--model=resnet20", "--layers"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_summarize_cli(forkserver):  # forks of the preloaded fork server: real processes, no import time
+  summarize = lambda *argv: forkserver.run(list(argv), module="experiments.summarize")
+  proc = summarize("--model=resnet20", "--layers")
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "trainable params: 269,722  non-trainable: 1,376" in proc.stdout
   assert "   0  input" in proc.stdout and "   1  stem_conv" in proc.stdout
-  bad = subprocess.run([sys.executable, "-m", "experiments.summarize", "--model=resnet21"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+  bad = summarize("--model=resnet21")
   lines = bad.stderr.strip().splitlines()
   assert bad.returncode != 0 and len(lines) == 1
   assert lines[0].startswith("error: unknown model 'resnet21'; did you mean") and "resnet20" in lines[0]
-  size = subprocess.run([sys.executable, "-m", "experiments.summarize", "--model=resnet20", "--input_size=32,x"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  size = summarize("--model=resnet20", "--input_size=32,x")
   assert size.returncode == 2 and size.stderr.strip() == (
       "error: --input_size=32,x: expected H,W or H,W,C as positive integers")
