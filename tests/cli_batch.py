@@ -1,13 +1,9 @@
-"""Runs many command lines of cnnzoo's entry points in one Python process, as `python -m MODULE`
-would, for the bad-input tests: the heavy imports happen once, then each case runs in a forked
-child with its own argv, working directory and stdout / stderr files.
-
-  python tests/cli_batch.py < cases.json > results.json   # one after another
-  python tests/cli_batch.py --serve                       # on request, concurrently (see serve)
-
-cases: [{"module": "experiments.main", "argv": [...], "cwd": DIR}]; results: [{"rc", "stdout", "stderr"}].
-conftest's `forkserver` fixture drives the second form for the tests that run, kill and rerun
-LeNet runs: each child skips the ~4 s of imports a fresh `python -m experiments.main` spends.
+"""A fork server for the tests' command lines: `python tests/cli_batch.py --serve` imports what
+cnnzoo's entry points import once, then runs each requested command line in a forked child, as
+`python -m MODULE ARGV` would, with its own argv, working directory, environment and stdout /
+stderr files. conftest's `forkserver` fixture and `cli_batch` drive it (one per xdist worker): each
+child skips the ~4 s of imports a fresh `python -m experiments.main` spends, and is a real process
+that can be killed with -9.
 """
 
 import json
@@ -15,7 +11,6 @@ import os
 import runpy
 import select
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,15 +73,6 @@ def start(case, out: str, err: str) -> int:
     os._exit(code)
 
 
-def run_case(case, out_dir, index):
-  out, err = (os.path.join(out_dir, f"{index}.{n}") for n in ("out", "err"))
-  began = time.perf_counter()
-  _, status = os.waitpid(start(case, out, err), 0)
-  with open(out) as fo, open(err) as fe:
-    return {"rc": os.waitstatus_to_exitcode(status), "stdout": fo.read(), "stderr": fe.read(),
-            "seconds": time.perf_counter() - began}
-
-
 def serve():
   """`--serve`: one JSON request per stdin line, {"id", "module", "argv", "cwd", "env", "out",
   "err"}; answers {"id", "pid"} on stdout when its child starts and {"id", "rc"} when it ends.
@@ -119,15 +105,7 @@ def serve():
         reply({"id": running.pop(pid), "rc": os.waitstatus_to_exitcode(status)})
 
 
-def main():
-  if sys.argv[1:] == ["--serve"]:
-    return serve()
-  cases = json.load(sys.stdin)
-  preload()
-  with tempfile.TemporaryDirectory() as out_dir:
-    results = [run_case(case, out_dir, i) for i, case in enumerate(cases)]
-  json.dump(results, sys.stdout)
-
-
 if __name__ == "__main__":
-  main()
+  if sys.argv[1:] != ["--serve"]:
+    sys.exit("usage: python tests/cli_batch.py --serve")
+  serve()

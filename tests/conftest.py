@@ -59,17 +59,17 @@ def run_cli(args, env_extra=None, timeout=600, drop_env=()):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def cli_batch(cases, timeout=900) -> list[dict]:
-  """Runs command lines of cnnzoo's entry points one after another in one preloaded process
-  (tests/cli_batch.py: the heavy imports once, each case in a forked child) and returns one
-  {"rc", "stdout", "stderr"} per case. A case: {"module": "experiments.main", "argv": [...], "cwd": DIR}."""
-  import json
-  import subprocess
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py")], input=json.dumps(cases),
-                        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return json.loads(proc.stdout)
+def cli_batch(cases) -> list[dict]:
+  """Runs command lines of cnnzoo's entry points one after another as forks of this worker's
+  preloaded fork server (the heavy imports once per worker, each case a real process) and returns
+  one {"rc", "stdout", "stderr"} per case. A case: {"module": "experiments.main", "argv": [...],
+  "cwd": DIR}."""
+  server = fork_server()
+  results = []
+  for case in cases:
+    child = server.run(case["argv"], cwd=case.get("cwd", ROOT), module=case["module"])
+    results.append({"rc": child.returncode, "stdout": child.stdout, "stderr": child.stderr})
+  return results
 
 
 def devices_env(n: int) -> dict:
@@ -217,15 +217,26 @@ class ForkServer:
     return child
 
   def close(self):
+    import shutil
     self.proc.stdin.close()
     self.proc.wait(timeout=600)
+    shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_SERVER = []  # this worker's fork server, started on first use
+
+
+def fork_server() -> "ForkServer":
+  """The worker's one ForkServer (the `forkserver` fixture and cli_batch share it)."""
+  if not _SERVER:
+    import tempfile
+    _SERVER.append(ForkServer(tempfile.mkdtemp(prefix="cnnzoo-forkserver-")))
+  return _SERVER[0]
 
 
 @pytest.fixture(scope="session")
-def forkserver(tmp_path_factory):
-  server = ForkServer(str(tmp_path_factory.mktemp("forkserver")))
-  yield server
-  server.close()
+def forkserver():
+  return fork_server()
 
 
 _REFERENCES = {}
@@ -261,7 +272,10 @@ def without_timing(history):
 
 
 def pytest_sessionfinish(session):
-  """The session's compilation cache goes when the session does (the xdist workers inherit it)."""
+  """The worker's fork server ends with its session; the session's compilation cache goes when the
+  session does (the xdist workers inherit it)."""
+  if _SERVER:
+    _SERVER.pop().close()
   if _OWN_CACHE and not hasattr(session.config, "workerinput"):
     import shutil
     shutil.rmtree(_OWN_CACHE, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Every bad input to an entry point: one `error:` line on stderr, exit status 2, nothing written
 or overwritten. The command lines run through the real entry points (`python -m MODULE ARGV`),
-batched in one process by tests/cli_batch.py so that 60 cases cost one set of imports."""
+forked one after another from the worker's preloaded fork server (tests/cli_batch.py), so that
+the cases cost no imports of their own."""
 
 import os
 
