@@ -113,4 +113,34 @@ def run(main, positional: bool = False) -> None:
       fail("out of memory: the images, batch or model this asks for do not fit in this machine's memory; "
            "lower --config.data.image_size / batch_size (or --size for build_dataset)", 1)
 
-  app.run(guarded, flags_parser=_parse_flags)
+  try:
+    app.run(guarded, flags_parser=_parse_flags)
+  except SystemExit as e:
+    exit_now(e.code)
+
+
+def exit_now(code) -> None:
+  """Ends the process as the interpreter would at exit -- other non-daemon threads joined, the
+  atexit handlers run (orbax's, JAX's distributed shutdown), stdout and stderr flushed -- without
+  then tearing down every imported module one by one: after a training run that teardown (JAX's
+  client, TensorFlow Datasets, scikit-learn, matplotlib) takes ~1.4 s and does nothing a finished
+  command needs. `code`: as SystemExit's (None is 0; a string is printed and exits 1)."""
+  import atexit
+  import threading
+  if code is None:
+    status = 0
+  elif isinstance(code, int):
+    status = code
+  else:
+    print(code, file=sys.stderr)
+    status = 1
+  for thread in threading.enumerate():
+    if thread is not threading.current_thread() and not thread.daemon:
+      thread.join()
+  atexit._run_exitfuncs()  # noqa: SLF001 -- what the interpreter runs at exit, run now
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach the reader
+      pass
+  os._exit(status)

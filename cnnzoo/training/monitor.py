@@ -60,7 +60,7 @@ class HistoryPlot:
   its object API (no pyplot state).
   """
 
-  def __init__(self, workdir: str, title: str = "", min_seconds: float = 5.0):
+  def __init__(self, workdir: str, title: str = "", min_seconds: float = 30.0):
     self.path, self.title, self.min_seconds = os.path.join(workdir, "history.png"), title, min_seconds
     self._last, self._pending, self._thread, self._error = None, None, None, None
 
@@ -153,7 +153,7 @@ def make_writers(workdir: str, cfg, title: str) -> list:
     return []
   writers = [HistoryJson(workdir)]
   if cfg.plot:
-    writers.append(HistoryPlot(workdir, title, cfg.get("plot_min_seconds", 5.0)))
+    writers.append(HistoryPlot(workdir, title, cfg.get("plot_min_seconds", 30.0)))
   if cfg.tensorboard:
     writers.append(TensorBoard(workdir))
   return writers
