@@ -128,7 +128,7 @@ def main(argv):
              train_share=3 * r["forward_gflops"] * r["train_img_s"] / peak,
              infer_share=r["forward_gflops"] * r["infer_img_s"] / peak)
     out.append(r)
-    print(f"| {family} | `{name}` | {r['input']} | {batch} | {r['params_m']:.2f} | {r['forward_gflops']:.3f} | "
+    print(f"| {family} | `{name}` | {r['input']} | {batch} | {r['params_m']:.2f} | {r['forward_gflops']:.4g} | "
           f"{r['train_ms']:,.0f} | {r['train_img_s']:,.1f} | {r['train_share']:.0%} | {r['infer_img_s']:,.1f} | "
           f"{r['infer_share']:.0%} | {r['train_first_s']:.1f} s |", flush=True)
   if _OUT.value:
