@@ -1,11 +1,11 @@
 """The Keras twin: the seed's MiniVGGNet and the Keras example's ResNet v1 (seeds 001 / 004; depth 8) in
 Keras 3 (JAX backend) and in cnnzoo, from the same weights on the same batches, train step by step
-to the same losses, within a few times the float32 noise floor measured here (cnnzoo rerun with its
-weights nudged by one part in 1e7) -- with `optim.semantics=keras`, two-pass BatchNorm variances,
+to the same losses, within 10x the float32 noise floor measured here (the largest change of cnnzoo
+rerun from its weights nudged by one part in 1e7, over 8 sign patterns) -- with `optim.semantics=keras`, two-pass BatchNorm variances,
 and the journal's optimizers: SGD + Nesterov + time-based decay, Adam, RMSprop. (Dropout is off in
 both: the two draw different masks.)
-Measured (AMD EPYC): the Keras gap is at most the floor at every step; optax's Adam is 100x the
-floor by the third step."""
+Measured (AMD EPYC): the Keras gap is at most 1.5x that floor at every step; optax's Adam is 62x
+further from Keras than ours after the first update."""
 
 import functools
 
@@ -112,6 +112,15 @@ def our_optimizer(case, semantics):
   return optim.build_optimizer(cfg, (lambda count: lr / (1.0 + decay * count)) if decay else (lambda count: lr))
 
 
+NUDGES = 8
+
+
+def nudged(params, seed):
+  """`params` with every weight scaled by 1 +- 1e-7 (signs drawn from `seed`)."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda w: (w * (1 + 1e-7 * rng.choice([-1.0, 1.0], w.shape))).astype(w.dtype), params)
+
+
 def no_augmentation(key, images):
   return images
 
@@ -155,17 +164,21 @@ def test_cnnzoo_trains_like_keras_step_by_step(case, name):
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   theirs = np.array([float(kmodel.train_on_batch(x, y)) for x, y in batches])
   ours = our_losses(name, case, "keras", params, stats, batches)
-  # the noise floor: the same training from weights nudged by one part in 1e7
-  rng = np.random.default_rng(1)
-  nudged = jax.tree.map(lambda w: (w * (1 + 1e-7 * rng.choice([-1.0, 1.0], w.shape))).astype(w.dtype), params)
-  floor = np.abs(our_losses(name, case, "keras", nudged, stats, batches) - ours)
+  # The noise floor: the largest loss change of NUDGES reruns from weights nudged by one part in 1e7
+  # (each a different random sign pattern). One nudge is not enough: the change it causes swings by
+  # orders of magnitude with the sign pattern (ResNet-8, SGD: 0 at every step for one pattern, up to
+  # 7e-5 for another; Adam's first update follows the sign of near-zero gradients), and a gap
+  # within 10x of one unlucky pattern's floor failed on another machine. Measured over 8 patterns
+  # (AMD EPYC): every gap is below 1.5x the largest floor, so 10x leaves a margin of 6 or more.
+  floor = np.max([np.abs(our_losses(name, case, "keras", nudged(params, seed), stats, batches) - ours)
+                  for seed in range(1, NUDGES + 1)], axis=0)
   floor = np.maximum(floor, 4 * np.finfo(np.float32).eps * np.abs(ours))  # at least a few ulps of the loss
   gap = np.abs(ours - theirs)
   assert np.all(gap <= 10 * floor), (case, gap, floor, ours, theirs)
   if case == "adam" and name == "minivggnet":  # optax's Adam (the default before) is visibly not
-    # Keras': 6e-3 vs 7e-5 at step 3. (On ResNet-8 it is 1.4e-4 against a floor of 3e-5 there: too
-    # close to tell apart at 10x, so only MiniVGGNet makes this point.)
+    # Keras': after the first update (loss 2) it is 8.9e-5 from Keras against our 1.4e-6, and 2.9x
+    # the largest floor (3.0e-5); later steps are chaos. (On ResNet-8 it is within the floor.)
     optax_gap = np.abs(our_losses(name, case, "optax", params, stats, batches) - theirs)
-    assert optax_gap[2] > 10 * (gap[2] + floor[2]), (optax_gap, gap, floor)
+    assert optax_gap[1] > max(10 * gap[1], floor[1]), (optax_gap, gap, floor)
   # (SGD's two forms differ by 0.81 (lr0 - lr1) g0 from the third step on, which this chaotic
   # four-step run cannot tell from its noise; tests/test_keras_optim.py shows it on the optimizer)
