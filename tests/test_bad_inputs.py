@@ -267,6 +267,11 @@ def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixture
   assert len(CASES) >= 40 and len({(c["module"], *c["argv"]) for c in cases}) == len(CASES)
   before = snapshot(base)
   results = cli_batch(cases)
+  if os.environ.get("CNNZOO_BAD_INPUTS_REPORT"):  # the record: every command line and the line it printed
+    with open(os.environ["CNNZOO_BAD_INPUTS_REPORT"], "w") as out:
+      for case, r in zip(cases, results):
+        argv = " ".join(a.replace(str(tmp_path), "TMP").replace(str(base), "FIXTURES") for a in case["argv"])
+        out.write(f"- `{case['module']} {argv}` (rc {r['rc']}): `{r['stderr'].strip()}`\n")
   failures = []
   for case, message, r in zip(cases, expected, results):
     lines = [line for line in r["stderr"].splitlines() if line.strip()]

@@ -80,15 +80,16 @@ def test_the_conv_layer_keeps_xlas_forward_and_input_gradient(monkeypatch):
     assert np.all(np.abs(np.asarray(got) - exact) <= k * EPS32 * scale + 1e-6 * scale)  # + cos' rounding
 
 
-def test_auto_uses_im2col_only_for_kernel_gradients_of_min_flops(monkeypatch):
+def test_auto_uses_im2col_for_kernel_gradients_of_min_flops_and_every_1x1(monkeypatch):
   monkeypatch.setattr(conv, "KERNEL_GRAD", "auto")
-  w = jnp.zeros((3, 3, 32, 32))
-  uses = lambda n: "custom_vjp" in str(jax.make_jaxpr(
-      lambda x: conv.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=conv._NHWC))(jnp.zeros((n, 32, 32, 32))))
+  uses = lambda n, k=3, s=1: "custom_vjp" in str(jax.make_jaxpr(
+      lambda x: conv.conv_general_dilated(x, jnp.zeros((k, k, 32, 32)), (s, s), "SAME", dimension_numbers=conv._NHWC))(
+          jnp.zeros((n, 32, 32, 32))))
   # 2 * N * 32 * 32 * 9 * 32 * 32 FLOPs: 75.5 M at N = 4, 151 M at N = 8
   assert jax.default_backend() == "cpu" and not uses(4) and uses(8)
+  assert uses(1, k=1) and uses(1, k=1, s=2)  # 2.1 and 0.5 MFLOP: a 1x1 kernel gradient is one matmul
   monkeypatch.setattr(conv, "KERNEL_GRAD", "xla")
-  assert not uses(8)
+  assert not uses(8) and not uses(8, k=1)
   # chunks: the largest divisor of the batch whose patch matrix fits CHUNK_BYTES (4 MiB)
   assert conv.images_per_chunk(128, 32 * 32 * 9 * 32 * 4) == 2  # 1.2 MB an image
   assert conv.images_per_chunk(128, 32 * 32 * 9 * 3 * 4) == 32  # 110 KB: 37 fit, 32 divides 128
