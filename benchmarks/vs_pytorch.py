@@ -409,10 +409,14 @@ def profile(name, batch_size, row, repeats):
 
 def main(argv):
   del argv
+  from cnnzoo import parallel
+  parallel.choose_platform()  # the CPU flags cnnzoo's entry points use
   import jax
   import torch
+  import os
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32")
+        f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32; XLA_FLAGS "
+        f"{os.environ.get('XLA_FLAGS', '')!r}")
   rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value) for name in _MODELS.value]
   print("| model | batch | cnnzoo ms/step | cnnzoo with XLA's kernel gradient | PyTorch ms/step | cnnzoo img/s | "
         "PyTorch img/s | cnnzoo / PyTorch |")

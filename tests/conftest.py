@@ -29,6 +29,10 @@ TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitte
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# the XLA:CPU flags cnnzoo's entry points add ($CNNZOO_CPU_CONV=eigen: Eigen's convolutions; none
+# by default): in-process tests compute as the command lines do
+from cnnzoo import parallel  # noqa: E402
+parallel.add_cpu_xla_flags()
 
 import pytest  # noqa: E402
 

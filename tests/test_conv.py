@@ -80,7 +80,7 @@ def test_the_conv_layer_keeps_xlas_forward_and_input_gradient(monkeypatch):
     assert np.all(np.abs(np.asarray(got) - exact) <= k * EPS32 * scale + 1e-6 * scale)  # + cos' rounding
 
 
-def test_auto_uses_im2col_for_kernel_gradients_of_min_flops_and_every_1x1(monkeypatch):
+def test_auto_uses_im2col_for_narrow_kernel_gradients_of_min_flops_and_every_1x1(monkeypatch):
   monkeypatch.setattr(conv, "KERNEL_GRAD", "auto")
   uses = lambda n, k=3, s=1: "custom_vjp" in str(jax.make_jaxpr(
       lambda x: conv.conv_general_dilated(x, jnp.zeros((k, k, 32, 32)), (s, s), "SAME", dimension_numbers=conv._NHWC))(
@@ -88,6 +88,15 @@ def test_auto_uses_im2col_for_kernel_gradients_of_min_flops_and_every_1x1(monkey
   # 2 * N * 32 * 32 * 9 * 32 * 32 FLOPs: 75.5 M at N = 4, 151 M at N = 8
   assert jax.default_backend() == "cpu" and not uses(4) and uses(8)
   assert uses(1, k=1) and uses(1, k=1, s=2)  # 2.1 and 0.5 MFLOP: a 1x1 kernel gradient is one matmul
+  # patches wider than 3x3x32 keep XLA's kernel gradient under Eigen's convolutions
+  # (CNNZOO_CPU_CONV=eigen), im2col's under YNNPACK's (the default)
+  wide = lambda: "custom_vjp" in str(jax.make_jaxpr(
+      lambda x: conv.conv_general_dilated(x, jnp.zeros((3, 3, 64, 64)), (1, 1), "SAME", dimension_numbers=conv._NHWC))(
+          jnp.zeros((8, 32, 32, 64))))  # 604 MFLOP, a 576-wide patch
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+  assert conv.MAX_PATCH == 288 and wide()
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution")
+  assert not wide()
   monkeypatch.setattr(conv, "KERNEL_GRAD", "xla")
   assert not uses(8) and not uses(8, k=1)
   # chunks: the largest divisor of the batch whose patch matrix fits CHUNK_BYTES (4 MiB)

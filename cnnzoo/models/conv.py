@@ -1,16 +1,19 @@
 """A 2-D convolution whose kernel gradient XLA:CPU computes fast: `conv_general_dilated`, the
 drop-in `nn.Conv(conv_general_dilated=...)` that every cnnzoo model's `layers.Conv` uses.
 
-XLA:CPU lowers the kernel gradient of a convolution to one Eigen convolution with the batch as
-the contraction and the whole image as the "kernel", which is slow for the small channel counts of
-CIFAR-sized networks: 1,041 ms for MiniVGGNet's 32x32 32->32 layer at batch 128 on a 2-core AMD
-EPYC, where its forward pass takes 52 ms (benchmarks/README.md). The same gradient as a sum over
-chunks of a few images of (patches^T @ output gradient) -- each chunk's patch matrix small enough
-to stay in cache, one matmul per chunk, the chunks in a lax.scan -- takes 54 ms.
+XLA:CPU's kernel gradient of a convolution is slow where the channels are few: with the jaxlib of
+2026-11-24 MiniVGGNet's 32x32 32->32 layer took 1,041 ms at batch 128 on 2 AMD EPYC cores, where
+its forward pass took 52 ms. With jax 0.10.2 (2026-11-29, same machine type) the gap is smaller
+but remains (ms, XLA's vs im2col): 32x32 3->32 25 vs 4.9, ResNet-20's 1x1 stride-2 projection
+5.9 vs 1.5, VGG's 112x112 64->128 at batch 8 532 vs 268. The gradient as a sum over chunks of a
+few images of (patches^T @ output gradient) -- each chunk's patch matrix small enough to stay in
+cache, one matmul per chunk, the chunks in a lax.scan -- is the faster form there
+(benchmarks/README.md).
 
 So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient of a
-convolution of at least MIN_FLOPS, and of every 1x1 convolution, is `im2col_kernel_grad` (smaller
-ones keep XLA's: as fast there). The values differ from XLA's by float32 reassociation only
+convolution of at least MIN_FLOPS whose patch is at most MAX_PATCH wide (3x3x32; any width under
+YNNPACK's convolutions), and of every 1x1 convolution, is `im2col_kernel_grad` (the others keep
+XLA's: as fast or faster there). The values differ from XLA's by float32 reassociation only
 (~1e-6 relative: another summation order). Other backends (cuDNN on a GPU) and the cases this does not cover
 (grouped or dilated convolutions, other layouts) and runs over several devices use
 lax.conv_general_dilated unchanged.
@@ -35,6 +38,14 @@ CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core
 # than XLA's at every size measured (ResNet-20's 34 MFLOP projections: 4.6 vs 0.4 ms alone; inside
 # the whole step XLA also transposed the block's input to batch-last for it, 125 of 570 ms)
 MIN_FLOPS = 100e6
+# With Eigen's convolutions (CNNZOO_CPU_CONV=eigen), XLA's kernel gradient beats im2col once
+# a patch is wider than 3x3x32 (2 cores, ms XLA vs im2col: 56x56 64->64 at batch 16 27 vs 69,
+# 112x112 64->128 at batch 8 118 vs 239, 28x28 128->128 21 vs 56, 8x8 64->64 at batch 128 4.4 vs
+# 6.8) and loses below (32x32 3->32 4.2 vs 3.3, 16->16 11.5 vs 9.6, 16x16 32->64 15.0 vs 12.6);
+# ResNet-18's train step 1,312-1,425 vs 1,473-1,826 ms, ResNet-20's unchanged. With YNNPACK's
+# convolutions (XLA's default) XLA's kernel gradient stays the slower one (VGG's 112x112 64->128:
+# 532 vs 268 ms), so the limit applies only where the flag is set.
+MAX_PATCH = 3 * 3 * 32
 POINTWISE_ALWAYS = True  # False: 1x1 convolutions follow MIN_FLOPS too (for A/B benchmarks)
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -60,10 +71,16 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
   flops = 2 * lhs.shape[0] * out[0] * out[1] * kh * kw * cin * cout
   pointwise = kh == kw == 1 and POINTWISE_ALWAYS
-  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and flops < MIN_FLOPS
+  wide = kh * kw * cin > MAX_PATCH and _eigen_convolutions()
+  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and (flops < MIN_FLOPS or wide)
                                                                     and not pointwise):
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
+
+
+def _eigen_convolutions() -> bool:
+  """Whether XLA:CPU runs convolutions with Eigen (the flag cnnzoo's entry points set), not YNNPACK."""
+  return "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution" in os.environ.get("XLA_FLAGS", "")
 
 
 def check_setting() -> None:
