@@ -80,7 +80,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 def _eigen_convolutions() -> bool:
   """Whether XLA:CPU runs convolutions with Eigen (the flag cnnzoo's entry points set), not YNNPACK."""
-  return "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution" in os.environ.get("XLA_FLAGS", "")
+  from cnnzoo.parallel import CPU_CONV_FLAGS
+  return all(flag in os.environ.get("XLA_FLAGS", "") for flag in CPU_CONV_FLAGS["eigen"])
 
 
 def check_setting() -> None:
