@@ -17,6 +17,7 @@ statistics), the dense layers, the optimizer update; "rest" is the whole step mi
 (ReLU, pooling, dropout, the loss, and what a fused program saves or loses over isolated calls).
 """
 
+import os
 import statistics
 import time
 
@@ -413,7 +414,6 @@ def main(argv):
   parallel.choose_platform()  # the CPU flags cnnzoo's entry points use
   import jax
   import torch
-  import os
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32; XLA_FLAGS "
         f"{os.environ.get('XLA_FLAGS', '')!r}")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, cli_batch
+from conftest import ROOT, cli_batch, lenet_cli
 
 CONFIG = os.path.join(ROOT, "configs", "lenet_digits.py")
 QUIET = ["--config.monitor.plot=False", "--config.monitor.tensorboard=False"]
@@ -213,3 +213,10 @@ def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(m
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")
   with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be ynnpack or eigen, not 'onednn'"):
     parallel.add_cpu_xla_flags()
+
+
+def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, forkserver):
+  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), dict(os.environ, CNNZOO_CPU_CONV="onednn"))
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be ynnpack or eigen, not 'onednn'"]
+  assert not (tmp_path / "run").exists()
