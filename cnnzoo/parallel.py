@@ -139,6 +139,11 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Several global batches stacked on a leading axis (steps x batch): the batch axis split."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   """Sharding of parameters and optimizer state: a full copy on every device."""
   return NamedSharding(mesh, P())

@@ -59,6 +59,21 @@ def test_im2col_kernel_gradient_equals_the_exact_one_within_the_summation_bound(
   assert np.all(np.abs(ours - exact) <= bound) and np.all(np.abs(xla - exact) <= bound)
 
 
+@pytest.mark.parametrize("n,h,w,cin,cout,kernel,strides,padding", CASES + [
+    (2, 7, 6, 3, 2, (3, 3), (2, 2), "VALID"), (2, 9, 9, 3, 3, (3, 3), (3, 3), ((1, 3), (2, 0)))])
+def test_the_input_gradient_is_xlas_bitwise(n, h, w, cin, cout, kernel, strides, padding):
+  """conv.input_grad is the sum XLA's VJP builds, written as a plain convolution: the same bits
+  (strides that skip input rows, asymmetric and one-sided padding included)."""
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(n, h, w, cin)).astype(np.float32)
+  wgt = rng.normal(size=(*kernel, cin, cout)).astype(np.float32)
+  pads = lax.padtype_to_pads((h, w), kernel, strides, padding) if isinstance(padding, str) else padding
+  y, vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, wgt, strides, pads, dimension_numbers=conv._NHWC), x)
+  dy = rng.normal(size=y.shape).astype(np.float32)
+  ours = jax.jit(lambda dy: conv.input_grad(dy, wgt, (h, w), strides, pads))(dy)
+  assert ours.shape == x.shape and np.array_equal(ours, jax.jit(lambda dy: vjp(dy)[0])(dy))
+
+
 def test_the_conv_layer_keeps_xlas_forward_and_input_gradient(monkeypatch):
   """Through layers.Conv: the output and the input gradient are XLA's, bitwise; the kernel
   gradient is the im2col one (within the bound of the test above); bias gradients equal."""
@@ -80,23 +95,23 @@ def test_the_conv_layer_keeps_xlas_forward_and_input_gradient(monkeypatch):
     assert np.all(np.abs(np.asarray(got) - exact) <= k * EPS32 * scale + 1e-6 * scale)  # + cos' rounding
 
 
-def test_auto_uses_im2col_for_narrow_kernel_gradients_of_min_flops_and_every_1x1(monkeypatch):
+def test_auto_gives_every_plain_convolution_on_one_cpu_device_its_own_vjp(monkeypatch):
   monkeypatch.setattr(conv, "KERNEL_GRAD", "auto")
   uses = lambda n, k=3, s=1: "custom_vjp" in str(jax.make_jaxpr(
       lambda x: conv.conv_general_dilated(x, jnp.zeros((k, k, 32, 32)), (s, s), "SAME", dimension_numbers=conv._NHWC))(
           jnp.zeros((n, 32, 32, 32))))
-  # 2 * N * 32 * 32 * 9 * 32 * 32 FLOPs: 75.5 M at N = 4, 151 M at N = 8
-  assert jax.default_backend() == "cpu" and not uses(4) and uses(8)
-  assert uses(1, k=1) and uses(1, k=1, s=2)  # 2.1 and 0.5 MFLOP: a 1x1 kernel gradient is one matmul
-  # patches wider than 3x3x32 keep XLA's kernel gradient under Eigen's convolutions
-  # (CNNZOO_CPU_CONV=eigen), im2col's under YNNPACK's (the default)
-  wide = lambda: "custom_vjp" in str(jax.make_jaxpr(
-      lambda x: conv.conv_general_dilated(x, jnp.zeros((3, 3, 64, 64)), (1, 1), "SAME", dimension_numbers=conv._NHWC))(
-          jnp.zeros((8, 32, 32, 64))))  # 604 MFLOP, a 576-wide patch
+  # any size (LeNet's small layers too: one form inside and outside an epoch loop), 1x1 and strided
+  assert jax.default_backend() == "cpu" and uses(1) and uses(8)
+  assert uses(1, k=1) and uses(1, k=1, s=2)
+  # patches wider than 3x3x32 keep XLA's backward pass under Eigen's convolutions
+  # (CNNZOO_CPU_CONV=eigen), the custom one under YNNPACK's (the default)
+  wide = lambda k=3: "custom_vjp" in str(jax.make_jaxpr(
+      lambda x: conv.conv_general_dilated(x, jnp.zeros((k, k, 64, 64)), (1, 1), "SAME", dimension_numbers=conv._NHWC))(
+          jnp.zeros((8, 32, 32, 64))))  # a 576-wide patch
   monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
   assert conv.MAX_PATCH == 288 and wide()
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution")
-  assert not wide()
+  assert not wide() and wide(k=1)
   monkeypatch.setattr(conv, "KERNEL_GRAD", "xla")
   assert not uses(8) and not uses(8, k=1)
   # chunks: the largest divisor of the batch whose patch matrix fits CHUNK_BYTES (4 MiB)

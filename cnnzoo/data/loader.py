@@ -93,6 +93,18 @@ class Loader:
         for future in pending:
           future.cancel()
 
+  def index_chunks(self, epoch: int, size: int) -> Iterator[tuple[dict, int]]:
+    """The index batches of `epoch` (a device-resident split) `size` at a time, stacked:
+    ({"index": int32 (size, batch), "mask": bool (size, batch)}, the number of real batches in
+    it); the last chunk is filled up with copies of its last batch, which are not run."""
+    order = self.order(epoch)
+    sharding = parallel.stacked_batch_sharding(self.sharding.mesh)
+    for start in range(0, self.steps_per_epoch, size):
+      count = min(size, self.steps_per_epoch - start)
+      idx, mask = zip(*(self._indices(order, start + min(i, count - 1)) for i in range(size)))
+      local = {"index": np.stack(idx)[:, self._rows].astype(np.int32), "mask": np.stack(mask)[:, self._rows]}
+      yield parallel.put_global_batch(local, sharding), count
+
   def _indices(self, order: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
     idx = order[step * self.batch_size:(step + 1) * self.batch_size]
     mask = np.ones(self.batch_size, bool)

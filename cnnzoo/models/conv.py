@@ -1,5 +1,6 @@
-"""A 2-D convolution whose kernel gradient XLA:CPU computes fast: `conv_general_dilated`, the
-drop-in `nn.Conv(conv_general_dilated=...)` that every cnnzoo model's `layers.Conv` uses.
+"""A 2-D convolution whose backward pass XLA:CPU computes fast, in a loop body too:
+`conv_general_dilated`, the drop-in `nn.Conv(conv_general_dilated=...)` that every cnnzoo model's
+`layers.Conv` uses.
 
 XLA:CPU's kernel gradient of a convolution is slow where the channels are few: with the jaxlib of
 2026-11-24 MiniVGGNet's 32x32 32->32 layer took 1,041 ms at batch 128 on 2 AMD EPYC cores, where
@@ -10,13 +11,16 @@ few images of (patches^T @ output gradient) -- each chunk's patch matrix small e
 cache, one matmul per chunk, the chunks in a lax.scan -- is the faster form there
 (benchmarks/README.md).
 
-So on the CPU the forward pass and the input gradient stay XLA's, and the kernel gradient of a
-convolution of at least MIN_FLOPS whose patch is at most MAX_PATCH wide (3x3x32; any width under
-YNNPACK's convolutions), and of every 1x1 convolution, is `im2col_kernel_grad` (the others keep
-XLA's: as fast or faster there). The values differ from XLA's by float32 reassociation only
-(~1e-6 relative: another summation order). Other backends (cuDNN on a GPU) and the cases this does not cover
-(grouped or dilated convolutions, other layouts) and runs over several devices use
-lax.conv_general_dilated unchanged.
+So on the CPU (one device) every plain NHWC/HWIO convolution has its own VJP: the forward pass
+is XLA's, the input gradient is `input_grad` (XLA's own sum, written in the form XLA:CPU hands to
+YNNPACK inside a loop body too), and the kernel gradient is `im2col_kernel_grad`. The values
+differ from XLA's kernel gradient by float32 reassociation only (~1e-6 relative: another summation
+order). One form everywhere is also what makes an epoch run as one compiled loop
+(config.steps_per_dispatch) give the per-step loop's bits: XLA's own backward pass compiles to
+other sums (and 2-3x slower code) inside a loop body than at a program's top level. Under Eigen's
+convolutions (CNNZOO_CPU_CONV=eigen) a patch wider than MAX_PATCH keeps XLA's backward pass.
+Other backends (cuDNN on a GPU), the cases this does not cover (grouped or dilated convolutions,
+other layouts) and runs over several devices use lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
 """
 
@@ -31,13 +35,12 @@ from cnnzoo.errors import ConfigError
 
 KERNEL_GRAD = os.environ.get("CNNZOO_CONV_KERNEL_GRAD", "auto")  # auto (im2col on the CPU) | xla | im2col
 CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core's L2 + L3 share
-# auto: below this many kernel-gradient FLOPs XLA's own is as fast or faster (LeNet's 30 MFLOP
-# conv2 on a batch of 32: 0.65 ms vs 2.0 ms) and compiles faster; above it im2col wins (75 MFLOP:
-# 1.7 vs 2.1 ms to 3.6 vs 1.5 ms depending on the shape; 604 MFLOP: 27 vs 10 ms)
-# 1x1 convolutions always: their im2col form is a (strided) reshape and one matmul, 3-10x faster
-# than XLA's at every size measured (ResNet-20's 34 MFLOP projections: 4.6 vs 0.4 ms alone; inside
-# the whole step XLA also transposed the block's input to batch-last for it, 125 of 570 ms)
-MIN_FLOPS = 100e6
+# Before 2026-11-29 convolutions below 100 MFLOP kept XLA's kernel gradient (as fast per step:
+# LeNet's 30 MFLOP conv2 on a batch of 32, 0.65 vs 2.0 ms alone); the README's first command takes
+# 7.5-8.1 s with that rule and 7.7-7.8 s without, and without it the epoch loop is bitwise the
+# per-step loop (with it, LeNet's loop ran 9 ms a step against 3.7 and drifted 4e-8 in 39 steps).
+# 1x1 convolutions: their im2col form is a (strided) reshape and one matmul, 3-10x faster than
+# XLA's (ResNet-20's 34 MFLOP projections: 4.6 vs 0.4 ms alone).
 # With Eigen's convolutions (CNNZOO_CPU_CONV=eigen), XLA's kernel gradient beats im2col once
 # a patch is wider than 3x3x32 (2 cores, ms XLA vs im2col: 56x56 64->64 at batch 16 27 vs 69,
 # 112x112 64->128 at batch 8 118 vs 239, 28x28 128->128 21 vs 56, 8x8 64->64 at batch 128 4.4 vs
@@ -46,15 +49,14 @@ MIN_FLOPS = 100e6
 # convolutions (XLA's default) XLA's kernel gradient stays the slower one (VGG's 112x112 64->128:
 # 532 vs 268 ms), so the limit applies only where the flag is set.
 MAX_PATCH = 3 * 3 * 32
-POINTWISE_ALWAYS = True  # False: 1x1 convolutions follow MIN_FLOPS too (for A/B benchmarks)
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
-  """lax.conv_general_dilated, with the kernel gradient of plain NHWC/HWIO convolutions computed
-  by `im2col_kernel_grad` where that is the faster form (the CPU)."""
+  """lax.conv_general_dilated; on the CPU, plain NHWC/HWIO convolutions get the VJP of `_conv`
+  (input gradient `input_grad`, kernel gradient `im2col_kernel_grad`)."""
   plain = (lhs.ndim == 4 and feature_group_count == 1 and batch_group_count == 1
            and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
            and preferred_element_type is None
@@ -67,13 +69,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-  kh, kw, cin, cout = rhs.shape
+  kh, kw, cin, _ = rhs.shape
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
-  flops = 2 * lhs.shape[0] * out[0] * out[1] * kh * kw * cin * cout
-  pointwise = kh == kw == 1 and POINTWISE_ALWAYS
-  wide = kh * kw * cin > MAX_PATCH and _eigen_convolutions()
-  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and (flops < MIN_FLOPS or wide)
-                                                                    and not pointwise):
+  wide = kh * kw * cin > MAX_PATCH and kh * kw > 1 and _eigen_convolutions()
+  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and wide):
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
 
@@ -91,10 +90,10 @@ def check_setting() -> None:
 
 
 def _use_im2col() -> bool:
-  """im2col where it pays: on a single CPU device (auto, for kernel gradients of MIN_FLOPS or
-  more), or forced. Not over several devices: the scan over chunks of a batch sharded across
-  devices puts collectives inside a loop body, and XLA:CPU's 8 forced host devices on 2 cores
-  then time out in their all-reduce rendezvous (tests/test_training.py's 8-device run)."""
+  """The custom VJP where it pays: on a single CPU device (auto), or forced. Not over several
+  devices: the scan over chunks of a batch sharded across devices puts collectives inside a loop
+  body, and XLA:CPU's 8 forced host devices on 2 cores then time out in their all-reduce
+  rendezvous (tests/test_training.py's 8-device run)."""
   check_setting()
   return KERNEL_GRAD == "im2col" or (KERNEL_GRAD == "auto" and jax.default_backend() == "cpu"
                                      and jax.device_count() == 1)
@@ -111,9 +110,29 @@ def _conv_fwd(x, w, strides, pads, precision):
 
 def _conv_bwd(strides, pads, precision, residuals, dy):
   x, w = residuals
-  _, input_vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC,
-                                                            precision=precision), x)
-  return input_vjp(dy)[0], im2col_kernel_grad(x, dy, w.shape, strides, pads, precision).astype(w.dtype)
+  return (input_grad(dy, w, x.shape[1:3], strides, pads, precision).astype(x.dtype),
+          im2col_kernel_grad(x, dy, w.shape, strides, pads, precision).astype(w.dtype))
+
+
+def input_grad(dy, w, in_hw, strides, pads, precision=None):
+  """d(loss)/d(input) (N, H, W, cin) of an NHWC/HWIO convolution of an `in_hw` input: the
+  transposed convolution, written as a plain NHWC/HWIO convolution of the stride-dilated output
+  gradient with the spatially flipped kernel, its in/out channels swapped (a copy of the kernel).
+
+  The sum is the one XLA's VJP builds (the same products in the same order: bitwise equal at the
+  top level of a program), but XLA's form -- a reversed kernel read with dimension labels
+  `01oi` -- is turned into a YNNPACK convolution only in a program's entry computation. Inside a
+  loop body (an epoch as one `lax.fori_loop`, training.loop's steps_per_dispatch) it is left to
+  XLA:CPU's generic emitter: MiniVGGNet's step at batch 64 took 416-474 ms there against 155-270
+  ms per dispatch; this form runs as fast in both and gives both the same bits."""
+  kh, kw = w.shape[:2]
+  flipped = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+  pad = []
+  for size, k, s, (lo, _), out in zip(in_hw, (kh, kw), strides, pads, dy.shape[1:3]):
+    low = k - 1 - lo  # the dilated gradient padded so that each input position sees every tap
+    pad.append((low, size - (out - 1) * s - 1 - low + k - 1))
+  return lax.conv_general_dilated(dy, flipped, (1, 1), pad, lhs_dilation=tuple(strides), dimension_numbers=_NHWC,
+                                  precision=precision)
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)

@@ -49,6 +49,38 @@ def _from_source(step):
 
 
 @dataclasses.dataclass
+class Chunk:
+  """A jitted `fn(state, sums, batches, count, source)`: up to `size` train steps over stacked index
+  batches of the device-resident split `source` in one call (steps.train_steps), `size` = the
+  config's steps_per_dispatch: `chunk(state, sums, batches, count)`."""
+  jitted: object
+  source: tuple
+  size: int
+
+  def __call__(self, state, sums, batches, count: int):
+    return self.jitted(state, sums, batches, np.int32(count), self.source)
+
+
+def steps_per_dispatch(config, loader: Loader, mesh) -> int:
+  """How many train steps one call runs (config.steps_per_dispatch; 0 = auto).
+
+  auto: on a device-resident split, the steps between two progress-bar updates
+  (monitor.log_every_steps), or the whole epoch without a bar, as one compiled loop; one step a
+  call when the batches come from the host, and over several CPU devices (XLA:CPU's collectives
+  inside a loop body have hung there). Any setting gives bitwise the same training."""
+  k = config.get("steps_per_dispatch", 0)
+  if k > 1 and not loader.on_device:
+    raise ConfigError(f"--config.steps_per_dispatch={k} needs a training split kept on the device; it is "
+                      "streamed from the host (data.on_device / data.max_on_device_gb): set it to 0 or 1")
+  if k:
+    return min(k, loader.steps_per_epoch)
+  if not loader.on_device or (jax.default_backend() == "cpu" and mesh.devices.size > 1):
+    return 1
+  every = config.monitor.log_every_steps if config.monitor.progress else loader.steps_per_epoch
+  return min(every, loader.steps_per_epoch)
+
+
+@dataclasses.dataclass
 class Run:
   """Everything built from the config before the first step."""
   model_name: str
@@ -66,6 +98,8 @@ class Run:
   model: object = None  # the flax module (feature extraction, surgery)
   stages: list = None  # stages.Stage, one per stage of the recipe (one for most configs)
   train_step_for: object = None  # stage -> its Step (a stage may freeze other BatchNorm layers)
+  train_chunk: Chunk | None = None  # several steps a call (steps_per_dispatch > 1), else None
+  train_chunk_for: object = None  # stage -> its Chunk
 
 
 def build(config, abstract: bool = False) -> Run:
@@ -114,13 +148,22 @@ def build(config, abstract: bool = False) -> Run:
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
 
+  step_for = lambda frozen_batchnorm: functools.partial(
+      steps.train_step, preprocess=train_pre, label_smoothing=config.optim.label_smoothing,
+      aux_weight=config.optim.aux_loss_weight, frozen_batchnorm=frozen_batchnorm, **common)
+
   @functools.lru_cache(maxsize=None)
   def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
-    return jax.jit(_from_source(functools.partial(steps.train_step, preprocess=train_pre,
-                                                  label_smoothing=config.optim.label_smoothing,
-                                                  aux_weight=config.optim.aux_loss_weight,
-                                                  frozen_batchnorm=frozen_batchnorm, **common)),
+    return jax.jit(_from_source(step_for(frozen_batchnorm)),
                    in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
+
+  @functools.lru_cache(maxsize=None)
+  def chunk_jit_for(frozen_batchnorm: tuple):
+    step = _from_source(step_for(frozen_batchnorm))
+    return jax.jit(lambda state, sums, batches, count, source: steps.train_steps(
+        state, sums, batches, count, step=lambda state, batch: step(state, batch, source)),
+                   in_shardings=(repl, repl, parallel.stacked_batch_sharding(mesh), repl, repl),
+                   out_shardings=(repl, repl), donate_argnums=(0, 1))
 
   train_jit = train_jit_for(plan[0].frozen_batchnorm)
   eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
@@ -136,6 +179,10 @@ def build(config, abstract: bool = False) -> Run:
   run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
   run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
+  per_call = steps_per_dispatch(config, train_loader, mesh)
+  if per_call > 1:
+    run.train_chunk_for = lambda stage: Chunk(chunk_jit_for(stage.frozen_batchnorm), train_loader.source, per_call)
+    run.train_chunk = run.train_chunk_for(plan[0])
   return run
 
 
@@ -216,6 +263,8 @@ def _print_header(run: Run, config, start_epoch: int) -> None:
 
 def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every: int):
   """One pass over the training split; returns the new state, summed metrics and data seconds."""
+  if run.train_chunk is not None:
+    return _train_epoch_in_chunks(run, state, epoch, bar)
   sums, data_seconds, done = None, 0.0, 0
   t0 = time.perf_counter()
   batches = run.train_loader.epoch(epoch)
@@ -231,6 +280,24 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
       bar.update(i + 1 - done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
                  img_s=n / (time.perf_counter() - t0))
       done = i + 1
+  return state, jax.device_get(sums), data_seconds
+
+
+def _train_epoch_in_chunks(run: Run, state, epoch: int, bar: monitor.ProgressBar):
+  """train_epoch with `run.train_chunk.size` steps a call (the progress bar moves once a call)."""
+  sums, data_seconds = jax.device_put(steps.zero_metrics(), parallel.replicated(run.mesh)), 0.0
+  t0 = time.perf_counter()
+  chunks = run.train_loader.index_chunks(epoch, run.train_chunk.size)
+  for _ in range(-(-run.train_loader.steps_per_epoch // run.train_chunk.size)):
+    t = time.perf_counter()
+    batches, count = next(chunks)
+    data_seconds += time.perf_counter() - t
+    state, sums = run.train_chunk(state, sums, batches, count)
+    if bar.enabled:
+      host = jax.device_get(sums)
+      n = int(host["count"])
+      bar.update(count, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
+                 img_s=n / (time.perf_counter() - t0))
   return state, jax.device_get(sums), data_seconds
 
 
@@ -368,6 +435,8 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
       state = stages.with_stage(state, run.stages, current, stage, parallel.replicated(run.mesh))
       if run.train_step_for is not None:
         run.train_step = run.train_step_for(stage)
+      if run.train_chunk_for is not None:
+        run.train_chunk = run.train_chunk_for(stage)
       if jax.process_index() == 0 and staged:
         changes = ", ".join(f"{k}={v}" for k, v in stage.overrides.items()) or "the config as it is"
         print(f"stage {stage.index} of {len(run.stages)}: epochs {stage.start + 1}-{stage.end}, {changes}"

@@ -51,8 +51,27 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
   n = labels.shape[0]
-  metrics = {"loss": loss * n, "correct": jnp.sum(jnp.argmax(logits, -1) == labels), "count": n}
+  metrics = {"loss": loss * n, "correct": jnp.sum(jnp.argmax(logits, -1) == labels, dtype=jnp.int32),
+             "count": jnp.int32(n)}
   return new_state, metrics
+
+
+def zero_metrics() -> dict:
+  """The sums of `train_step`'s metrics before the first step (`train_steps` adds to them)."""
+  return {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.int32), "count": jnp.zeros((), jnp.int32)}
+
+
+def train_steps(state: TrainState, sums: dict, batches: dict, count, *, step: Callable):
+  """`count` steps of `step(state, batch)` over the first `count` of the stacked `batches` (each
+  leaf K x the batch), as one compiled loop; `sums` are the metric sums so far, added to in the
+  order the per-step loop adds them. `count` is traced: one compilation serves every count <= K,
+  so the results do not depend on how an epoch is cut into calls."""
+  def body(i, carry):
+    state, sums = carry
+    state, metrics = step(state, jax.tree.map(lambda b: b[i], batches))
+    return state, jax.tree.map(jnp.add, sums, metrics)
+
+  return jax.lax.fori_loop(0, count, body, (state, sums))
 
 
 def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,

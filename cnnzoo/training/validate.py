@@ -144,3 +144,4 @@ def check(c) -> None:
   _choice("checkpoint.best_metric", k.best_metric, METRICS)
   _choice("checkpoint.best_mode", k.best_mode, ("min", "max"))
   _number("monitor.log_every_steps", c.monitor.log_every_steps, low=1, integer=True)
+  _number("steps_per_dispatch", c.get("steps_per_dispatch", 0), low=0, integer=True)
