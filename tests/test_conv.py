@@ -103,15 +103,11 @@ def test_auto_gives_every_plain_convolution_on_one_cpu_device_its_own_vjp(monkey
   # any size (LeNet's small layers too: one form inside and outside an epoch loop), 1x1 and strided
   assert jax.default_backend() == "cpu" and uses(1) and uses(8)
   assert uses(1, k=1) and uses(1, k=1, s=2)
-  # patches wider than 3x3x32 keep XLA's backward pass under Eigen's convolutions
-  # (CNNZOO_CPU_CONV=eigen), the custom one under YNNPACK's (the default)
-  wide = lambda k=3: "custom_vjp" in str(jax.make_jaxpr(
-      lambda x: conv.conv_general_dilated(x, jnp.zeros((k, k, 64, 64)), (1, 1), "SAME", dimension_numbers=conv._NHWC))(
-          jnp.zeros((8, 32, 32, 64))))  # a 576-wide patch
-  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
-  assert conv.MAX_PATCH == 288 and wide()
+  # under Eigen's convolutions (CNNZOO_CPU_CONV=eigen) too, wide patches included
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution")
-  assert not wide() and wide(k=1)
+  assert "custom_vjp" in str(jax.make_jaxpr(
+      lambda x: conv.conv_general_dilated(x, jnp.zeros((3, 3, 64, 64)), (1, 1), "SAME", dimension_numbers=conv._NHWC))(
+          jnp.zeros((8, 32, 32, 64))))
   monkeypatch.setattr(conv, "KERNEL_GRAD", "xla")
   assert not uses(8) and not uses(8, k=1)
   # chunks: the largest divisor of the batch whose patch matrix fits CHUNK_BYTES (4 MiB)

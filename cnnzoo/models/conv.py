@@ -17,8 +17,7 @@ YNNPACK inside a loop body too), and the kernel gradient is `im2col_kernel_grad`
 differ from XLA's kernel gradient by float32 reassociation only (~1e-6 relative: another summation
 order). One form everywhere is also what makes an epoch run as one compiled loop
 (config.steps_per_dispatch) give the per-step loop's bits: XLA's own backward pass compiles to
-other sums (and 2-3x slower code) inside a loop body than at a program's top level. Under Eigen's
-convolutions (CNNZOO_CPU_CONV=eigen) a patch wider than MAX_PATCH keeps XLA's backward pass.
+other sums (and 2-3x slower code) inside a loop body than at a program's top level.
 Other backends (cuDNN on a GPU), the cases this does not cover (grouped or dilated convolutions,
 other layouts) and runs over several devices use lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
@@ -41,14 +40,11 @@ CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core
 # per-step loop (with it, LeNet's loop ran 9 ms a step against 3.7 and drifted 4e-8 in 39 steps).
 # 1x1 convolutions: their im2col form is a (strided) reshape and one matmul, 3-10x faster than
 # XLA's (ResNet-20's 34 MFLOP projections: 4.6 vs 0.4 ms alone).
-# With Eigen's convolutions (CNNZOO_CPU_CONV=eigen), XLA's kernel gradient beats im2col once
-# a patch is wider than 3x3x32 (2 cores, ms XLA vs im2col: 56x56 64->64 at batch 16 27 vs 69,
-# 112x112 64->128 at batch 8 118 vs 239, 28x28 128->128 21 vs 56, 8x8 64->64 at batch 128 4.4 vs
-# 6.8) and loses below (32x32 3->32 4.2 vs 3.3, 16->16 11.5 vs 9.6, 16x16 32->64 15.0 vs 12.6);
-# ResNet-18's train step 1,312-1,425 vs 1,473-1,826 ms, ResNet-20's unchanged. With YNNPACK's
-# convolutions (XLA's default) XLA's kernel gradient stays the slower one (VGG's 112x112 64->128:
-# 532 vs 268 ms), so the limit applies only where the flag is set.
-MAX_PATCH = 3 * 3 * 32
+# With Eigen's convolutions (CNNZOO_CPU_CONV=eigen) XLA's kernel gradient beats im2col once a
+# patch is wider than 3x3x32 (ms XLA vs im2col: 112x112 64->128 at batch 8 118 vs 239; ResNet-18's
+# step 1,312-1,425 vs 1,473-1,826 ms), and until 2026-11-29 such layers kept XLA's backward pass
+# there. Inside an epoch loop that form made MiniVGGNet's step 1,989 ms against 111 per call (and
+# not bitwise); with this one everywhere the loop takes 94 ms, so every width takes it.
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -62,25 +58,18 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
            and preferred_element_type is None
            and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
            == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
-  if not plain or not _use_im2col():
+  if not plain or not own_backward():
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                     dimension_numbers, feature_group_count, batch_group_count,
                                     precision, preferred_element_type)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-  kh, kw, cin, _ = rhs.shape
+  kh, kw = rhs.shape[:2]
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
-  wide = kh * kw * cin > MAX_PATCH and kh * kw > 1 and _eigen_convolutions()
-  if any(p < 0 for pair in pads for p in pair) or min(out) < 1 or (KERNEL_GRAD == "auto" and wide):
+  if any(p < 0 for pair in pads for p in pair) or min(out) < 1:
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
-
-
-def _eigen_convolutions() -> bool:
-  """Whether XLA:CPU runs convolutions with Eigen (the flag cnnzoo's entry points set), not YNNPACK."""
-  from cnnzoo.parallel import CPU_CONV_FLAGS
-  return all(flag in os.environ.get("XLA_FLAGS", "") for flag in CPU_CONV_FLAGS["eigen"])
 
 
 def check_setting() -> None:
@@ -89,8 +78,8 @@ def check_setting() -> None:
     raise ConfigError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
 
 
-def _use_im2col() -> bool:
-  """The custom VJP where it pays: on a single CPU device (auto), or forced. Not over several
+def own_backward() -> bool:
+  """Whether plain convolutions get `_conv`'s VJP: on a single CPU device (auto), or forced. Not over several
   devices: the scan over chunks of a batch sharded across devices puts collectives inside a loop
   body, and XLA:CPU's 8 forced host devices on 2 cores then time out in their all-reduce
   rendezvous (tests/test_training.py's 8-device run)."""

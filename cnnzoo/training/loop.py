@@ -66,15 +66,18 @@ def steps_per_dispatch(config, loader: Loader, mesh) -> int:
 
   auto: on a device-resident split, the steps between two progress-bar updates
   (monitor.log_every_steps), or the whole epoch without a bar, as one compiled loop; one step a
-  call when the batches come from the host, and over several CPU devices (XLA:CPU's collectives
-  inside a loop body have hung there). Any setting gives bitwise the same training."""
+  call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
+  inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
+  (CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
+  17 s). Any setting gives bitwise the same training."""
+  from cnnzoo.models import conv
   k = config.get("steps_per_dispatch", 0)
   if k > 1 and not loader.on_device:
     raise ConfigError(f"--config.steps_per_dispatch={k} needs a training split kept on the device; it is "
                       "streamed from the host (data.on_device / data.max_on_device_gb): set it to 0 or 1")
   if k:
     return min(k, loader.steps_per_epoch)
-  if not loader.on_device or (jax.default_backend() == "cpu" and mesh.devices.size > 1):
+  if not loader.on_device or (jax.default_backend() == "cpu" and (mesh.devices.size > 1 or not conv.own_backward())):
     return 1
   every = config.monitor.log_every_steps if config.monitor.progress else loader.steps_per_epoch
   return min(every, loader.steps_per_epoch)
