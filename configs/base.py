@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_epochs = 10
   # Train steps per compiled call on a device-resident training split, as one loop: 0 = auto (the
   # steps between progress-bar updates; 1 when batches come from the host or over several CPU
-  # devices), 1 = a call per step. Every setting trains bitwise the same.
+  # devices), 1 = a call per step. On one CPU device every setting trains bitwise the same.
   c.steps_per_dispatch = 0
 
   # What this config reproduces: listed by `python -m experiments.main --list_configs`, compared

@@ -69,7 +69,8 @@ def steps_per_dispatch(config, loader: Loader, mesh) -> int:
   call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
   inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
   (CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
-  17 s). Any setting gives bitwise the same training."""
+  17 s). On one CPU device every setting trains bitwise the same (tests/test_training.py); any
+  N > 1 shares one compilation, so N does not change the results anywhere."""
   from cnnzoo.models import conv
   k = config.get("steps_per_dispatch", 0)
   if k > 1 and not loader.on_device:
