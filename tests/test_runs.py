@@ -164,6 +164,7 @@ def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
   import jax
   from cnnzoo import parallel
   before = jax.config.jax_compilation_cache_dir
+  min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs
   try:
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
     assert parallel.use_compilation_cache() == str(tmp_path / "theirs")  # JAX's own setting wins
@@ -171,6 +172,8 @@ def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
     monkeypatch.setenv(parallel.CACHE_ENV, str(tmp_path / "ours"))
     assert parallel.use_compilation_cache() == str(tmp_path / "ours") == jax.config.jax_compilation_cache_dir
     assert (tmp_path / "ours").is_dir()
+    # programs of 0.1 s or more are stored (JAX's default 1 s left the evaluation steps out)
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == parallel.MIN_CACHED_COMPILE_SECONDS == 0.1
     monkeypatch.setenv(parallel.CACHE_ENV, "")
     assert parallel.use_compilation_cache() is None  # turned off
     monkeypatch.delenv(parallel.CACHE_ENV)
@@ -178,6 +181,7 @@ def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
     assert parallel.use_compilation_cache() == str(tmp_path / "home" / ".cache" / "cnnzoo" / "xla")
   finally:
     jax.config.update("jax_compilation_cache_dir", before)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
 
 
 CONV_PROBE = """
