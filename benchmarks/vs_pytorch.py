@@ -150,54 +150,48 @@ def creation_order(layers):
 
 # ----------------------------------------------------------------------------- the two steps
 
-def cnnzoo_step(name, batch_size, kernel_grad="auto"):
+def _cnnzoo_setup(name, batch_size, kernel_grad):
+  """(model, initial state, the unjitted train step, a host batch) with `kernel_grad` set for the
+  step's tracing (conv.KERNEL_GRAD is read when a program is traced: compile it right after)."""
   import functools
-  import jax
   import numpy as np
   import optax
   from cnnzoo import models
   from cnnzoo.data.ops import normalize
-  from cnnzoo.training import state as state_lib
   from cnnzoo.models import conv
-  from cnnzoo.training import steps
-  conv.KERNEL_GRAD = kernel_grad  # read when the step is traced: trace it now
-  model = models.create_model(name, num_classes=10)
-  state = state_lib.create(model, optax.sgd(0.01, momentum=0.9), (32, 32, 3), 0)
-  step = jax.jit(functools.partial(steps.train_step, preprocess=lambda k, x: normalize(x, "scale"),
-                                   num_classes=10), donate_argnums=0)
-  rng = np.random.default_rng(0)
-  batch = jax.device_put({"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-                          "label": rng.integers(0, 10, batch_size).astype(np.int32)})
-  t = time.perf_counter()
-  step = step.lower(state, batch).compile()
-  return model, state, step, batch, time.perf_counter() - t
-
-
-def cnnzoo_loop(name, batch_size, steps_per_call):
-  """cnnzoo's training loop on a device-resident split (config.steps_per_dispatch): `steps_per_call`
-  train steps as one compiled `lax.fori_loop` (steps.train_steps), here all on the same batch."""
-  import functools
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  import optax
-  from cnnzoo import models
-  from cnnzoo.data.ops import normalize
   from cnnzoo.training import state as state_lib
-  from cnnzoo.models import conv
   from cnnzoo.training import steps
-  conv.KERNEL_GRAD = "auto"  # read when the loop is traced: compiled below
+  conv.KERNEL_GRAD = kernel_grad
   model = models.create_model(name, num_classes=10)
   state = state_lib.create(model, optax.sgd(0.01, momentum=0.9), (32, 32, 3), 0)
   step = functools.partial(steps.train_step, preprocess=lambda k, x: normalize(x, "scale"), num_classes=10)
   rng = np.random.default_rng(0)
   batch = {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
            "label": rng.integers(0, 10, batch_size).astype(np.int32)}
+  return model, state, step, batch
+
+
+def cnnzoo_step(name, batch_size, kernel_grad="auto"):
+  import jax
+  model, state, step, batch = _cnnzoo_setup(name, batch_size, kernel_grad)
+  batch = jax.device_put(batch)
+  t = time.perf_counter()
+  step = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
+  return model, state, step, batch, time.perf_counter() - t
+
+
+def cnnzoo_loop(name, batch_size, steps_per_call):
+  """cnnzoo's training loop on a device-resident split (config.steps_per_dispatch): `steps_per_call`
+  train steps as one compiled `lax.fori_loop` (steps.train_steps), here all on the same batch."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from cnnzoo.training import steps
+  _, state, step, batch = _cnnzoo_setup(name, batch_size, "auto")
   batches = jax.device_put(jax.tree.map(lambda a: np.stack([a] * steps_per_call), batch))
   run = jax.jit(lambda state, sums, batches: steps.train_steps(state, sums, batches, jnp.int32(steps_per_call),
                                                                 step=step), donate_argnums=(0, 1))
-  sums = steps.zero_metrics()
-  run = run.lower(state, sums, batches).compile()
+  run = run.lower(state, steps.zero_metrics(), batches).compile()
   return lambda state: run(state, steps.zero_metrics(), batches), state
 
 

@@ -279,10 +279,7 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
     state, m = run.train_step(state, batch)
     sums = m if sums is None else add_metrics(sums, m)
     if bar.enabled and ((i + 1) % log_every == 0 or i + 1 == run.train_loader.steps_per_epoch):
-      host = jax.device_get(sums)
-      n = int(host["count"])
-      bar.update(i + 1 - done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
-                 img_s=n / (time.perf_counter() - t0))
+      _show(bar, i + 1 - done, sums, t0)
       done = i + 1
   return state, jax.device_get(sums), data_seconds
 
@@ -298,11 +295,16 @@ def _train_epoch_in_chunks(run: Run, state, epoch: int, bar: monitor.ProgressBar
     data_seconds += time.perf_counter() - t
     state, sums = run.train_chunk(state, sums, batches, count)
     if bar.enabled:
-      host = jax.device_get(sums)
-      n = int(host["count"])
-      bar.update(count, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
-                 img_s=n / (time.perf_counter() - t0))
+      _show(bar, count, sums, t0)
   return state, jax.device_get(sums), data_seconds
+
+
+def _show(bar: monitor.ProgressBar, steps_done: int, sums, t0: float) -> None:
+  """Moves the progress bar by `steps_done` steps, with the epoch's running loss, accuracy, img/s."""
+  host = jax.device_get(sums)
+  n = int(host["count"])
+  bar.update(steps_done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
+             img_s=n / (time.perf_counter() - t0))
 
 
 def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
