@@ -126,6 +126,40 @@ def test_auto_steps_per_dispatch(tiny_digits, monkeypatch):
   assert auto() == 1
 
 
+
+INIT_LEVELS = """
+import sys
+import jax, numpy as np, optax
+from cnnzoo import models
+from cnnzoo.training import state as state_lib
+assert state_lib.init_compiler_options() == {"xla_backend_optimization_level": 1}, state_lib.init_compiler_options()
+for name, shape, kernel_init in (("lenet5", (32, 32, 1), "flax"), ("lenet5", (32, 32, 1), "he_normal")):
+  model = models.create_model(name, num_classes=10)
+  fast = state_lib.create(model, optax.adam(1e-3), shape, 3, kernel_init=kernel_init)
+  state_lib.init_compiler_options = lambda: None  # XLA's default level, -O2
+  slow = state_lib.create(model, optax.adam(1e-3), shape, 3, kernel_init=kernel_init)
+  state_lib.init_compiler_options = lambda: {"xla_backend_optimization_level": 1}
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(slow)):
+    assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), (name, kernel_init)
+print("ok")
+"""
+
+
+def test_the_initial_state_compiled_at_O1_draws_the_bits_of_O2(tmp_path):
+  """state.create compiles at LLVM -O1 on the CPU (3x faster for the random draws): the same bits as
+  XLA's default level, truncated-normal draws included (-O0 draws others). At XLA's default flags, as
+  a user runs; with a level in XLA_FLAGS (the suite's -O0) that level wins."""
+  import subprocess
+  import sys
+  from conftest import lenet_env
+  from cnnzoo.training import state as state_lib
+  assert state_lib.init_compiler_options() is None  # the suite's XLA_FLAGS set -O0
+  script = tmp_path / "init_levels.py"
+  script.write_text(INIT_LEVELS)
+  child = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=dict(lenet_env(), PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=600)
+  assert child.returncode == 0 and child.stdout.strip() == "ok", child.stderr[-2000:]
+
 MULTI_DEVICE = """
 import json, sys
 import jax
