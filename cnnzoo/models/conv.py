@@ -111,7 +111,7 @@ def input_grad(dy, w, in_hw, strides, pads, precision=None):
   The sum is the one XLA's VJP builds (the same products in the same order: bitwise equal at the
   top level of a program), but XLA's form -- a reversed kernel read with dimension labels
   `01oi` -- is turned into a YNNPACK convolution only in a program's entry computation. Inside a
-  loop body (an epoch as one `lax.fori_loop`, training.loop's steps_per_dispatch) it is left to
+  loop body (an epoch as one `lax.fori_loop`, training.build's steps_per_dispatch) it is left to
   XLA:CPU's generic emitter: MiniVGGNet's step at batch 64 took 416-474 ms there against 155-270
   ms per dispatch; this form runs as fast in both and gives both the same bits."""
   kh, kw = w.shape[:2]

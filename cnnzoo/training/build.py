@@ -1,0 +1,200 @@
+"""`build(config)`: a `Run` -- the dataset, model, optimizer, initial state and the jitted steps of
+a config -- checked and built before the first step (training.loop runs it)."""
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from cnnzoo import models, parallel
+from cnnzoo.data import Loader, load_dataset
+from cnnzoo.data.loader import fits_on_device, materialize
+from cnnzoo.data.ops import make_preprocess, model_image_shape
+from cnnzoo.errors import ConfigError
+from cnnzoo.training import stages, steps, validate
+from cnnzoo.training import state as state_lib
+from cnnzoo.training import trainable as trainable_lib
+
+
+@dataclasses.dataclass
+class Step:
+  """A jitted `fn(state, batch, source)` with the device-resident split (`Loader.source`, or None)
+  its batches index bound: `step(state, batch)`."""
+  jitted: object
+  source: tuple | None = None
+
+  def __call__(self, state, batch):
+    return self.jitted(state, batch, self.source)
+
+
+def _from_source(step):
+  """`step(state, batch)` -> `fn(state, batch, source)` that first materializes index batches."""
+  return lambda state, batch, source: step(state, materialize(batch, source))
+
+
+@dataclasses.dataclass
+class Chunk:
+  """A jitted `fn(state, sums, batches, count, source)`: up to `size` train steps over stacked index
+  batches of the device-resident split `source` in one call (steps.train_steps), `size` = the
+  config's steps_per_dispatch: `chunk(state, sums, batches, count)`."""
+  jitted: object
+  source: tuple
+  size: int
+
+  def __call__(self, state, sums, batches, count: int):
+    return self.jitted(state, sums, batches, np.int32(count), self.source)
+
+
+def steps_per_dispatch(config, loader: Loader, mesh) -> int:
+  """How many train steps one call runs (config.steps_per_dispatch; 0 = auto).
+
+  auto: on a device-resident split, the steps between two progress-bar updates
+  (monitor.log_every_steps), or the whole epoch without a bar, as one compiled loop; one step a
+  call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
+  inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
+  (CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
+  17 s). On one CPU device every setting trains bitwise the same (tests/test_training.py); any
+  N > 1 shares one compilation, so N does not change the results anywhere."""
+  from cnnzoo.models import conv
+  k = config.get("steps_per_dispatch", 0)
+  if k > 1 and not loader.on_device:
+    raise ConfigError(f"--config.steps_per_dispatch={k} needs a training split kept on the device; it is "
+                      "streamed from the host (data.on_device / data.max_on_device_gb): set it to 0 or 1")
+  if k:
+    return min(k, loader.steps_per_epoch)
+  if not loader.on_device or (jax.default_backend() == "cpu" and (mesh.devices.size > 1 or not conv.own_backward())):
+    return 1
+  every = config.monitor.log_every_steps if config.monitor.progress else loader.steps_per_epoch
+  return min(every, loader.steps_per_epoch)
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything built from the config before the first step."""
+  model_name: str
+  identity: dict  # what a checkpoint must match to be resumed by this config
+  dataset: object
+  state: state_lib.TrainState
+  schedule: object
+  train_loader: Loader
+  val_loader: Loader
+  test_loader: Loader
+  train_step: Step
+  eval_step: Step  # validation views (data.eval_crop)
+  test_step: Step  # test views (data.test_crop)
+  mesh: object
+  model: object = None  # the flax module (feature extraction, surgery)
+  stages: list = None  # stages.Stage, one per stage of the recipe (one for most configs)
+  train_step_for: object = None  # stage -> its Step (a stage may freeze other BatchNorm layers)
+  train_chunk: Chunk | None = None  # several steps a call (steps_per_dispatch > 1), else None
+  train_chunk_for: object = None  # stage -> its Chunk
+
+
+def build(config, abstract: bool = False) -> Run:
+  """Builds the dataset, model, optimizer, initial state and jitted steps of `config`.
+  `abstract`: the state as shapes only (jax.eval_shape), for checks that trace and compile nothing."""
+  validate.check(config)
+  mesh = parallel.make_mesh()
+  info = models.model_info(config.model.name)
+  ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
+                    num_classes=config.model.num_classes or info.num_classes)
+  for split_name, split in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
+    if len(split) == 0:
+      raise ConfigError(f"dataset {ds.name!r}: the {split_name} split has no images")
+    if tuple(split.images.shape[1:]) != tuple(ds.image_shape):
+      raise ConfigError(f"dataset {ds.name!r}: {split_name} images are {tuple(split.images.shape[1:])}, "
+                        f"train images {tuple(ds.image_shape)}; every split must have one size")
+  seen = tuple(model_image_shape(config.data, ds.image_shape))
+  if config.model.input_shape and tuple(config.model.input_shape) not in (tuple(ds.image_shape), seen):
+    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the data's images are "
+                      f"{tuple(ds.image_shape)}" + (f" (the model sees {seen} crops)" if seen != tuple(ds.image_shape)
+                                                   else "") + "; leave it () (the data decides) or resize the data")
+  num_classes = config.model.num_classes or ds.num_classes
+  if num_classes != ds.num_classes:
+    raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
+  model = _create_model(config, num_classes, model_image_shape(config.data, ds.image_shape))
+  resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
+  prefetch = config.data.prefetch
+  train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed,
+                        on_device=resident(ds.train), prefetch=prefetch)
+  eval_batch = config.data.eval_batch_size or config.data.batch_size
+  val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val), prefetch=prefetch)
+  test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
+                       prefetch=prefetch)
+  image_shape = model_image_shape(config.data, ds.image_shape)
+  resolve = trainable_lib.resolver(model, image_shape, transfer=bool(config.model.get("head")))
+  plan = stages.plan(config, train_loader.steps_per_epoch, resolve)  # one stage unless config.stages lists them
+  for stage in plan[1:]:
+    validate.check(stage.config)
+  schedule, tx = plan[0].schedule, plan[0].tx
+  repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
+                           kernel_init=config.model.get("kernel_init", "flax"), abstract=abstract)
+  if config.data.normalize == "pixel_mean" and ds.mean_image is None:
+    from cnnzoo.data import sources
+    ds.mean_image = sources.mean_image(ds.train.images)
+  train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
+  common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
+
+  step_for = lambda frozen_batchnorm: functools.partial(
+      steps.train_step, preprocess=train_pre, label_smoothing=config.optim.label_smoothing,
+      aux_weight=config.optim.aux_loss_weight, frozen_batchnorm=frozen_batchnorm, **common)
+
+  @functools.lru_cache(maxsize=None)
+  def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
+    return jax.jit(_from_source(step_for(frozen_batchnorm)),
+                   in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
+
+  @functools.lru_cache(maxsize=None)
+  def chunk_jit_for(frozen_batchnorm: tuple):
+    step = _from_source(step_for(frozen_batchnorm))
+    return jax.jit(lambda state, sums, batches, count, source: steps.train_steps(
+        state, sums, batches, count, step=lambda state, batch: step(state, batch, source)),
+                   in_shardings=(repl, repl, parallel.stacked_batch_sharding(mesh), repl, repl),
+                   out_shardings=(repl, repl), donate_argnums=(0, 1))
+
+  train_jit = train_jit_for(plan[0].frozen_batchnorm)
+  eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
+                                 in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
+  val_jit = eval_jit(val_pre)
+  test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)
+  train_step = Step(train_jit, train_loader.source)
+  eval_step, test_step = Step(val_jit, val_loader.source), Step(test_jit, test_loader.source)
+  identity = {"model": config.model.name, "num_classes": num_classes,
+              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
+  if config.model.get("head"):
+    identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
+  run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
+            test_loader, train_step, eval_step, test_step, mesh, model, plan)
+  run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
+  per_call = steps_per_dispatch(config, train_loader, mesh)
+  if per_call > 1:
+    run.train_chunk_for = lambda stage: Chunk(chunk_jit_for(stage.frozen_batchnorm), train_loader.source, per_call)
+    run.train_chunk = run.train_chunk_for(plan[0])
+  return run
+
+
+def _create_model(config, num_classes: int, image_shape):
+  """The config's model, checked against the images it will see (shapes only, nothing computed):
+  a model that cannot take them is a ConfigError naming both sizes, not an XLA traceback."""
+  kwargs = config.model.kwargs.to_dict()
+  try:
+    if config.model.get("head"):
+      from cnnzoo.models.transfer import create_transfer_model
+      model = create_transfer_model(config.model.name, num_classes=num_classes, head=config.model.head,
+                                    hidden=config.model.head_hidden, dropout=config.model.head_dropout,
+                                    dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
+    else:
+      model = models.create_model(config.model.name, num_classes=num_classes,
+                                  dtype=jax.numpy.dtype(config.model.dtype), **kwargs)
+  except TypeError as e:  # a kwargs field the model does not have
+    raise ConfigError(f"--config.model.kwargs={kwargs} does not fit {config.model.name!r}: {e}") from None
+  problem = models.input_problem(model, image_shape)
+  if problem:
+    need = models.model_info(config.model.name).input_shape
+    h, w, ch = image_shape
+    raise ConfigError(f"model {config.model.name!r} cannot take the data's {h}x{w}x{ch} images (it is built "
+                      f"for {need[0]}x{need[1]}x{need[2]}; {problem}); choose a model for this input size, "
+                      "resize the data (--config.data.image_size / resize / crop_size) or check model.kwargs")
+  return model
