@@ -49,17 +49,24 @@ def use_compilation_cache() -> str | None:
 # noise floor after Adam's first update 2.9e-4 instead of 3.0e-5; LeNet over 4 devices vs 1:
 # val_loss 7e-3 apart after 2 epochs instead of 5e-5), which the suite's calibrated checks reject.
 CPU_CONV_ENV = "CNNZOO_CPU_CONV"
-CPU_CONV_FLAGS = {"ynnpack": (), "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)}
+CPU_CONV_FLAGS = {"ynnpack": (), "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",),
+                  "onednn": ()}  # oneDNN's convolutions through XLA FFI calls (cnnzoo.models.onednn): no XLA flag
+
+
+def cpu_conv() -> str:
+  """$CNNZOO_CPU_CONV: ynnpack (XLA:CPU's default), eigen or onednn; a ConfigError for anything else."""
+  choice = os.environ.get(CPU_CONV_ENV, "ynnpack") or "ynnpack"
+  if choice not in CPU_CONV_FLAGS:
+    raise ConfigError(f"{CPU_CONV_ENV} must be {', '.join(CPU_CONV_FLAGS)}, not {choice!r}")
+  return choice
 
 
 def add_cpu_xla_flags() -> str:
-  """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (ynnpack, the default, or eigen) to $XLA_FLAGS,
+  """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (ynnpack, the default, eigen or onednn) to $XLA_FLAGS,
   each unless the user's XLA_FLAGS already set that flag (theirs wins). XLA reads XLA_FLAGS when
   JAX starts its backend: call this before the first device query or computation. Returns the new
   XLA_FLAGS."""
-  choice = os.environ.get(CPU_CONV_ENV, "ynnpack") or "ynnpack"
-  if choice not in CPU_CONV_FLAGS:
-    raise ConfigError(f"{CPU_CONV_ENV} must be {' or '.join(CPU_CONV_FLAGS)}, not {choice!r}")
+  choice = cpu_conv()
   flags = os.environ.get("XLA_FLAGS", "")
   for flag in CPU_CONV_FLAGS[choice]:
     if flag.split("=")[0] + "=" not in flags:

@@ -214,13 +214,15 @@ def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(m
   theirs = "--xla_cpu_experimental_ynn_fusion_type=+individual_convolution"
   monkeypatch.setenv("XLA_FLAGS", theirs)
   assert parallel.add_cpu_xla_flags() == theirs
-  monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")
-  with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be ynnpack or eigen, not 'onednn'"):
+  monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")  # no XLA flag: oneDNN comes through FFI calls
+  assert parallel.add_cpu_xla_flags() == theirs
+  monkeypatch.setenv(parallel.CPU_CONV_ENV, "mkl")
+  with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be ynnpack, eigen, onednn, not 'mkl'"):
     parallel.add_cpu_xla_flags()
 
 
 def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, forkserver):
-  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), dict(os.environ, CNNZOO_CPU_CONV="onednn"))
+  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), dict(os.environ, CNNZOO_CPU_CONV="mkl"))
   lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be ynnpack or eigen, not 'onednn'"]
+  assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be ynnpack, eigen, onednn, not 'mkl'"]
   assert not (tmp_path / "run").exists()

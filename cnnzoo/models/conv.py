@@ -18,6 +18,8 @@ differ from XLA's kernel gradient by float32 reassociation only (~1e-6 relative:
 order). One form everywhere is also what makes an epoch run as one compiled loop
 (config.steps_per_dispatch) give the per-step loop's bits: XLA's own backward pass compiles to
 other sums (and 2-3x slower code) inside a loop body than at a program's top level.
+With CNNZOO_CPU_CONV=onednn the same convolutions (float32, square strides) go to oneDNN's
+kernels instead, forward and backward (cnnzoo/models/onednn.py).
 Other backends (cuDNN on a GPU), the cases this does not cover (grouped or dilated convolutions,
 other layouts) and runs over several devices use lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
@@ -30,7 +32,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cnnzoo import parallel
 from cnnzoo.errors import ConfigError
+from cnnzoo.models import onednn
 
 KERNEL_GRAD = os.environ.get("CNNZOO_CONV_KERNEL_GRAD", "auto")  # auto (im2col on the CPU) | xla | im2col
 CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core's L2 + L3 share
@@ -69,13 +73,19 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
   if any(p < 0 for pair in pads for p in pair) or min(out) < 1:
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
+  if parallel.cpu_conv() == "onednn" and onednn.supports(lhs.shape, rhs.shape, window_strides, lhs.dtype):
+    onednn.load()
+    return onednn.conv(lhs, rhs, tuple(window_strides), pads)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
 
 
 def check_setting() -> None:
-  """CNNZOO_CONV_KERNEL_GRAD / KERNEL_GRAD is one of auto, xla, im2col (checked with the config)."""
+  """CNNZOO_CONV_KERNEL_GRAD / KERNEL_GRAD is one of auto, xla, im2col (checked with the config), and
+  CNNZOO_CPU_CONV=onednn finds oneDNN and its compiled handlers where they will be used."""
   if KERNEL_GRAD not in ("auto", "xla", "im2col"):
     raise ConfigError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
+  if parallel.cpu_conv() == "onednn" and KERNEL_GRAD != "xla" and jax.default_backend() == "cpu":
+    onednn.load()
 
 
 def own_backward() -> bool:

@@ -1,0 +1,87 @@
+"""CNNZOO_CPU_CONV=onednn: oneDNN's convolutions through XLA FFI calls (cnnzoo/models/onednn.py) give
+XLA's sums within float32 rounding in all three passes, train an epoch loop bitwise like a call a
+step, and a missing library is one error line."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import lenet_cli, quiet
+from cnnzoo import parallel
+from cnnzoo.models import conv, onednn
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+EPS = np.finfo(np.float32).eps
+
+
+@pytest.fixture
+def use_onednn(monkeypatch):
+  monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")  # read when a convolution is traced
+  onednn.load()
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", [
+    ((4, 9, 9, 3), (3, 3, 3, 5), (1, 1), "SAME"),
+    ((4, 9, 9, 3), (3, 3, 3, 5), (2, 2), "SAME"),  # strides that skip the last input row
+    ((4, 8, 8, 3), (3, 3, 3, 5), (2, 2), ((0, 1), (1, 0))),  # asymmetric, one-sided
+    ((2, 11, 11, 4), (5, 5, 4, 6), (1, 1), "VALID"),
+    ((2, 8, 8, 4), (1, 1, 4, 6), (2, 2), "VALID"),  # a ResNet projection
+    ((2, 7, 9, 1), (3, 2, 1, 4), (1, 1), ((1, 1), (0, 1))),  # one input channel, a 3x2 kernel
+])
+def test_the_three_passes_are_xlas_sums_within_float32_rounding(use_onednn, x_shape, k_shape, strides, padding):
+  """Each output of each pass is a sum of K products; two float32 summation orders differ by at most
+  ~K eps times the sum of the products' magnitudes, which the same pass on |inputs| gives."""
+  rng = np.random.default_rng(0)
+  x, w = (jnp.asarray(rng.standard_normal(s, np.float32)) for s in (x_shape, k_shape))
+  ours = lambda x, w: conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+  xla = lambda x, w: jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+  hlo = jax.jit(jax.vjp, static_argnums=0).lower(ours, x, w).as_text()
+  assert hlo.count("CnnzooOnednnConvForward") == 1
+  y, back = jax.vjp(ours, x, w)
+  dy = jnp.asarray(rng.standard_normal(y.shape, np.float32))
+  (dx, dw), (y_ref, back_ref) = back(dy), jax.vjp(xla, x, w)
+  dx_ref, dw_ref = back_ref(dy)
+  y_mag, back_mag = jax.vjp(xla, jnp.abs(x), jnp.abs(w))
+  dx_mag, dw_mag = back_mag(jnp.abs(dy))
+  n = x_shape[0] * y.shape[1] * y.shape[2]  # the kernel gradient's terms per output
+  for got, ref, mag, terms in ((y, y_ref, y_mag, np.prod(k_shape[:3])), (dx, dx_ref, dx_mag, np.prod(k_shape)),
+                               (dw, dw_ref, dw_mag, n)):
+    assert got.shape == ref.shape and got.dtype == jnp.float32
+    np.testing.assert_array_less(np.abs(got - ref), 2 * terms * EPS * np.asarray(mag) + 1e-30)
+  assert float(jnp.max(jnp.abs(y - y_ref))) < float(jnp.max(jnp.abs(y_ref)))  # not vacuous: values are there
+
+
+def test_an_epoch_loop_trains_like_a_call_a_step(use_onednn, tiny_digits):
+  """The loop body and the per-step program call the same oneDNN primitives. With SGD they train
+  the same bits; with the config's Keras Adam XLA compiles the update around the FFI calls into other
+  float32 roundings inside a loop body (7e-6 apart after an epoch), but every loop size shares one
+  program: the same bits for any steps_per_dispatch > 1 (the default), so resume stays exact."""
+  from test_training import trained
+  tiny_digits.num_epochs = 1
+  auto, sums_auto, run = trained(quiet(tiny_digits), 0, 1)
+  from cnnzoo.training import steps
+  batches, count = next(run.train_loader.index_chunks(0, run.train_chunk.size))
+  hlo = run.train_chunk.jitted.lower(run.state, steps.zero_metrics(), batches, np.int32(count),
+                                     run.train_chunk.source).as_text()
+  assert hlo.count("CnnzooOnednnConvKernelGrad") == 2  # LeNet's two convolutions, inside the loop
+  seven, sums_seven, _ = trained(quiet(tiny_digits), 7, 1)
+  assert np.array_equal(auto, seven) and sums_auto == sums_seven
+  one, _, _ = trained(quiet(tiny_digits), 1, 1)
+  np.testing.assert_allclose(one, auto, rtol=0, atol=1e-4)
+  tiny_digits.optim.name, tiny_digits.optim.semantics = "sgd", "optax"
+  sgd_one, sgd_sums_one, _ = trained(quiet(tiny_digits), 1, 1)
+  sgd_loop, sgd_sums_loop, _ = trained(quiet(tiny_digits), 0, 1)
+  assert np.array_equal(sgd_one, sgd_loop) and sgd_sums_one == sgd_sums_loop
+
+
+def test_without_onednn_it_is_one_error_line_and_writes_nothing(tmp_path, forkserver):
+  env = dict(os.environ, CNNZOO_CPU_CONV="onednn", CNNZOO_DNNL_LIB=str(tmp_path / "libdnnl.so.3"))
+  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), env)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and lines == [
+      f"error: CNNZOO_CPU_CONV=onednn needs oneDNN: no {tmp_path / 'libdnnl.so.3'}; {onednn.INSTALL} "
+      "(or set CNNZOO_DNNL_LIB)"], proc.stderr[-2000:]
+  assert not (tmp_path / "run").exists()
