@@ -54,6 +54,16 @@ def test_the_three_passes_are_xlas_sums_within_float32_rounding(use_onednn, x_sh
   assert float(jnp.max(jnp.abs(y - y_ref))) < float(jnp.max(jnp.abs(y_ref)))  # not vacuous: values are there
 
 
+def test_what_the_handlers_do_not_take_keeps_cnnzoos_forms(use_onednn):
+  """Unequal strides and bfloat16 go to conv.py's own VJP (no FFI call), with XLA's values."""
+  x, w = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+  for x_, w_, strides in ((x, w, (1, 2)), (x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), (1, 1))):
+    f = lambda x, w: conv.conv_general_dilated(x, w, strides, "SAME", dimension_numbers=NHWC)
+    assert "CnnzooOnednn" not in jax.jit(f).lower(x_, w_).as_text()
+    ref = jax.lax.conv_general_dilated(x_, w_, strides, "SAME", dimension_numbers=NHWC)
+    np.testing.assert_array_equal(np.asarray(f(x_, w_), np.float32), np.asarray(ref, np.float32))
+
+
 def test_an_epoch_loop_trains_like_a_call_a_step(use_onednn, tiny_digits):
   """The loop body and the per-step program call the same oneDNN primitives. With SGD they train
   the same bits; with the config's Keras Adam XLA compiles the update around the FFI calls into other
@@ -85,3 +95,18 @@ def test_without_onednn_it_is_one_error_line_and_writes_nothing(tmp_path, forkse
       f"error: CNNZOO_CPU_CONV=onednn needs oneDNN: no {tmp_path / 'libdnnl.so.3'}; {onednn.INSTALL} "
       "(or set CNNZOO_DNNL_LIB)"], proc.stderr[-2000:]
   assert not (tmp_path / "run").exists()
+
+
+def test_the_compiler_is_the_machines_or_pips(monkeypatch):
+  """$CXX / g++ / c++ first, then ziglang's clang (pip install ziglang); with neither, one error line."""
+  import importlib.util
+  import shutil
+  from cnnzoo.errors import ConfigError
+  monkeypatch.delenv("CXX", raising=False)
+  monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name == "c++" else None)
+  assert onednn._compiler() == ["/usr/bin/c++"]
+  monkeypatch.setattr(shutil, "which", lambda name: None)
+  assert onednn._compiler()[1:] == ["-m", "ziglang", "c++"]
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(ConfigError, match="found no C\\+\\+ compiler: install g\\+\\+ \\(or set CXX\\), or pip install ziglang"):
+    onednn._compiler()

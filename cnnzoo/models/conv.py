@@ -25,6 +25,7 @@ other layouts) and runs over several devices use lax.conv_general_dilated unchan
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
 """
 
+import contextlib
 import functools
 import os
 
@@ -73,10 +74,25 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
   if any(p < 0 for pair in pads for p in pair) or min(out) < 1:
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
-  if parallel.cpu_conv() == "onednn" and onednn.supports(lhs.shape, rhs.shape, window_strides, lhs.dtype):
+  if parallel.cpu_conv() == "onednn" and not _XLA_ONLY and onednn.supports(window_strides, lhs.dtype, rhs.dtype):
     onednn.load()
     return onednn.conv(lhs, rhs, tuple(window_strides), pads)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
+
+
+_XLA_ONLY = False
+
+
+@contextlib.contextmanager
+def xla_convolutions():
+  """Convolutions traced inside take XLA's forms even under CNNZOO_CPU_CONV=onednn: for XLA's cost
+  analysis (FLOPs), which counts nothing inside an FFI call."""
+  global _XLA_ONLY
+  before, _XLA_ONLY = _XLA_ONLY, True
+  try:
+    yield
+  finally:
+    _XLA_ONLY = before
 
 
 def check_setting() -> None:

@@ -16,6 +16,7 @@ same in a per-step program and in an epoch loop. One CPU device only, as conv.ow
 import ctypes
 import functools
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -43,12 +44,10 @@ def _compiler() -> list[str]:
   for name in (os.environ.get("CXX"), "g++", "c++"):
     if name and shutil.which(name):
       return [shutil.which(name)]
-  try:
-    import ziglang  # noqa: F401  (pip install ziglang: a C++ compiler from PyPI)
+  if importlib.util.find_spec("ziglang"):  # pip install ziglang: a C++ compiler (clang) from PyPI
     return [sys.executable, "-m", "ziglang", "c++"]
-  except ImportError:
-    raise ConfigError("CNNZOO_CPU_CONV=onednn compiles a small C++ file on first use and found no C++ compiler: "
-                      "install g++ (or set CXX), or pip install ziglang") from None
+  raise ConfigError("CNNZOO_CPU_CONV=onednn compiles a small C++ file on first use and found no C++ compiler: "
+                    "install g++ (or set CXX), or pip install ziglang")
 
 
 def _build(dnnl: str) -> str:
@@ -96,9 +95,9 @@ def _call(which: str, shape, a, b, strides, pads):
       pr=np.int64(right))
 
 
-def supports(x_shape, w_shape, strides, dtype) -> bool:
-  """Square strides, float32: what the handlers take (others keep conv.py's forms)."""
-  return strides[0] == strides[1] and dtype == jnp.float32
+def supports(strides, x_dtype, w_dtype) -> bool:
+  """Square strides, float32 input and kernel: what the handlers take (others keep conv.py's forms)."""
+  return strides[0] == strides[1] and x_dtype == jnp.float32 and w_dtype == jnp.float32
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
