@@ -61,6 +61,12 @@ def cpu_conv() -> str:
   return choice
 
 
+def cpu_conv_note() -> str:
+  """", oneDNN convolutions" (or Eigen's) when $CNNZOO_CPU_CONV chose other kernels than XLA's default."""
+  choice = cpu_conv()
+  return "" if choice == "ynnpack" else f", {'oneDNN' if choice == 'onednn' else 'Eigen'} convolutions"
+
+
 def add_cpu_xla_flags() -> str:
   """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (ynnpack, the default, eigen or onednn) to $XLA_FLAGS,
   each unless the user's XLA_FLAGS already set that flag (theirs wins). XLA reads XLA_FLAGS when
@@ -135,7 +141,7 @@ def hardware() -> str:
         name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
       pass
-    kind = f"{name}, {os.cpu_count()} cores"
+    kind = f"{name}, {os.cpu_count()} cores{cpu_conv_note()}"
   return f"{len(devices)} x {kind} ({jax.process_count()} process{'es' if jax.process_count() > 1 else ''})"
 
 

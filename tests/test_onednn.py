@@ -110,3 +110,14 @@ def test_the_compiler_is_the_machines_or_pips(monkeypatch):
   monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
   with pytest.raises(ConfigError, match="found no C\\+\\+ compiler: install g\\+\\+ \\(or set CXX\\), or pip install ziglang"):
     onednn._compiler()
+
+
+def test_a_run_says_which_convolutions_it_used(monkeypatch):
+  """results.json's `hardware` and the devices line name other kernels than XLA's default."""
+  monkeypatch.delenv(parallel.CPU_CONV_ENV, raising=False)
+  assert parallel.cpu_conv_note() == ""  # XLA's default: nothing to say
+  monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")
+  assert parallel.cpu_conv_note() == ", oneDNN convolutions"
+  assert parallel.hardware().endswith(", oneDNN convolutions (1 process)")
+  monkeypatch.setenv(parallel.CPU_CONV_ENV, "eigen")
+  assert parallel.cpu_conv_note() == ", Eigen convolutions"
