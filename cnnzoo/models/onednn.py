@@ -9,8 +9,9 @@ CPU only, GNU OpenMP; `libdnnl.so.3` without headers); the FFI handlers are
 ($CXX, g++ or c++; else `pip install ziglang`'s) into ~/.cache/cnnzoo/onednn (CNNZOO_ONEDNN_CACHE
 moves it). Each handler reads XLA's buffers in place: no copies, no Python per call.
 
-The sums are oneDNN's (float32, another order than XLA's: ~1e-6 relative, tests/test_onednn.py), the
-same in a per-step program and in an epoch loop. One CPU device only, as conv.own_backward().
+The sums are oneDNN's (float32, another order than XLA's: ~1e-6 relative, tests/test_onednn.py). Every
+epoch-loop size shares one program; one call a step can round the optimizer's update differently
+(Keras' Adam: 7e-6 apart after a LeNet epoch; SGD bitwise). One CPU device only, as conv.own_backward().
 """
 
 import ctypes
@@ -59,11 +60,12 @@ def _build(dnnl: str) -> str:
   target = os.path.join(cache, key, "libcnnzoo_onednn.so")
   if os.path.exists(target):
     return target
+  compiler = _compiler()  # before anything is written: without one, nothing is left behind
   os.makedirs(os.path.dirname(target), exist_ok=True)
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
   os.close(fd)
   lib_dir = os.path.dirname(os.path.realpath(dnnl))
-  cmd = [*_compiler(), "-O2", "-shared", "-fPIC", "-std=c++17", "-w", f"-I{include}", SOURCE, "-o", tmp,
+  cmd = [*compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-w", f"-I{include}", SOURCE, "-o", tmp,
          f"-L{lib_dir}", f"-l:{os.path.basename(dnnl)}", f"-Wl,-rpath,{lib_dir}"]
   proc = subprocess.run(cmd, capture_output=True, text=True)
   if proc.returncode:
