@@ -83,7 +83,6 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
   from benchmarks import train_throughput
   from cnnzoo import models
   from cnnzoo.data.ops import normalize
-  from cnnzoo import parallel
   from cnnzoo.models import conv
   step, state, batch = train_throughput.build(name, batch_size)
   info = models.model_info(name)
@@ -92,7 +91,7 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
   variables = state.variables(state.params)
   compiled = infer.lower(variables, batch["image"]).compile()
   cost = compiled.cost_analysis()
-  if parallel.cpu_conv() == "onednn":  # XLA counts no FLOPs inside the FFI calls: count XLA's own form
+  if conv.uses_onednn():  # XLA counts no FLOPs inside oneDNN's FFI calls: count XLA's own form
     with conv.xla_convolutions():
       cost = jax.jit(lambda v, x: model.apply(v, normalize(x, "scale"), train=False)).lower(
           variables, batch["image"]).compile().cost_analysis()

@@ -42,33 +42,40 @@ def use_compilation_cache() -> str | None:
   return path
 
 
-# CNNZOO_CPU_CONV=eigen: XLA:CPU runs convolutions with Eigen instead of YNNPACK (its default).
-# Measured on 2 AVX-512 cores (benchmarks/README.md): train steps 15-35% faster across the zoo
-# (MiniVGGNet 236-240 vs 303-339 ms, ResNet-20 v1 443-452 vs 563-588 at batch 128), inference up
-# to 2x. Not the default: Adam runs become more sensitive to float32 rounding (the Keras twin's
-# noise floor after Adam's first update 2.9e-4 instead of 3.0e-5; LeNet over 4 devices vs 1:
-# val_loss 7e-3 apart after 2 epochs instead of 5e-5), which the suite's calibrated checks reject.
+# CNNZOO_CPU_CONV chooses the CPU's convolution kernels. auto (the default): oneDNN's on one CPU
+# device where its handlers load (cnnzoo/models/onednn.py: train steps 1.3-1.8x faster across the
+# zoo than XLA's), else XLA's; onednn: oneDNN's or an error; ynnpack: XLA:CPU's default (YNNPACK);
+# eigen: XLA:CPU with Eigen's convolutions (train steps 15-35% faster than YNNPACK's, 2026-11-28).
 CPU_CONV_ENV = "CNNZOO_CPU_CONV"
-CPU_CONV_FLAGS = {"ynnpack": (), "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",),
-                  "onednn": ()}  # oneDNN's convolutions through XLA FFI calls (cnnzoo.models.onednn): no XLA flag
+CPU_CONV_FLAGS = {"auto": (), "onednn": (), "ynnpack": (),  # oneDNN comes through FFI calls: no XLA flag
+                  "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)}
 
 
 def cpu_conv() -> str:
-  """$CNNZOO_CPU_CONV: ynnpack (XLA:CPU's default), eigen or onednn; a ConfigError for anything else."""
-  choice = os.environ.get(CPU_CONV_ENV, "ynnpack") or "ynnpack"
+  """$CNNZOO_CPU_CONV: auto (the default), onednn, ynnpack or eigen; a ConfigError for anything else."""
+  choice = os.environ.get(CPU_CONV_ENV, "auto") or "auto"
   if choice not in CPU_CONV_FLAGS:
     raise ConfigError(f"{CPU_CONV_ENV} must be {', '.join(CPU_CONV_FLAGS)}, not {choice!r}")
   return choice
 
 
-def cpu_conv_note() -> str:
-  """", oneDNN convolutions" (or Eigen's) when $CNNZOO_CPU_CONV chose other kernels than XLA's default."""
+def cpu_conv_note(why: bool = False) -> str:
+  """Which kernels a run on this process's CPU devices convolves with, for results.json and (`why`:
+  with why not oneDNN's where auto fell back to XLA's) its devices line: ", oneDNN convolutions",
+  ", XLA's convolutions" or ", Eigen convolutions"."""
+  from cnnzoo.models import conv, onednn  # noqa: PLC0415 -- the models import this module
   choice = cpu_conv()
-  return "" if choice == "ynnpack" else f", {'oneDNN' if choice == 'onednn' else 'Eigen'} convolutions"
+  if choice == "eigen":
+    return ", Eigen convolutions"
+  if conv.uses_onednn():
+    return ", oneDNN convolutions"
+  one = conv.KERNEL_GRAD != "xla" and jax.default_backend() == "cpu" and jax.device_count() == 1
+  reason = onednn.why_not() if why and choice == "auto" and one else ""
+  return f", XLA's convolutions (not oneDNN's: {reason})" if reason else ", XLA's convolutions"
 
 
 def add_cpu_xla_flags() -> str:
-  """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (ynnpack, the default, eigen or onednn) to $XLA_FLAGS,
+  """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (only eigen has any) to $XLA_FLAGS,
   each unless the user's XLA_FLAGS already set that flag (theirs wins). XLA reads XLA_FLAGS when
   JAX starts its backend: call this before the first device query or computation. Returns the new
   XLA_FLAGS."""

@@ -13,10 +13,14 @@ their ensemble (configs/minivggnet_cifar10_ensemble.py).
 
 import sys
 
-from absl import flags
-from ml_collections import config_flags
+from cnnzoo import native
 
-from cnnzoo import cli
+native.start()  # a first run on the CPU compiles oneDNN's handlers meanwhile (cnnzoo/native.py)
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from cnnzoo import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)

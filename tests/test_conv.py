@@ -76,7 +76,9 @@ def test_the_input_gradient_is_xlas_bitwise(n, h, w, cin, cout, kernel, strides,
 
 def test_the_conv_layer_keeps_xlas_forward_and_input_gradient(monkeypatch):
   """Through layers.Conv: the output and the input gradient are XLA's, bitwise; the kernel
-  gradient is the im2col one (within the bound of the test above); bias gradients equal."""
+  gradient is the im2col one (within the bound of the test above); bias gradients equal. (With
+  XLA's convolutions: CNNZOO_CPU_CONV=auto would give oneDNN's, tests/test_onednn.py.)"""
+  monkeypatch.setenv("CNNZOO_CPU_CONV", "ynnpack")
   x = jax.random.normal(jax.random.key(0), (4, 12, 12, 3))
   layer = Conv(8, (3, 3), strides=(2, 2), padding="SAME")
   params = layer.init(jax.random.key(1), x)

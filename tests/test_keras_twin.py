@@ -17,6 +17,7 @@ from ml_collections import ConfigDict
 
 from conftest import fast_keras
 from cnnzoo import models
+from cnnzoo.models import conv
 from cnnzoo.models.resnet_cifar import KerasCifarResNet
 from cnnzoo.training import optim, steps
 from cnnzoo.training import state as state_lib
@@ -126,15 +127,17 @@ def no_augmentation(key, images):
 
 
 STEP = jax.jit(functools.partial(steps.train_step, preprocess=no_augmentation, num_classes=10))
+XLA_STEP = jax.jit(functools.partial(steps.train_step, preprocess=no_augmentation, num_classes=10))  # traced
+# only inside conv.xla_convolutions(): XLA's convolutions where the default would call oneDNN
 MODELS = {name: make() for name, (make, _, _) in TWINS.items()}
 
 
-def our_losses(name, case, semantics, params, stats, batches):
+def our_losses(name, case, semantics, params, stats, batches, step=None):
   state = state_lib.TrainState.create(apply_fn=MODELS[name].apply, params=params, batch_stats=stats,
                                       tx=our_optimizer(case, semantics), rng=jax.random.key_data(jax.random.key(0)))
   losses = []
   for x, y in batches:
-    state, m = STEP(state, {"image": jnp.asarray(x), "label": jnp.asarray(y), "mask": jnp.ones(len(y), bool)})
+    state, m = (step or STEP)(state, {"image": jnp.asarray(x), "label": jnp.asarray(y), "mask": jnp.ones(len(y), bool)})
     losses.append(float(m["loss"]) / len(y))
   return np.array(losses)
 
@@ -177,8 +180,14 @@ def test_cnnzoo_trains_like_keras_step_by_step(case, name):
   assert np.all(gap <= 10 * floor), (case, gap, floor, ours, theirs)
   if case == "adam" and name == "minivggnet":  # optax's Adam (the default before) is visibly not
     # Keras': after the first update (loss 2) it is 8.9e-5 from Keras against our 1.4e-6, and 2.9x
-    # the largest floor (3.0e-5); later steps are chaos. (On ResNet-8 it is within the floor.)
-    optax_gap = np.abs(our_losses(name, case, "optax", params, stats, batches) - theirs)
-    assert optax_gap[1] > max(10 * gap[1], floor[1]), (optax_gap, gap, floor)
+    # the largest floor (3.0e-5); later steps are chaos. (On ResNet-8 it is within the floor.) With
+    # XLA's convolutions: under oneDNN's (and Eigen's) the floor after Adam's first update is 2.9e-4,
+    # as Adam's first step follows the sign of near-zero gradients, and hides the difference.
+    with conv.xla_convolutions():
+      ours_x, optax_x = (our_losses(name, case, s, params, stats, batches[:2], XLA_STEP) for s in ("keras", "optax"))
+      floor_x = np.max([np.abs(our_losses(name, case, "keras", nudged(params, seed), stats, batches[:2], XLA_STEP)
+                               - ours_x) for seed in range(1, NUDGES + 1)], axis=0)
+    gap_x, optax_gap = np.abs(ours_x - theirs[:2]), np.abs(optax_x - theirs[:2])
+    assert optax_gap[1] > max(10 * gap_x[1], floor_x[1]), (optax_gap, gap_x, floor_x)
   # (SGD's two forms differ by 0.81 (lr0 - lr1) g0 from the third step on, which this chaotic
   # four-step run cannot tell from its noise; tests/test_keras_optim.py shows it on the optimizer)

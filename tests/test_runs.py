@@ -217,12 +217,12 @@ def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(m
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")  # no XLA flag: oneDNN comes through FFI calls
   assert parallel.add_cpu_xla_flags() == theirs
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "mkl")
-  with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be ynnpack, eigen, onednn, not 'mkl'"):
+  with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'"):
     parallel.add_cpu_xla_flags()
 
 
 def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, forkserver):
   proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), dict(os.environ, CNNZOO_CPU_CONV="mkl"))
   lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be ynnpack, eigen, onednn, not 'mkl'"]
+  assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'"]
   assert not (tmp_path / "run").exists()

@@ -18,8 +18,9 @@ differ from XLA's kernel gradient by float32 reassociation only (~1e-6 relative:
 order). One form everywhere is also what makes an epoch run as one compiled loop
 (config.steps_per_dispatch) give the per-step loop's bits: XLA's own backward pass compiles to
 other sums (and 2-3x slower code) inside a loop body than at a program's top level.
-With CNNZOO_CPU_CONV=onednn the same convolutions (float32, square strides) go to oneDNN's
-kernels instead, forward and backward (cnnzoo/models/onednn.py).
+By default (CNNZOO_CPU_CONV=auto) the same convolutions (float32, square strides) go to oneDNN's
+kernels instead where its handlers load, forward and backward (cnnzoo/models/onednn.py); the forms
+here serve the rest (bfloat16, unequal strides) and CNNZOO_CPU_CONV=ynnpack / eigen.
 Other backends (cuDNN on a GPU), the cases this does not cover (grouped or dilated convolutions,
 other layouts) and runs over several devices use lax.conv_general_dilated unchanged.
 `KERNEL_GRAD = "xla"` (or CNNZOO_CONV_KERNEL_GRAD=xla) turns it off everywhere.
@@ -74,8 +75,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(lhs.shape[1:3], pads, (kh, kw), window_strides)]
   if any(p < 0 for pair in pads for p in pair) or min(out) < 1:
     return lax.conv_general_dilated(lhs, rhs, window_strides, pads, dimension_numbers=_NHWC, precision=precision)
-  if parallel.cpu_conv() == "onednn" and not _XLA_ONLY and onednn.supports(window_strides, lhs.dtype, rhs.dtype):
-    onednn.load()
+  if not _XLA_ONLY and onednn.supports(window_strides, lhs.dtype, rhs.dtype) and uses_onednn():
     return onednn.conv(lhs, rhs, tuple(window_strides), pads)
   return _conv(lhs, rhs, tuple(window_strides), pads, precision)
 
@@ -97,11 +97,19 @@ def xla_convolutions():
 
 def check_setting() -> None:
   """CNNZOO_CONV_KERNEL_GRAD / KERNEL_GRAD is one of auto, xla, im2col (checked with the config), and
-  CNNZOO_CPU_CONV=onednn finds oneDNN and its compiled handlers where they will be used."""
+  CNNZOO_CPU_CONV is valid; under onednn its handlers load where they will be used."""
   if KERNEL_GRAD not in ("auto", "xla", "im2col"):
     raise ConfigError(f"CNNZOO_CONV_KERNEL_GRAD must be auto, xla or im2col, not {KERNEL_GRAD!r}")
   if parallel.cpu_conv() == "onednn" and KERNEL_GRAD != "xla" and jax.default_backend() == "cpu":
     onednn.load()
+
+
+def uses_onednn() -> bool:
+  """Whether this process's plain float32 convolutions go to oneDNN (CNNZOO_CPU_CONV auto or
+  onednn, one CPU device, the handlers loaded)."""
+  check_setting()
+  return (KERNEL_GRAD != "xla" and jax.default_backend() == "cpu" and jax.device_count() == 1
+          and onednn.wanted())
 
 
 def own_backward() -> bool:

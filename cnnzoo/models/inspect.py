@@ -45,7 +45,7 @@ def summarize(name: str, input_shape=None, num_classes=None, flops: bool = True,
   total = float("nan")
   if flops:
     x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
-    with conv.xla_convolutions():  # XLA counts no FLOPs inside CNNZOO_CPU_CONV=onednn's FFI calls
+    with conv.xla_convolutions():  # XLA counts no FLOPs inside oneDNN's FFI calls
       compiled = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

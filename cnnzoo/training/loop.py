@@ -68,7 +68,7 @@ def _print_header(run: Run, config, start_epoch: int) -> None:
   devices = jax.devices()
   print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
         f"{state_lib.count_params(s.batch_stats):,} non-trainable")
-  note = parallel.cpu_conv_note() if devices[0].platform == "cpu" else ""
+  note = parallel.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
   print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
         f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset
