@@ -6,8 +6,10 @@
 
 Both sides run one SGD-momentum step (lr 0.01, momentum 0.9, no weight decay) with BatchNorm in
 training mode and dropout, float32, on the same random uint8 batch scaled to [0, 1]; PyTorch in
-channels_last (its faster CPU layout here). Each round times `--steps` steps of cnnzoo, then of
-PyTorch, so both see the same machine state; the table reports the median round. Before timing, both
+channels_last (its faster CPU layout here). Each round times one call of cnnzoo's training loop
+(`--loop_steps` steps as one compiled loop, as a run with its progress bar dispatches them), then
+`--steps` steps of cnnzoo at a call a step (with its default convolutions, and with XLA's), then
+of PyTorch, so all see the same machine state; the table reports the median round. Before timing, both
 start from the same weights (cnnzoo's, copied into the PyTorch modules) and the first step's loss
 is compared: it must agree to float32 noise, or the networks are not the same.
 
@@ -27,6 +29,8 @@ _MODELS = flags.DEFINE_list("models", ["minivggnet", "resnet20_v1"], "minivggnet
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch size.")
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Alternated rounds.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per round and framework.")
+_LOOP_STEPS = flags.DEFINE_integer("loop_steps", 20, "Steps per call of cnnzoo's training loop (the configs' "
+                                   "monitor.log_every_steps: what a run with its progress bar dispatches).")
 _PROFILE = flags.DEFINE_bool("profile", False, "Also split each step into its parts.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "--profile: calls per part (best of).")
 
@@ -214,8 +218,8 @@ def torch_step(torch, net, batch):
   return step
 
 
-def compare(name, batch_size, rounds, steps):
-  """Median ms/step of cnnzoo (its im2col kernel gradient, and XLA's own) and PyTorch, alternated."""
+def compare(name, batch_size, rounds, steps, loop_steps):
+  """Median ms/step of cnnzoo (its default convolutions, and XLA's own throughout) and PyTorch, alternated."""
   import jax
   import torch
   model, state, step, batch, compile_s = cnnzoo_step(name, batch_size, "auto")
@@ -229,13 +233,13 @@ def compare(name, batch_size, rounds, steps):
   sides = {"cnnzoo": [step, state], "cnnzoo_xla": [step_x, state_x]}
   times = {k: [] for k in ("cnnzoo", "cnnzoo_xla", "cnnzoo_loop", "torch")}
   losses = {"cnnzoo": [], "cnnzoo_xla": []}
-  loop_fn, loop_state = cnnzoo_loop(name, batch_size, steps)
+  loop_fn, loop_state = cnnzoo_loop(name, batch_size, loop_steps)
   for r in range(rounds + 1):  # round 0 warms up (and compiles the loop)
     t = time.perf_counter()
     loop_state, sums = loop_fn(loop_state)
     jax.block_until_ready(sums)
     if r:
-      times["cnnzoo_loop"].append((time.perf_counter() - t) / steps)
+      times["cnnzoo_loop"].append((time.perf_counter() - t) / loop_steps)
     for side, (fn, st) in sides.items():
       t = time.perf_counter()
       for _ in range(steps):
@@ -251,11 +255,11 @@ def compare(name, batch_size, rounds, steps):
     if r:
       times["torch"].append((time.perf_counter() - t) / steps)
   ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-  # the second step's loss (after one update from the same weights): the two kernel gradients'
+  # the second step's loss (after one update from the same weights): the two convolutions'
   # difference, before 20 steps on one batch amplify it
   same = [(float(losses["cnnzoo"][1]) / batch_size, float(losses["cnnzoo_xla"][1]) / batch_size)]
   return {"model": name, "batch": batch_size, "compile_s": compile_s, "ms": ms, "rounds": times,
-          "first_loss": (jax_loss, torch_loss), "im2col_vs_xla_losses": same}
+          "first_loss": (jax_loss, torch_loss), "default_vs_xla_losses": same}
 
 
 def first_loss_without_dropout(model, state, batch):
@@ -444,10 +448,12 @@ def main(argv):
   import torch
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32; XLA_FLAGS "
-        f"{os.environ.get('XLA_FLAGS', '')!r}")
-  rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value) for name in _MODELS.value]
-  print(f"| model | batch | cnnzoo ms/step | cnnzoo with XLA's kernel gradient | cnnzoo, {_STEPS.value} steps a call | "
-        f"PyTorch ms/step | cnnzoo img/s | PyTorch img/s | cnnzoo / PyTorch | the same, {_STEPS.value} steps a call |")
+        f"{os.environ.get('XLA_FLAGS', '')!r}; cnnzoo's default{parallel.cpu_conv_note(why=True)}, "
+        "the second column CNNZOO_CONV_KERNEL_GRAD=xla (XLA's convolutions and their gradients)")
+  rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value, _LOOP_STEPS.value) for name in _MODELS.value]
+  k = _LOOP_STEPS.value
+  print(f"| model | batch | cnnzoo ms/step | cnnzoo with XLA's convolutions | cnnzoo, {k} steps a call | "
+        f"PyTorch ms/step | cnnzoo img/s | PyTorch img/s | cnnzoo / PyTorch | the same, {k} steps a call |")
   print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
     ms = r["ms"]
@@ -455,9 +461,9 @@ def main(argv):
           f"{ms['torch']:.0f} | {r['batch'] * 1e3 / ms['cnnzoo']:.0f} | {r['batch'] * 1e3 / ms['torch']:.0f} | "
           f"{ms['torch'] / ms['cnnzoo']:.2f}x | {ms['torch'] / ms['cnnzoo_loop']:.2f}x |")
   for r in rows:
-    (a, b), = r["im2col_vs_xla_losses"]
+    (a, b), = r["default_vs_xla_losses"]
     print(f"{r['model']}: first loss from the same weights cnnzoo {r['first_loss'][0]:.6f} PyTorch "
-          f"{r['first_loss'][1]:.6f}; second step's loss with the im2col / XLA kernel gradient {a:.7f} / "
+          f"{r['first_loss'][1]:.6f}; second step's loss with the default / XLA's convolutions {a:.7f} / "
           f"{b:.7f} ({abs(a - b) / abs(b):.1e} relative); compile {r['compile_s']:.1f} s; rounds (ms) "
           + "; ".join(f"{k} {[round(t * 1e3) for t in v]}" for k, v in r["rounds"].items()))
   if _PROFILE.value:

@@ -54,9 +54,10 @@ def steps_per_dispatch(config, loader: Loader, mesh) -> int:
   call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
   inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
   (CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
-  17 s). On one CPU device every setting trains bitwise the same (tests/test_training.py), except
-  under CNNZOO_CPU_CONV=onednn with Keras' Adam, where N = 1 and N > 1 differ in float32 rounding
-  (tests/test_onednn.py); any N > 1 shares one compilation, so N > 1 never changes the results."""
+  17 s). On one CPU device every setting trains bitwise the same at XLA's default flags, with
+  oneDNN's convolutions (the default) and with XLA's (tests/test_training.py); any N > 1 shares one
+  compilation. (With oneDNN's, LLVM -O0 together with XLA's elemental emitters -- the suite's
+  flags -- round Keras' Adam differently for N = 1 than N > 1.)"""
   from cnnzoo.models import conv
   k = config.get("steps_per_dispatch", 0)
   if k > 1 and not loader.on_device:
