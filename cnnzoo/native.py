@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "onednn_conv.cc")
 INSTALL = "pip install onednn-cpu-gomp==2023.2.0"
@@ -63,6 +64,13 @@ _PENDING = {}  # target -> (the compiler's process, its temporary output, the co
 def _launch(dnnl: str, out: str):
   compiler = _compiler()  # before anything is written: without one, nothing is left behind
   os.makedirs(os.path.dirname(out), exist_ok=True)
+  for name in os.listdir(os.path.dirname(out)):  # partial files of builds killed an hour or more ago
+    path = os.path.join(os.path.dirname(out), name)
+    try:
+      if name.startswith("tmp") and name.endswith(".so") and time.time() - os.path.getmtime(path) > 3600:
+        os.unlink(path)
+    except OSError:  # another process removed it first
+      pass
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
   os.close(fd)
   lib_dir = os.path.dirname(os.path.realpath(dnnl))

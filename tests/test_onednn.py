@@ -5,6 +5,7 @@ and CNNZOO_CPU_CONV=onednn is one error line."""
 
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -107,13 +108,20 @@ def test_a_first_run_builds_the_handlers_meanwhile_and_an_early_exit_leaves_noth
   """experiments.main starts compiling the handlers before it imports JAX (cnnzoo/native.py): a run
   that stops at a user error leaves no partial file, the next one trains with what it built."""
   env = dict(os.environ, CNNZOO_ONEDNN_CACHE=str(tmp_path / "cache"))
+  with pytest.MonkeyPatch.context() as m:
+    m.setenv("CNNZOO_ONEDNN_CACHE", str(tmp_path / "cache"))
+    build_dir = os.path.dirname(native.target(native.library_path()))
+  os.makedirs(build_dir)
+  for name, age in (("tmpkilled.so", 7200), ("tmpbusy.so", 60)):  # a build killed 2 h ago, one running
+    open(os.path.join(build_dir, name), "w").close()
+    os.utime(os.path.join(build_dir, name), (time.time() - age,) * 2)
   proc = forkserver.run(["--config=configs/no_such_config.py"], env)
   assert proc.returncode == 2 and "no_such_config.py is not a file" in proc.stderr
-  assert (tmp_path / "cache").is_dir()  # the compile had started (its directory made) ...
-  assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # ... and was stopped
+  # the compile had started (the stale partial file removed) and was stopped, its own file removed
+  assert sorted(os.listdir(build_dir)) == ["tmpbusy.so"]
   proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), env)
   assert proc.returncode == 0 and "devices: 1 x cpu, oneDNN convolutions (1 process(es))" in proc.stdout
-  assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == ["libcnnzoo_onednn.so"]
+  assert sorted(os.listdir(build_dir)) == ["libcnnzoo_onednn.so", "tmpbusy.so"]
 
 
 def test_the_compiler_is_the_machines_or_pips(monkeypatch):
