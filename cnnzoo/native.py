@@ -107,15 +107,19 @@ def build() -> str:
   out = target(dnnl)
   if os.path.exists(out) and out not in _PENDING:
     return out
-  if out not in _PENDING:
-    _launch(dnnl, out)
-  proc, tmp, cmd = _PENDING.pop(out)
-  _, err = proc.communicate()
-  if proc.returncode:
-    os.unlink(tmp)
-    last = (err.strip().splitlines() or ["(no output)"])[-1]
-    raise Unavailable(f"compiling {SOURCE} with {' '.join(cmd[:2])} failed: {last}")
-  os.replace(tmp, out)  # two processes building at once both end with a whole file
+  try:
+    if out not in _PENDING:
+      _launch(dnnl, out)
+    proc, tmp, cmd = _PENDING.pop(out)
+    _, err = proc.communicate()
+    if proc.returncode:
+      os.unlink(tmp)
+      last = (err.strip().splitlines() or ["(no output)"])[-1]
+      raise Unavailable(f"compiling {SOURCE} with {' '.join(cmd[:2])} failed: {last}")
+    os.replace(tmp, out)  # two processes building at once both end with a whole file
+  except OSError as e:
+    raise Unavailable(f"cannot write its handlers to {os.path.dirname(out)} ({e.strerror}); set "
+                      "CNNZOO_ONEDNN_CACHE to a writable directory") from None
   return out
 
 

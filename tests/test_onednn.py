@@ -124,6 +124,20 @@ def test_a_first_run_builds_the_handlers_meanwhile_and_an_early_exit_leaves_noth
   assert sorted(os.listdir(build_dir)) == ["libcnnzoo_onednn.so", "tmpbusy.so"]
 
 
+def test_a_cache_that_cannot_be_written_is_one_error_line_or_xlas_convolutions(tmp_path, forkserver):
+  (tmp_path / "a_file").write_text("")
+  cache = tmp_path / "a_file" / "cache"  # below a file: not writable, even for root
+  env = dict(os.environ, CNNZOO_CPU_CONV="onednn", CNNZOO_ONEDNN_CACHE=str(cache))
+  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), env)
+  lines = proc.stderr.strip().splitlines()
+  why = f"cannot write its handlers to {cache}/"
+  assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: CNNZOO_CPU_CONV=onednn: {why}")
+  assert lines[0].endswith("(Not a directory); set CNNZOO_ONEDNN_CACHE to a writable directory")
+  assert not (tmp_path / "run").exists()
+  proc = forkserver.run(lenet_cli(str(tmp_path / "run"), 1), dict(env, CNNZOO_CPU_CONV="auto"))
+  assert proc.returncode == 0 and f"devices: 1 x cpu, XLA's convolutions (not oneDNN's: {why}" in proc.stdout
+
+
 def test_the_compiler_is_the_machines_or_pips(monkeypatch):
   """$CXX / g++ / c++ first, then ziglang's clang (pip install ziglang); with neither, one line why."""
   import importlib.util
