@@ -107,7 +107,7 @@ def test_without_onednn_it_is_one_error_line_and_writes_nothing(tmp_path, forkse
 def test_a_first_run_builds_the_handlers_meanwhile_and_an_early_exit_leaves_nothing(tmp_path, forkserver):
   """experiments.main starts compiling the handlers before it imports JAX (cnnzoo/native.py): a run
   that stops at a user error leaves no partial file, the next one trains with what it built."""
-  env = dict(os.environ, CNNZOO_ONEDNN_CACHE=str(tmp_path / "cache"))
+  env = dict(os.environ, CNNZOO_ONEDNN_CACHE=str(tmp_path / "cache"), CNNZOO_CPU_CONV="auto")  # the default
   with pytest.MonkeyPatch.context() as m:
     m.setenv("CNNZOO_ONEDNN_CACHE", str(tmp_path / "cache"))
     build_dir = os.path.dirname(native.target(native.library_path()))
