@@ -13,14 +13,10 @@ their ensemble (configs/minivggnet_cifar10_ensemble.py).
 
 import sys
 
-from cnnzoo import native
+from absl import flags
+from ml_collections import config_flags
 
-native.start()  # a first run on the CPU compiles oneDNN's handlers meanwhile (cnnzoo/native.py)
-
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from cnnzoo import cli  # noqa: E402
+from cnnzoo import cli, native
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)
@@ -104,4 +100,5 @@ def resume_command(args: list[str]) -> str:
 
 
 if __name__ == "__main__":
+  native.start()  # a first run on the CPU compiles oneDNN's handlers while main() imports JAX (cnnzoo/native.py)
   cli.run(main)
