@@ -5,9 +5,9 @@ oneDNN (`onednn-cpu-gomp`, which ships `libdnnl.so.3` without headers), with the
 compiler ($CXX, g++ or c++; else `pip install ziglang`'s clang) into ~/.cache/cnnzoo/onednn
 (CNNZOO_ONEDNN_CACHE moves it), once per source, jax and oneDNN version.
 
-This module imports no JAX: `start()` is called first thing by experiments/main.py, so a first
-run compiles the handlers (2-3 s with g++) on the second core while Python imports JAX and builds
-the model, and `build()` then only waits for what is left.
+This module imports no JAX: experiments/main.py calls `start()` before its main() imports JAX, so
+a first run compiles the handlers (2-3 s with g++) on the second core while Python imports JAX and
+builds the model, and `build()` then only waits for what is left.
 """
 
 import atexit
