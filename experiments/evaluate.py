@@ -11,7 +11,7 @@ WORKDIR/eval_SPLIT, or COMMON_PARENT/ensemble_eval_SPLIT for several runs).
 
 from absl import flags
 
-from cnnzoo import cli
+from cnnzoo import cli, native
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "A run directory; repeat for an ensemble.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"], "Which split to evaluate.")
@@ -30,4 +30,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  native.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
   cli.run(main)

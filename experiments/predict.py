@@ -10,7 +10,7 @@ Keras' preprocess_input for the family. An image that does not decode is skipped
 
 from absl import flags
 
-from cnnzoo import cli
+from cnnzoo import cli, native
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A cnnzoo run directory.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "With --workdir: best, latest or an epoch.")
@@ -42,4 +42,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  native.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
   cli.run(main, positional=True)
