@@ -43,7 +43,7 @@ def use_compilation_cache() -> str | None:
 
 
 # CNNZOO_CPU_CONV chooses the CPU's convolution kernels. auto (the default): oneDNN's on one CPU
-# device where its handlers load (cnnzoo/models/onednn.py: train steps 1.3-1.8x faster across the
+# device where its handlers load (cnnzoo/models/onednn.py: train steps 1.1-2.2x faster across the
 # zoo than XLA's), else XLA's; onednn: oneDNN's or an error; ynnpack: XLA:CPU's default (YNNPACK);
 # eigen: XLA:CPU with Eigen's convolutions (train steps 15-35% faster than YNNPACK's, 2026-11-28).
 CPU_CONV_ENV = "CNNZOO_CPU_CONV"
