@@ -23,7 +23,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import vs_pytorch  # its --models and --rounds (alternated rounds of 5 steps) apply here too
+from benchmarks import torch_twins, vs_pytorch  # vs_pytorch: its --models and --rounds (alternated rounds of 5 steps) apply here too
 
 _WHOLE = flags.DEFINE_bool("whole_step", False, "Time whole train steps with oneDNN's convolutions vs PyTorch.")
 
@@ -229,8 +229,8 @@ def whole_step(dnnl: OneDNN, names, rounds: int) -> None:
   conv._conv = onednn_conv  # what every plain convolution of cnnzoo's models calls on one CPU device
   for name in names:
     model, state, step, batch, _ = vs_pytorch.cnnzoo_step(name, 128)
-    net = {"minivggnet": vs_pytorch.torch_minivggnet, "resnet20_v1": vs_pytorch.torch_resnet20_v1}[name](torch)
-    vs_pytorch.copy_weights(torch, state.variables(), net)
+    net = {"minivggnet": torch_twins.torch_minivggnet, "resnet20_v1": torch_twins.torch_resnet20_v1}[name](torch)
+    torch_twins.copy_weights(torch, state.variables(), net)
     losses = (vs_pytorch.first_loss_without_dropout(model, state, batch),
               vs_pytorch.torch_loss_without_dropout(torch, net, batch))
     torch_step = vs_pytorch.torch_step(torch, net, batch)
