@@ -69,8 +69,7 @@ def cpu_conv_note(why: bool = False) -> str:
     return ", Eigen convolutions"
   if conv.uses_onednn():
     return ", oneDNN convolutions"
-  one = conv.KERNEL_GRAD != "xla" and jax.default_backend() == "cpu" and jax.device_count() == 1
-  reason = onednn.why_not() if why and choice == "auto" and one else ""
+  reason = onednn.why_not() if why and choice == "auto" and conv.onednn_eligible() else ""
   return f", XLA's convolutions (not oneDNN's: {reason})" if reason else ", XLA's convolutions"
 
 

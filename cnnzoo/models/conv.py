@@ -104,12 +104,17 @@ def check_setting() -> None:
     onednn.load()
 
 
+def onednn_eligible() -> bool:
+  """Whether this process could hand its convolutions to oneDNN: one CPU device, cnnzoo's own
+  backward passes not turned off (CNNZOO_CONV_KERNEL_GRAD=xla)."""
+  return KERNEL_GRAD != "xla" and jax.default_backend() == "cpu" and jax.device_count() == 1
+
+
 def uses_onednn() -> bool:
   """Whether this process's plain float32 convolutions go to oneDNN (CNNZOO_CPU_CONV auto or
   onednn, one CPU device, the handlers loaded)."""
   check_setting()
-  return (KERNEL_GRAD != "xla" and jax.default_backend() == "cpu" and jax.device_count() == 1
-          and onednn.wanted())
+  return onednn_eligible() and onednn.wanted()
 
 
 def own_backward() -> bool:
