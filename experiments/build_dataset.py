@@ -3,6 +3,7 @@
   python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \
       --out=data/tiny-imagenet-200-hdf5 --size=64
   python -m experiments.build_dataset --layout=flowers17 --src=17flowers --out=data/flowers17-hdf5 --size=64
+  python -m experiments.build_dataset --layout=folder --src=gray_pngs --out=data/gray-hdf5 --size=28 --grayscale
 
 Layouts: tiny_imagenet_200, flowers17, dogs_vs_cats, folder (one sub-folder per class).
 """
@@ -15,7 +16,8 @@ _LAYOUT = flags.DEFINE_enum("layout", None, ["tiny_imagenet_200", "flowers17", "
                             "Layout of --src.")
 _SRC = flags.DEFINE_string("src", None, "Unpacked archive folder.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for {train,val,test}.h5 and mean.json.")
-_SIZE = flags.DEFINE_integer("size", 64, "Output images are SIZE x SIZE x 3.")
+_SIZE = flags.DEFINE_integer("size", 64, "Output images are SIZE x SIZE x 3 (x 1 with --grayscale).")
+_GRAYSCALE = flags.DEFINE_bool("grayscale", False, "Write 1-channel images (colour files converted to luma).")
 _RESIZE = flags.DEFINE_enum("resize", "aspect", ["aspect", "plain"],
                             "aspect: shorter side to SIZE, then center crop (the seed); plain: stretch.")
 _SEED = flags.DEFINE_integer("seed", 0, "Split seed (the output is reproducible).")
@@ -45,9 +47,9 @@ def main(argv):
     if value is not None:
       split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
   report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value,
-                          overwrite=_OVERWRITE.value, **split_args)
+                          overwrite=_OVERWRITE.value, channels=1 if _GRAYSCALE.value else 3, **split_args)
   counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
-  print(f"wrote {_OUT.value}: {counts}; mean RGB {tuple(round(m, 2) for m in report['mean'])}, "
+  print(f"wrote {_OUT.value}: {counts}; mean {'gray' if _GRAYSCALE.value else 'RGB'} {tuple(round(m, 2) for m in report['mean'])}, "
         f"std {tuple(round(s, 2) for s in report['std'])}")
   if report["skipped"]:
     print(f"skipped {len(report['skipped'])} unreadable image(s): " + ", ".join(report["skipped"][:10]))

@@ -7,7 +7,8 @@
       --data=data/dogs-vs-cats-hdf5 --out=features/dogs_vs_cats_resnet50
   python -m experiments.extract_features --workdir=runs/lenet_digits --data=digits --out=features/digits
 
---data is a folder built by experiments.build_dataset, a tensorflow-datasets name, or `digits`.
+--data is a folder built by experiments.build_dataset, `digits`, `fashion_mnist` / `mnist` (their IDX
+files), or a tensorflow-datasets name.
 Writes OUT/{train,val,test}_features.h5 (`features` N x D float32, `labels`, `class_names`), then
 `python -m experiments.train_logreg --features=OUT` fits the seed's logistic regression.
 """
@@ -20,7 +21,7 @@ _MODEL = flags.DEFINE_string("model", None, "Zoo model (its convolutional base) 
 _WEIGHTS = flags.DEFINE_string("keras_weights", None, "Keras .h5 / .weights.h5 file of --model.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A cnnzoo run instead: its model, checkpoint and preprocessing.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "latest", "With --workdir: best, latest or an epoch.")
-_DATA = flags.DEFINE_string("data", None, "Builder HDF5 folder, tfds name, or digits.")
+_DATA = flags.DEFINE_string("data", None, "Builder HDF5 folder, digits, fashion_mnist, mnist or a tfds name.")
 _LAYER = flags.DEFINE_string("layer", "features", "Output to take (features = pooled; block5_pool, ...).")
 _PREPROCESS = flags.DEFINE_enum("preprocess", None, ["caffe", "tf", "torch", "scale"],
                                 "Keras preprocess_input mode (default: the one of --model's family).")

@@ -2,8 +2,9 @@
 
 The seed's dataset_to_hdf5 workflow: list the images of a layout with their labels, split them
 with a fixed seed, resize each (aspect-aware resize + center crop, the seed's preprocessor, or a
-plain resize), and write `images` (uint8 N x H x W x 3, chunked for batch reads), `labels` and the
-class names per split, plus the training split's per-channel mean (the seed's DATASET_MEAN).
+plain resize), and write `images` (uint8 N x H x W x 3, or x 1 for grayscale builds; chunked for
+batch reads), `labels` and the class names per split, plus the training split's per-channel mean
+(the seed's DATASET_MEAN).
 Files are written under a temporary name and renamed when complete, so an interrupted build leaves
 no file that looks valid. Unreadable images are skipped, counted and listed.
 """
@@ -147,31 +148,33 @@ def resize_image(im, size, mode="aspect"):
   return np.asarray(im, np.uint8)
 
 
-def load_image(path, size, mode="aspect"):
-  """The image file at `path` as RGB uint8 (size, size, 3) (`resize_image`)."""
+def load_image(path, size, mode="aspect", channels=3):
+  """The image file at `path` as uint8 (size, size, channels): RGB, or grayscale (PIL's "L",
+  ITU-R 601 luma) when `channels` is 1 (`resize_image`)."""
   from PIL import Image
   with Image.open(path) as im:
-    return resize_image(im.convert("RGB"), size, mode)
+    return resize_image(im.convert("L" if channels == 1 else "RGB"), size, mode).reshape(size, size, channels)
 
 
-def write_split(path, items, class_names, size, mode="aspect", progress=True):
-  """Writes one split to `path` atomically; returns (written count, skipped paths)."""
+def write_split(path, items, class_names, size, mode="aspect", progress=True, channels=3):
+  """Writes one split to `path` atomically (images size x size x `channels`); returns (written
+  count, skipped paths)."""
   import h5py
   from cnnzoo import progress as progress_lib
   tmp = path + ".partial"
   skipped, n = [], 0
   try:
     with h5py.File(tmp, "w") as f:
-      chunk = (max(1, min(64, len(items))), size, size, 3)
-      images = f.create_dataset("images", (len(items), size, size, 3), np.uint8, chunks=chunk,
-                                maxshape=(None, size, size, 3))
+      chunk = (max(1, min(64, len(items))), size, size, channels)
+      images = f.create_dataset("images", (len(items), size, size, channels), np.uint8, chunks=chunk,
+                                maxshape=(None, size, size, channels))
       labels = np.zeros(len(items), np.int32)
       bar = progress_lib.progress(len(items), os.path.basename(path), "img", leave=True) if progress else None
       for path_i, label in items:
         if bar is not None:
           bar.update(1)
         try:
-          images[n] = load_image(path_i, size, mode)
+          images[n] = load_image(path_i, size, mode, channels)
         except (OSError, ValueError, SyntaxError):  # PIL's errors for unreadable / truncated files
           skipped.append(path_i)
           continue
@@ -180,7 +183,7 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
       if bar is not None:
         bar.close()
       if n != len(items):
-        images.resize((n, size, size, 3))
+        images.resize((n, size, size, channels))
       f["labels"] = labels[:n]
       f.attrs["class_names"] = [c.encode() for c in class_names]
     os.replace(tmp, path)
@@ -191,15 +194,22 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True):
   return n, skipped
 
 
+def stats_json(mean, std) -> dict:
+  """mean.json's content: "mean" and "std" per channel (0..255 units), plus the seed's "R", "G",
+  "B" keys (its DATASET_MEAN) when there are three channels."""
+  rgb = dict(zip("RGB", mean)) if len(mean) == 3 else {}
+  return {**rgb, "mean": list(mean), "std": list(std)}
+
+
 def write_stats(out) -> tuple:
-  """Writes `out/mean.json` (the seed's R, G, B mean keys plus "std") from `out/train.h5`."""
+  """Writes `out/mean.json` (`stats_json`) from `out/train.h5`."""
   from cnnzoo.data.sources import channel_stats
   import h5py
   with h5py.File(os.path.join(out, "train.h5"), "r") as f:
     mean, std = channel_stats(f["images"])
   tmp = os.path.join(out, "mean.json.partial")
   with open(tmp, "w") as f:
-    json.dump({"R": mean[0], "G": mean[1], "B": mean[2], "std": list(std)}, f)
+    json.dump(stats_json(mean, std), f)
   os.replace(tmp, os.path.join(out, "mean.json"))
   return mean, std
 
@@ -219,11 +229,14 @@ def write_arrays(out, splits: dict, class_names) -> None:
   write_stats(out)
 
 
-def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False, **split_args) -> dict:
-  """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout`; returns a report.
-  An `out` that already holds any of those files is refused unless `overwrite`."""
+def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False, channels=3, **split_args) -> dict:
+  """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout` (RGB images, or
+  grayscale with `channels` 1); returns a report. An `out` that already holds any of those files
+  is refused unless `overwrite`."""
   if layout not in LAYOUTS:
     raise LayoutError(f"unknown layout {layout!r}; choose {', '.join(sorted(LAYOUTS))}")
+  if channels not in (1, 3):
+    raise UserError(f"channels={channels}: images are built as RGB (3) or grayscale (1)")
   if size < 1:
     raise UserError(f"--size={size}: the image side must be a positive number of pixels")
   paths.check_writable(out, "--out")
@@ -243,7 +256,8 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
       if os.path.exists(os.path.join(out, f"{split}.h5")):
         os.remove(os.path.join(out, f"{split}.h5"))
       continue
-    n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress)
+    n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress,
+                             channels)
     report["counts"][split] = n
     report["skipped"] += skipped
     if n == 0:  # every image unreadable: no dataset rather than an empty one

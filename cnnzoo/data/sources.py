@@ -1,8 +1,9 @@
 """Dataset sources behind one interface: uint8 NHWC splits, labels, class names, channel mean.
 
 `load_dataset(cfg)` picks the source by `cfg.name`: "digits" (scikit-learn's bundled 8x8 digits,
-offline), "synthetic" (random images of a given shape, for smoke runs), "hdf5" (files written by
-the dataset builders), or a tensorflow-datasets name such as "cifar10".
+offline), "fashion_mnist" / "mnist" (the IDX files: in `cfg.dir`, Debian's package, or tfds),
+"synthetic" (random images of a given shape, for smoke runs), "hdf5" (files written by the dataset
+builders), or a tensorflow-datasets name such as "cifar10".
 """
 
 import dataclasses
@@ -13,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnzoo.data import idx
 from cnnzoo.errors import ConfigError, UserError
 
 
@@ -108,6 +110,47 @@ def load_digits(image_size: int = 32, val_fraction: float = 0.1, test_fraction: 
   return _with_stats("digits", train, val, test, [str(d) for d in range(10)])
 
 
+def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+  """(rest, held out): `fraction` of `split` held out, stratified by label, with a fixed seed."""
+  from sklearn.model_selection import train_test_split
+  rest, held = train_test_split(np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed)
+  rest, held = np.sort(rest), np.sort(held)  # the images keep the files' order
+  return Split(split.images[rest], split.labels[rest]), Split(split.images[held], split.labels[held])
+
+
+def _tfds_prepared(name: str, data_dir: str | None) -> bool:
+  """Whether tensorflow-datasets has `name` prepared in `data_dir` (None: its default folder)."""
+  root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+  if not os.path.isdir(os.path.join(root, name)):  # spares the import of tfds (seconds) in the common case
+    return False
+  import tensorflow_datasets as tfds
+  return tfds.builder(name, data_dir=data_dir).is_prepared()
+
+
+def load_idx(name: str, directory: str = "", val_fraction: float = 0.0, split_seed: int = 0) -> Dataset:
+  """MNIST or Fashion-MNIST (`name` "mnist" / "fashion_mnist") from its four IDX files: in
+  `directory`, else where Debian's package puts them, else from tensorflow-datasets when it has
+  the dataset prepared (in `directory` as its data_dir, or its default folder). The validation
+  split is a stratified `val_fraction` of train, or the test split when 0 (the seed's habit)."""
+  class_names = idx.CLASS_NAMES[name]
+  search = [directory] if directory else [idx.DEBIAN_DIRS.get(name, "")]
+  files = next((f for f in (idx.find_files(d) for d in search if d and os.path.isdir(d)) if f), None)
+  if files is None:
+    if _tfds_prepared(name, directory or None):
+      return load_tfds(name, directory or None, val_fraction, split_seed)
+    where = f"{directory} holds no {name} IDX files" if directory else f"{name} is not on this machine"
+    raise DatasetNotFoundError(f"{where}: {idx.how_to_get(name)}")
+  train, test = (Split(*idx.read_split(*files[s], len(class_names))) for s in ("train", "test"))
+  if train.images.shape[1:] != test.images.shape[1:]:
+    raise idx.IdxError(f"{files['train'][0]} and {files['test'][0]} hold images of different sizes "
+                       f"({train.images.shape[1:]} vs {test.images.shape[1:]})")
+  if val_fraction > 0:
+    train, val = stratified_split(train, val_fraction, split_seed)
+  else:
+    val = test
+  return _with_stats(name, train, val, test, list(class_names))
+
+
 def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence[int] = (64, 32, 32),
                    seed: int = 0) -> Dataset:
   """Random uint8 images and labels of the given shape: exercises a config without its dataset."""
@@ -156,15 +199,20 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
     splits.append(Split(images, labels))
   mean = std = None
   mean_path = os.path.join(directory, "mean.json")
-  if os.path.exists(mean_path):  # the seed's {"R", "G", "B"}; builders add "std"
+  if os.path.exists(mean_path):  # builders: {"mean": [..], "std": [..]} (+ the seed's "R", "G", "B")
     try:
       with open(mean_path) as f:
         m = json.load(f)
-      mean = tuple(float(m[k]) for k in ("R", "G", "B")) if "R" in m else tuple(float(v) for v in m["mean"])
+      mean = tuple(float(v) for v in m["mean"]) if "mean" in m else tuple(float(m[k]) for k in ("R", "G", "B"))
       std = tuple(float(v) for v in m["std"]) if "std" in m else None
     except (ValueError, KeyError, TypeError) as e:
       raise ConfigError(f"{mean_path} is not the builders' mean file ({type(e).__name__}: {e}); expected "
-                        '{"R": .., "G": .., "B": .., "std": [..]}: rebuild the dataset or delete it') from None
+                        '{"mean": [..], "std": [..]} or the seed\'s {"R": .., "G": .., "B": ..}: rebuild the '
+                        "dataset or delete it") from None
+    channels = splits[0].images.shape[-1]
+    if len(mean) != channels or (std is not None and len(std) != channels):
+      raise ConfigError(f"{mean_path} holds {len(mean)} channel mean(s) for images of {channels} channel(s); "
+                        "it belongs to another dataset: rebuild the dataset or delete it")
   return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean, std)
 
 
@@ -299,6 +347,8 @@ def _load_dataset(cfg, image_shape, num_classes) -> Dataset:
   how = cfg.get("how_to_get", "")
   if cfg.name == "digits":
     return load_digits(cfg.image_size, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+  if cfg.name in idx.CLASS_NAMES:
+    return load_idx(cfg.name, cfg.dir, cfg.val_fraction, cfg.split_seed)
   if cfg.name == "synthetic":
     return load_synthetic(image_shape, num_classes, tuple(cfg.synthetic_sizes), cfg.split_seed)
   if cfg.name == "hdf5":

@@ -210,10 +210,13 @@ SPLITS = ("train", "val", "test")
 
 
 def open_dataset(data: str):
-  """--data: a builder HDF5 folder, `digits`, or a tensorflow-datasets name."""
-  from cnnzoo.data import sources
+  """--data: a builder HDF5 folder, `digits`, `fashion_mnist` / `mnist` (their IDX files, found as
+data.name finds them), or a tensorflow-datasets name."""
+  from cnnzoo.data import idx, sources
   if data == "digits":
     return sources.load_digits()
+  if data in idx.CLASS_NAMES:
+    return sources.load_idx(data)
   if os.path.isdir(data):
     return sources.load_hdf5(data)
   if os.sep in data or data.startswith("."):
