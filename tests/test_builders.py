@@ -130,11 +130,11 @@ def test_wrong_layout_and_interrupted_build(tmp_path, monkeypatch):
   calls = {"n": 0}
   real = builders.load_image
 
-  def crash_on_the_third(path, size, mode="aspect"):
+  def crash_on_the_third(path, size, mode="aspect", channels=3):
     calls["n"] += 1
     if calls["n"] == 3:
       raise KeyboardInterrupt
-    return real(path, size, mode)
+    return real(path, size, mode, channels)
 
   monkeypatch.setattr(builders, "load_image", crash_on_the_third)
   with pytest.raises(KeyboardInterrupt):

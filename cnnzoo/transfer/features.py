@@ -97,8 +97,8 @@ def _aliases(name: str) -> list[str]:
 def layer_names(model, variables, image_shape) -> list[str]:
   """The names `--layer` accepts for `model` (from one traced call; nothing computed)."""
   x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-  names = jax.eval_shape(lambda v, x: list(_intermediates(model, v, x)), variables, x)
-  return sorted(names)
+  shapes = jax.eval_shape(lambda v, x: _intermediates(model, v, x), variables, x)  # {name: shape}
+  return sorted(shapes)
 
 
 def _layer_output(model, variables, x, layer):
