@@ -7,7 +7,9 @@ One row per journal run a config reproduces (`python -m experiments.main --list_
 seed's figure and seed note, ours from the newest run of that config (the last epoch's
 val_accuracy or the test accuracy, as the journal reports it), epochs (and whether the run was
 shortened), wall time, hardware and the history plot (copied to --plots, beside the file).
-Journal runs not run yet are listed with their command and what they need.
+Journal runs not run yet are listed with their command and what they need. Configs beside a
+published figure on real data (configs/fashion_mnist.py) get the section "Reproduced on real data
+here": every seed run, mean +- std, ensembles against their best member.
 """
 
 import os
@@ -37,7 +39,9 @@ def main(argv):
   runs = journal.journal_runs(here)
   ours = journal.find_ours(roots)
   plots = journal.copy_plots(runs, ours, os.path.join(out_dir, _PLOTS.value))
-  text = journal.render(runs, ours, out_dir, roots or ["runs"], plots)
+  real = journal.find_real(roots)
+  real_plots = journal.copy_real_plots(real[0], os.path.join(out_dir, _PLOTS.value))
+  text = journal.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots)
   with paths.atomic(_OUT.value, ".tmp.md") as tmp, open(tmp, "w") as f:
     f.write(text)
   print(f"{_OUT.value}: {len(runs)} journal runs, {sum(1 for r in runs if journal.spec_key(r.config) in ours)} "

@@ -173,6 +173,46 @@ def test_results_md_puts_ours_beside_the_seeds_figure(tmp_path):
     assert r["rc"] == 2 and len(lines) == 1 and message in lines[0], r
 
 
+def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp_path):
+  """The "Reproduced on real data here" section: each seed's run (the newest one a seed), the mean
+  and sample std over seeds, an ensemble against its best member, unfinished runs left out."""
+  from cnnzoo.evaluation import journal
+
+  def real_run(directory, spec, seed, test, epochs=25, speeds=(800.0, 900.0, 1000.0)):
+    write_run(directory, spec, epochs, 25, [0.9] * epochs, test=test, metric="test_accuracy")
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "seed": seed}))
+    results = json.loads((directory / "results.json").read_text())
+    (directory / "results.json").write_text(json.dumps({**results, "best_epoch": 20 + seed}))
+    (directory / "history.json").write_text(json.dumps(
+        [{"epoch": e + 1, "val_accuracy": 0.9, "seconds": 60.0, "img_per_sec": speeds[e % len(speeds)]}
+         for e in range(epochs)]))
+
+  runs = tmp_path / "runs"
+  for k, acc in enumerate((0.93, 0.94, 0.95)):
+    real_run(runs / "ens" / f"member_{k}", "configs/fashion_mnist.py:ensemble", k, acc)
+  (runs / "ens" / "ensemble_eval_test").mkdir()
+  (runs / "ens" / "ensemble_eval_test" / "evaluation.json").write_text(json.dumps({"rank1": 0.9555}))
+  real_run(runs / "lenet_old", "configs/fashion_mnist.py:lenet", 0, 0.50)
+  os.utime(runs / "lenet_old" / "status.json", (1, 1))
+  real_run(runs / "lenet", "configs/fashion_mnist.py:lenet", 0, 0.8964, epochs=20)
+  write_run(runs / "resnet", "configs/fashion_mnist.py:resnet20", 3, 30, [0.9] * 3)  # running: no results.json
+  real, ensembles = journal.find_real([str(runs)])
+  plots = journal.copy_real_plots(real, str(tmp_path / "results"))
+  text = "\n".join(journal.render_real(journal.journal_runs(os.path.join(ROOT, "configs")), real, ensembles,
+                                       str(tmp_path), plots))
+  rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ") and "`" in line}
+  assert "| 0.9400 +- 0.0100 (n=3) | 3 (0, 1, 2) | 0.9555 (best member 0.9500, seed 2) |" in rows[
+      "configs/fashion_mnist.py:ensemble"]
+  assert "| 0.916 (2 Conv+pooling (TensorFlow's tutorial)) | 0.8964 (n=1) | 1 (0) | - |" in rows[
+      "configs/fashion_mnist.py:lenet"]
+  assert "| not run here |" in rows["configs/fashion_mnist.py:resnet20"]
+  assert ("| configs/fashion_mnist.py:ensemble | 1 | 0.9400 | 21 | 25 | 25m00s | 900 | 1 x cpu (test) | "
+          "[history.png](results/fashion_mnist-ensemble-seed1.png) |") in text
+  assert "| configs/fashion_mnist.py:lenet | 0 | 0.8964 | 20 | 20 | 20m00s | 900 |" in text
+  assert (tmp_path / "results" / "fashion_mnist-lenet-seed0.png").read_bytes() == b"png"
+
+
 def test_the_readme_lists_every_journal_run():
   from experiments.main import list_configs
   readme = open(os.path.join(ROOT, "README.md")).read()

@@ -6,6 +6,12 @@ status.json names that config (any workdir below the roots given); smoke runs (`
 count. A run is "shortened" when it ran fewer epochs than the config plans (e.g. with
 --config.num_epochs), and said so. A journal run with no run directory names what it needs (the
 dataset, the weights) and the command.
+
+Configs that stand beside a published figure on real data (`reference.figure`, e.g.
+configs/fashion_mnist.py) get their own section, "Reproduced on real data here": every finished
+run of each (all seeds, an ensemble's members), its test accuracy, best epoch, wall time,
+images/s, hardware and curves, and per config the mean +- std over seeds and the ensemble's own
+accuracy beside its best member's.
 """
 
 import dataclasses
@@ -29,6 +35,9 @@ class JournalRun:
   how_to_get: str
   epochs: int
   features: bool
+  reference_figure: float = 0.0  # a published test accuracy on the same data (reference.figure)
+  reference_source: str = ""
+  members: int = 0  # ensemble.members
 
 
 def journal_runs(configs_dir: str) -> list[JournalRun]:
@@ -46,7 +55,8 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
       data = f"hdf5:{c.data.dir}" if c.data.name == "hdf5" else c.data.name
       out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
                             c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
-                            c.data.how_to_get, int(c.num_epochs), bool(c.features.use)))
+                            c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
+                            float(c.reference.figure), str(c.reference.source), int(c.ensemble.members)))
   return out
 
 
@@ -106,6 +116,118 @@ def find_ours(roots: list[str]) -> dict:
   return {k: v for k, (_, v) in found.items()}
 
 
+@dataclasses.dataclass
+class RealRun:
+  """One finished run of a config with a published reference figure."""
+  path: str
+  seed: int
+  test_accuracy: float
+  best_epoch: int | None
+  epochs: int
+  planned: int
+  seconds: float
+  img_per_sec: float | None  # the median epoch's training images per second
+  hardware: str
+  plot: str | None
+
+
+def find_real(roots: list[str]) -> tuple[dict, dict]:
+  """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots`, by seed;
+  {(NAME, ARGS): evaluation.json} of each ensemble's newest ensemble_eval_test)."""
+  import statistics
+  runs, ensembles = {}, {}
+  for root in roots:
+    for directory in overview.find_runs(root):
+      status = _read(os.path.join(directory, overview.STATUS_NAME)) or {}
+      key = spec_key(status.get("config", "")) if isinstance(status, dict) else None
+      results = _read(os.path.join(directory, "results.json"))
+      if key is None or not isinstance(results, dict) or not isinstance(results.get("test_accuracy"), (int, float)):
+        continue
+      row = overview.describe(directory)
+      config = _read(os.path.join(directory, "config.json")) or {}
+      speeds = [h["img_per_sec"] for h in row.history if isinstance(h.get("img_per_sec"), (int, float))]
+      plot = os.path.join(directory, "history.png")
+      runs.setdefault(key, []).append(RealRun(
+          directory, int(config.get("seed", 0)), float(results["test_accuracy"]), results.get("best_epoch"),
+          row.epochs, row.planned, row.seconds, statistics.median(speeds) if speeds else None,
+          results.get("hardware", "-"), plot if os.path.exists(plot) else None))
+      parent = os.path.dirname(directory)
+      evaluation = _read(os.path.join(parent, "ensemble_eval_test", "evaluation.json"))
+      if os.path.basename(directory).startswith("member_") and isinstance(evaluation, dict):
+        ensembles[key] = {**evaluation, "path": os.path.join(parent, "ensemble_eval_test")}
+  for key in runs:  # one run a seed: the newest
+    newest = {}
+    for r in sorted(runs[key], key=lambda r: os.path.getmtime(os.path.join(r.path, overview.STATUS_NAME))):
+      newest[r.seed] = r
+    runs[key] = [newest[s] for s in sorted(newest)]
+  return runs, ensembles
+
+
+def copy_real_plots(real: dict, plots_dir: str) -> dict:
+  """Copies each real-data run's history.png to PLOTS_DIR/NAME[-ARG]-seedK.png; {run path: copy}."""
+  import shutil
+  copied = {}
+  for (name, args), rows in real.items():
+    for r in rows:
+      if r.plot:
+        os.makedirs(plots_dir, exist_ok=True)
+        target = os.path.join(plots_dir, "-".join([name, *sorted(args), f"seed{r.seed}"]) + ".png")
+        shutil.copyfile(r.plot, target)
+        copied[r.path] = target
+  return copied
+
+
+def mean_std(values) -> str:
+  """"0.9312 +- 0.0021 (n=3)": the sample standard deviation (n - 1); one value alone as itself."""
+  import statistics
+  if len(values) == 1:
+    return f"{values[0]:.4f} (n=1)"
+  return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f} (n={len(values)})"
+
+
+def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir: str, plots: dict | None = None):
+  """The "Reproduced on real data here" section's lines."""
+  refs = [j for j in journal if j.reference_figure]
+  if not refs:
+    return []
+  lines = ["", "## Reproduced on real data here", "",
+           "Configs that stand beside a published figure on the same dataset (their docstrings give the recipe and",
+           "the source). Test accuracy is the last epoch's on the official test split (no epoch or weight chosen on",
+           "it); mean +- sample std over the seeds run here; images/s is the median epoch's training throughput.", "",
+           "| run | config | published | ours: test accuracy | runs (seeds) | ensemble |",
+           "|---|---|---|---|---|---|"]
+  details = []
+  for j in refs:
+    key = spec_key(j.config)
+    rows = real.get(key, [])
+    published = f"{j.reference_figure:.3f} ({j.reference_source})"
+    if not rows:
+      lines.append(f"| {j.run} | `{j.config}` | {published} | not run here | - | - |")
+      continue
+    shortened = [r for r in rows if r.epochs < j.epochs]
+    ours = mean_std([r.test_accuracy for r in rows]) + (" (shortened)" if shortened else "")
+    ensemble = "-"
+    if key in ensembles:
+      best = max(rows, key=lambda r: r.test_accuracy)
+      ensemble = (f"{float(ensembles[key].get('rank1', float('nan'))):.4f} "
+                  f"(best member {best.test_accuracy:.4f}, seed {best.seed})")
+    lines.append(f"| {j.run} | `{j.config}` | {published} | {ours} | {len(rows)} "
+                 f"({', '.join(str(r.seed) for r in rows)}) | {ensemble} |")
+    for r in rows:
+      shown = (plots or {}).get(r.path, r.plot)
+      plot = f"[history.png]({os.path.relpath(shown, out_dir)})" if shown else "-"
+      speed = f"{r.img_per_sec:.0f}" if r.img_per_sec else "-"
+      epochs = f"{r.epochs} of {j.epochs}, shortened" if r.epochs < j.epochs else str(r.epochs)
+      details.append(f"| {j.config} | {r.seed} | {r.test_accuracy:.4f} | {r.best_epoch or '-'} | {epochs} | "
+                     f"{overview._duration(r.seconds)} | {speed} | {r.hardware} | {plot} |")
+  if details:
+    lines += ["", "Each run (`python -m experiments.main --config=CONFIG [--config.seed=K]`; an ensemble's members",
+              "are seeds seed, seed+1, ...):", "",
+              "| config | seed | test accuracy | best epoch (val) | epochs | wall time | images/s | hardware | curves |",
+              "|---|---|---|---|---|---|---|---|---|", *details]
+  return lines
+
+
 def _pct(x):
   return "-" if x is None else f"{x:.4f}"
 
@@ -125,8 +247,12 @@ def copy_plots(journal: list[JournalRun], ours: dict, plots_dir: str) -> dict:
   return copied
 
 
-def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str], plots: dict | None = None) -> str:
-  """RESULTS.md's text; links are relative to `out_dir`; `plots`: copied history plots by config."""
+def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str], plots: dict | None = None,
+           real: tuple[dict, dict] = ({}, {}), real_plots: dict | None = None) -> str:
+  """RESULTS.md's text; links are relative to `out_dir`; `plots`: copied history plots by config;
+  `real`: `find_real`'s runs and ensembles, `real_plots` their copied plots."""
+  reference = [j for j in journal if j.reference_figure]
+  journal = [j for j in journal if not j.reference_figure]
   done = sum(1 for j in journal if spec_key(j.config) in ours)
   lines = [
       "# Results: the journal's figures and ours",
@@ -143,6 +269,8 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
   ]
   pending = []
   for j in journal:
+    if j.reference_figure:  # listed in "Reproduced on real data here"
+      continue
     figure = f"{j.metric} {j.figure:.4g} (seed {j.seed})" if j.figure else f"none reported (seed {j.seed})"
     o = ours.get(spec_key(j.config))
     if o is None:
@@ -158,10 +286,12 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
     plot = f"[history.png]({os.path.relpath(shown, out_dir)})" if shown else "-"
     lines.append(f"| {j.run} | `{j.config}` | {figure} | {value} | {epochs} | {overview._duration(o.seconds)} | "
                  f"{o.hardware} | {plot} |")
+  lines += render_real(reference, *real, out_dir, real_plots)
   if pending:
     lines += ["", "## Not run here", "",
-              "This machine has no GPU and no internet: only scikit-learn's digits are on hand. Each of these needs",
-              "its dataset (or weights) first; then the command runs it and this table picks it up.", ""]
+              "This machine has no GPU and no internet: only scikit-learn's digits and Fashion-MNIST (Debian's",
+              "dataset-fashion-mnist) are on hand. Each of these needs its dataset (or weights) first; then the",
+              "command runs it and this table picks it up.", ""]
     for j in pending:
       need = j.how_to_get or f"the {j.data} dataset"
       lines.append(f"- **{j.run}**: `python -m experiments.main --config={j.config}`  \n  needs {j.data}: {need}")
