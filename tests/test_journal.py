@@ -197,6 +197,14 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
   os.utime(runs / "lenet_old" / "status.json", (1, 1))
   real_run(runs / "lenet", "configs/fashion_mnist.py:lenet", 0, 0.8964, epochs=20)
   write_run(runs / "resnet", "configs/fashion_mnist.py:resnet20", 3, 30, [0.9] * 3)  # running: no results.json
+  real_run(runs / "lenet_resumed", "configs/fashion_mnist.py:lenet", 0, 0.99)  # another recipe: not counted
+  status = json.loads((runs / "lenet_resumed" / "status.json").read_text())
+  status["command"] = ("python -m experiments.main --config=configs/fashion_mnist.py:lenet --workdir=x "
+                       "--resume_epoch=10 --config.optim.lr=1e-4")
+  (runs / "lenet_resumed" / "status.json").write_text(json.dumps(status))  # the newest lenet run
+  assert journal.same_recipe("python -m experiments.main --config=c.py:x --workdir=w --config.seed=3 "
+                             "--config.monitor.plot=False")
+  assert not journal.same_recipe("python -m experiments.main --config=c.py --config.optim.lr=0.1")
   real, ensembles = journal.find_real([str(runs)])
   plots = journal.copy_real_plots(real, str(tmp_path / "results"))
   text = "\n".join(journal.render_real(journal.journal_runs(os.path.join(ROOT, "configs")), real, ensembles,

@@ -226,3 +226,21 @@ def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, fo
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and lines == ["error: CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'"]
   assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_given_itself_is_one_run(tmp_path):
+  """`experiments.runs RUN`: its checkpoints/ and eval_test/ are parts of it, not unreadable runs;
+  an ensemble folder still lists its members."""
+  from cnnzoo.training import overview
+  run = tmp_path / "run"
+  for sub in ("checkpoints/5", "eval_test"):
+    (run / sub).mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  assert overview.find_runs(str(run)) == [str(run)]
+  for k in range(2):
+    (tmp_path / "ens" / f"member_{k}" / "checkpoints").mkdir(parents=True)
+  (tmp_path / "ens" / "ensemble_eval_test").mkdir()
+  (tmp_path / "ens" / "ensemble_eval_test" / "evaluation.json").write_text("{}")  # a report, not a run
+  (tmp_path / "ens" / "notes").mkdir()  # a folder with no run inside is still listed (as unreadable)
+  assert overview.find_runs(str(tmp_path / "ens")) == [str(tmp_path / "ens" / f"member_{k}") for k in range(2)] + [
+      str(tmp_path / "ens" / "notes")]

@@ -131,15 +131,31 @@ class RealRun:
   plot: str | None
 
 
+# Command-line overrides that leave a run the config's recipe (where it runs, what it shows, its seed)
+SAME_RECIPE = ("--workdir=", "--config=", "--config.seed=", "--config.monitor.", "--config.data.dir=",
+               "--config.data.prefetch=", "--config.checkpoint.", "--config.steps_per_dispatch=")
+
+
+def same_recipe(command: str) -> bool:
+  """Whether a run's command line trains its config's recipe: no --resume_epoch / --init_from with
+  new settings, no override beyond SAME_RECIPE (those runs are experiments of their own)."""
+  words = command.split()
+  flags = [w for w in words[words.index("experiments.main") + 1:]] if "experiments.main" in words else []
+  return all(w.startswith(SAME_RECIPE) for w in flags)
+
+
 def find_real(roots: list[str]) -> tuple[dict, dict]:
-  """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots`, by seed;
-  {(NAME, ARGS): evaluation.json} of each ensemble's newest ensemble_eval_test)."""
+  """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots` that trained its
+  config's recipe (`same_recipe`), one a seed; {(NAME, ARGS): evaluation.json} of each ensemble's
+  ensemble_eval_test)."""
   import statistics
   runs, ensembles = {}, {}
   for root in roots:
     for directory in overview.find_runs(root):
       status = _read(os.path.join(directory, overview.STATUS_NAME)) or {}
-      key = spec_key(status.get("config", "")) if isinstance(status, dict) else None
+      if not isinstance(status, dict) or not same_recipe(str(status.get("command", ""))):
+        continue
+      key = spec_key(status.get("config", ""))
       results = _read(os.path.join(directory, "results.json"))
       if key is None or not isinstance(results, dict) or not isinstance(results.get("test_accuracy"), (int, float)):
         continue

@@ -47,8 +47,11 @@ def find_runs(root: str) -> list[str]:
     subdirs[:] = sorted(d for d in subdirs if d != "checkpoints" and not d.startswith("."))
     if any(f in files for f in RUN_FILES) or "checkpoints" in os.listdir(directory):
       found.append(directory)
-  top = [os.path.join(root, d) for d in sorted(os.listdir(root))] if os.path.isdir(root) else []
+  is_run = root in found  # a run directory given itself: its checkpoints/, eval_test/ ... are not runs
+  top = [os.path.join(root, d) for d in sorted(os.listdir(root))] if os.path.isdir(root) and not is_run else []
   for directory in top:
+    if os.path.isfile(os.path.join(directory, "evaluation.json")):  # experiments.evaluate's output
+      continue
     if os.path.isdir(directory) and not any(f == directory or f.startswith(directory + os.sep) for f in found):
       found.append(directory)
   return sorted(found)
