@@ -142,6 +142,15 @@ def test_a_missing_dataset_names_every_way_to_get_it(tmp_path, monkeypatch):
     sources.load_idx("mnist", str(tmp_path / "half"))
 
 
+def test_without_idx_files_tfds_serves_a_prepared_dataset(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+  monkeypatch.setitem(idx.DEBIAN_DIRS, "fashion_mnist", str(tmp_path / "not_installed"))
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = sources.load_idx("fashion_mnist")
+  assert ds.name == "fashion_mnist" and ds.image_shape == (28, 28, 1) and len(ds.train) == 20 and ds.val is ds.test
+  assert ds.class_names[0] == "T-shirt/top"
+
+
 def test_a_bad_data_dir_is_one_line_and_nothing_is_written(tmp_path, forkserver):
   files = write_dataset(tmp_path / "data")
   open(files["train"][0], "wb").write(b"\0\0\x08\x03\0\0")  # cut inside the header

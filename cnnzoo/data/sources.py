@@ -118,28 +118,21 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
   return Split(split.images[rest], split.labels[rest]), Split(split.images[held], split.labels[held])
 
 
-def _tfds_prepared(name: str, data_dir: str | None) -> bool:
-  """Whether tensorflow-datasets has `name` prepared in `data_dir` (None: its default folder)."""
-  root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-  if not os.path.isdir(os.path.join(root, name)):  # spares the import of tfds (seconds) in the common case
-    return False
-  import tensorflow_datasets as tfds
-  return tfds.builder(name, data_dir=data_dir).is_prepared()
-
-
 def load_idx(name: str, directory: str = "", val_fraction: float = 0.0, split_seed: int = 0) -> Dataset:
   """MNIST or Fashion-MNIST (`name` "mnist" / "fashion_mnist") from its four IDX files: in
   `directory`, else where Debian's package puts them, else from tensorflow-datasets when it has
   the dataset prepared (in `directory` as its data_dir, or its default folder). The validation
-  split is a stratified `val_fraction` of train, or the test split when 0 (the seed's habit)."""
+  split is a stratified `val_fraction` of train (tfds: a seeded random share), or the test split
+  when 0 (the seed's habit)."""
   class_names = idx.CLASS_NAMES[name]
   search = [directory] if directory else [idx.DEBIAN_DIRS.get(name, "")]
   files = next((f for f in (idx.find_files(d) for d in search if d and os.path.isdir(d)) if f), None)
-  if files is None:
-    if _tfds_prepared(name, directory or None):
+  if files is None:  # tfds, if it has the dataset prepared (in `directory` as its data_dir)
+    try:
       return load_tfds(name, directory or None, val_fraction, split_seed)
-    where = f"{directory} holds no {name} IDX files" if directory else f"{name} is not on this machine"
-    raise DatasetNotFoundError(f"{where}: {idx.how_to_get(name)}")
+    except DatasetNotFoundError:
+      where = f"{directory} holds no {name} IDX files" if directory else f"{name} is not on this machine"
+      raise DatasetNotFoundError(f"{where}: {idx.how_to_get(name)}") from None
   train, test = (Split(*idx.read_split(*files[s], len(class_names))) for s in ("train", "test"))
   if train.images.shape[1:] != test.images.shape[1:]:
     raise idx.IdxError(f"{files['train'][0]} and {files['test'][0]} hold images of different sizes "
