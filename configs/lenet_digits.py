@@ -3,9 +3,11 @@
   python -m experiments.main --config=configs/lenet_digits.py --workdir=runs/lenet_digits
 
 The 1,797 8x8 digits are upscaled to LeNet's 32x32 input and split 70/10/20 (train/val/test)
-with a fixed seed. Adam (lr 1e-3, cosine decay), as in the seed's LeNet notebook (98.57% on
-MNIST), with random shifts of up to 3 px. Reached here: 0.9833 test accuracy (360 images), 20
-epochs, about 10 s on 2 CPU cores (2026-11-29).
+with a fixed seed. A stand-in, not a journal run: the seed's LeNet notebook trained on MNIST (plain
+Adam, batch 128, no augmentation, 98.57%: configs/lenet_mnist.py), and its figure is not this
+dataset's. For 1,257 training images cnnzoo chose Adam (lr 1e-3) with a cosine decay, batch 32 and
+random shifts of up to 3 px. Reached here: 0.9833 test accuracy (360 images), 20 epochs, about
+10 s on 2 CPU cores (2026-11-29).
 """
 
 from configs import base
@@ -14,10 +16,10 @@ from configs import base
 def get_config(arg=None):
   c = base.get_config()
   c.model.name = "lenet5"
-  c.journal.run = "LeNet (journal: MNIST 0.9857; here: the bundled digits)"
-  c.journal.seed = "LeNet notebook"
+  c.journal.run = "LeNet-5 on the bundled digits: a stand-in (the seed's MNIST run is lenet_mnist.py)"
+  c.journal.seed = "none (offline first run)"
   c.journal.metric = "test_accuracy"
-  c.journal.figure = 0.9857
+  c.journal.figure = 0.0  # the notebook's 0.9857 is MNIST's, another dataset
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained
   c.model.kernel_init = "glorot_uniform"  # Keras' default for Conv2D and Dense (biases zero)
   c.data.name = "digits"

@@ -155,7 +155,7 @@ def test_results_md_puts_ours_beside_the_seeds_figure(tmp_path):
   assert results["rc"] == 0, results["stderr"]
   text = out.read_text()
   rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ") and "`" in line}
-  assert "| test_accuracy 0.9857 (seed LeNet notebook) | 0.9833 | 20 |" in rows["configs/lenet_digits.py"]
+  assert "| none reported (seed none (offline first run)) | 0.9833 | 20 |" in rows["configs/lenet_digits.py"]
   assert "[history.png](results/lenet_digits.png)" in rows["configs/lenet_digits.py"]
   assert (tmp_path / "results" / "minivggnet_flowers17-noaug.png").read_bytes() == b"png"
   assert "10m00s" in rows["configs/lenet_digits.py"] and "1 x cpu (test)" in rows["configs/lenet_digits.py"]
