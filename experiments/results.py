@@ -39,7 +39,7 @@ def main(argv):
   runs = journal.journal_runs(here)
   ours = journal.find_ours(roots)
   plots = journal.copy_plots(runs, ours, os.path.join(out_dir, _PLOTS.value))
-  real = journal.find_real(roots)
+  real = journal.find_real(roots, runs)
   real_plots = journal.copy_real_plots(real[0], os.path.join(out_dir, _PLOTS.value))
   text = journal.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots)
   with paths.atomic(_OUT.value, ".tmp.md") as tmp, open(tmp, "w") as f:

@@ -205,10 +205,15 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
   assert journal.same_recipe("python -m experiments.main --config=c.py:x --workdir=w --config.seed=3 "
                              "--config.monitor.plot=False")
   assert not journal.same_recipe("python -m experiments.main --config=c.py --config.optim.lr=0.1")
-  real, ensembles = journal.find_real([str(runs)])
+  real_run(runs / "digits", "configs/lenet_digits.py", 0, 0.98)  # no reference figure: the journal's table
+  configs = journal.journal_runs(os.path.join(ROOT, "configs"))
+  real, ensembles = journal.find_real([str(runs)], configs)
+  assert ("lenet_digits", frozenset()) not in real
   plots = journal.copy_real_plots(real, str(tmp_path / "results"))
-  text = "\n".join(journal.render_real(journal.journal_runs(os.path.join(ROOT, "configs")), real, ensembles,
-                                       str(tmp_path), plots))
+  assert sorted(os.listdir(tmp_path / "results")) == [
+      "fashion_mnist-ensemble-seed0.png", "fashion_mnist-ensemble-seed1.png", "fashion_mnist-ensemble-seed2.png",
+      "fashion_mnist-lenet-seed0.png"]
+  text = "\n".join(journal.render_real(configs, real, ensembles, str(tmp_path), plots))
   rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ") and "`" in line}
   assert "| 0.9400 +- 0.0100 (n=3) | 3 (0, 1, 2) | 0.9555 (best member 0.9500, seed 2) |" in rows[
       "configs/fashion_mnist.py:ensemble"]

@@ -144,10 +144,11 @@ def same_recipe(command: str) -> bool:
   return all(w.startswith(SAME_RECIPE) for w in flags)
 
 
-def find_real(roots: list[str]) -> tuple[dict, dict]:
-  """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots` that trained its
-  config's recipe (`same_recipe`), one a seed; {(NAME, ARGS): evaluation.json} of each ensemble's
-  ensemble_eval_test)."""
+def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
+  """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots` of the configs in
+  `journal` with a reference figure that trained its config's recipe (`same_recipe`), one a seed;
+  {(NAME, ARGS): evaluation.json} of each such ensemble's ensemble_eval_test)."""
+  wanted = {spec_key(j.config) for j in journal if j.reference_figure}
   import statistics
   runs, ensembles = {}, {}
   for root in roots:
@@ -157,7 +158,7 @@ def find_real(roots: list[str]) -> tuple[dict, dict]:
         continue
       key = spec_key(status.get("config", ""))
       results = _read(os.path.join(directory, "results.json"))
-      if key is None or not isinstance(results, dict) or not isinstance(results.get("test_accuracy"), (int, float)):
+      if key not in wanted or not isinstance(results, dict) or not isinstance(results.get("test_accuracy"), (int, float)):
         continue
       row = overview.describe(directory)
       config = _read(os.path.join(directory, "config.json")) or {}
@@ -254,6 +255,8 @@ def copy_plots(journal: list[JournalRun], ours: dict, plots_dir: str) -> dict:
   import shutil
   copied = {}
   for j in journal:
+    if j.reference_figure:  # copy_real_plots copies each of their runs' plots
+      continue
     o = ours.get(spec_key(j.config))
     if o is not None and o.plot:
       os.makedirs(plots_dir, exist_ok=True)
