@@ -214,3 +214,19 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
   holder.wait()
   with workdir_lib.lock(workdir):  # the kernel released the killed process's lock
     assert open(os.path.join(workdir, ".lock")).read().strip() == str(os.getpid())
+
+
+def test_a_refused_resume_leaves_the_run_it_refused_as_it_was(tiny_digits, tmp_path):
+  """Resuming a finished run with another optimizer is refused in one line, and its status.json
+  still says finished (it was set to running before the check, and the run then showed as
+  interrupted with a resume command that fails)."""
+  tiny_digits.num_epochs = 1
+  loop.train_and_evaluate(tiny_digits, str(tmp_path), command={"config": "configs/lenet_digits.py"})
+  before = {name: (tmp_path / name).read_bytes() for name in ("status.json", "config.json", "history.json")}
+  assert json.loads(before["status.json"])["state"] == "finished"
+  other = tiny_digits.copy_and_resolve_references()
+  other.optim.name, other.num_epochs = "sgd", 2
+  with pytest.raises(UserError) as e:
+    loop.train_and_evaluate(other, str(tmp_path), command={"config": "configs/lenet_digits.py"})
+  assert "\n" not in str(e.value)
+  assert {name: (tmp_path / name).read_bytes() for name in before} == before

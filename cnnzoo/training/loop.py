@@ -165,6 +165,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
     failed, interrupted = True, False
     status = workdir_lib.Status(workdir, command)
+    before = resume.finished_epochs(directory)
     try:
       status.write("running")
       results = _train(run, config, workdir, ckpt, resume_epoch)
@@ -173,6 +174,12 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
       return results
     except RunStopped as e:
       status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
+      raise
+    except UserError as e:
+      if resume.finished_epochs(directory) == before:  # refused (another optimizer, model...): as it was
+        status.restore()
+      else:
+        status.write("failed", str(e))
       raise
     except (OSError, ValueError, RuntimeError) as e:
       reason = resume.disk_error(e)

@@ -148,6 +148,26 @@ class Status:
 
   def __init__(self, workdir: str, command: dict | None):
     self.path, self.command = os.path.join(workdir, "status.json"), dict(command or {})
+    try:  # what the run said before this process: a refused resume puts it back
+      with open(self.path, "rb") as f:
+        self.previous = f.read()
+    except OSError:
+      self.previous = None
+
+  def restore(self) -> None:
+    """Puts back the status.json this process found (removes the one it wrote if there was none):
+    a resume refused before its first epoch leaves the run as it was."""
+    if jax.process_index() != 0:
+      return
+    try:
+      if self.previous is None:
+        if os.path.exists(self.path):
+          os.remove(self.path)
+        return
+      with paths.atomic(self.path, ".tmp.json") as tmp, open(tmp, "wb") as f:
+        f.write(self.previous)
+    except OSError:  # a full disk: the refusal's own message is the one to show
+      pass
 
   def write(self, state: str, message: str = "") -> None:
     if jax.process_index() != 0:
