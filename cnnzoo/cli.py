@@ -8,11 +8,12 @@ are printed the same way. Anything else is a bug and keeps its traceback.
 
 import os
 import re
+import signal
 import sys
 
 from absl import app, flags
 
-from cnnzoo.errors import UserError
+from cnnzoo.errors import Terminated, UserError
 
 EXIT_USER_ERROR = 2
 
@@ -99,10 +100,14 @@ def run(main, positional: bool = False) -> None:
   def guarded(argv):
     if len(argv) > 1 and not positional:
       fail(f"unexpected arguments: {' '.join(argv[1:])} (every option is a --flag=value)")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
       return main(argv)
     except UserError as e:
       fail(str(e), e.exit_code)
+    except Terminated:  # SIGTERM, handled as Ctrl-C is
+      print("terminated (SIGTERM)", file=sys.stderr)
+      sys.exit(Terminated.exit_code)
     except KeyboardInterrupt:  # Ctrl-C: what was interrupted has said what it kept
       print("interrupted", file=sys.stderr)
       sys.exit(130)
@@ -117,6 +122,14 @@ def run(main, positional: bool = False) -> None:
     app.run(guarded, flags_parser=_parse_flags)
   except SystemExit as e:
     exit_now(e.code)
+
+
+def _terminate(signum, frame) -> None:
+  """SIGTERM's handler: raises Terminated (a KeyboardInterrupt) where the main thread is, so what
+  Ctrl-C cleans up (partial files, status.json, the checkpoint being written) is cleaned up too."""
+  del signum, frame
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+  raise Terminated()
 
 
 def exit_now(code) -> None:

@@ -16,3 +16,9 @@ class RunStopped(UserError):
   """Training stopped on its own: the loss diverged or a checkpoint could not be written. The
   workdir keeps its last good checkpoint; the message says how to go on. Exit status 3."""
   exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM (what SLURM, Kubernetes and `kill` send) arrived: handled as Ctrl-C is -- the last
+  checkpoint kept, status "interrupted" -- and the command exits 143 (128 + 15)."""
+  exit_code = 143

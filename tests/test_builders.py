@@ -139,4 +139,34 @@ def test_wrong_layout_and_interrupted_build(tmp_path, monkeypatch):
   monkeypatch.setattr(builders, "load_image", crash_on_the_third)
   with pytest.raises(KeyboardInterrupt):
     builders.build("folder", str(src), str(tmp_path / "out2"), 8, progress=False)
-  assert os.listdir(tmp_path / "out2") == []  # no half-written file, valid-looking or not
+  assert not (tmp_path / "out2").exists()  # no half-written file, valid-looking or not; not even the folder
+
+
+def test_sigterm_during_a_build_leaves_nothing_and_the_rerun_builds(tmp_path, forkserver):
+  """SIGTERM (a scheduler's time limit) mid-build: exit 143, no file in --out (the build writes into
+  OUT/.building and moves complete files into place), and the same command then builds."""
+  import signal
+  import time
+  src = tmp_path / "src"
+  rng = np.random.default_rng(0)
+  for c in ("a", "b"):
+    (src / c).mkdir(parents=True)
+    for k in range(600):
+      Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(src / c / f"{k}.png")
+  out = tmp_path / "data"
+  out.mkdir()
+  (out / "keep.txt").write_text("the user's own file")
+  # the test and validation splits take 70 %: the signal lands once train.h5 is complete, mid-build
+  argv = ["--layout=folder", f"--src={src}", f"--out={out}", "--size=48", "--val=0.4", "--test=0.3"]
+  child = forkserver.start(argv, module="experiments.build_dataset")
+  deadline = time.time() + 120
+  while not (out / ".building" / "train.h5").exists():
+    assert time.time() < deadline and child.poll() is None, child.stderr
+    time.sleep(0.005)
+  child.kill(signal.SIGTERM)
+  assert child.wait() == 143, child.stderr
+  assert child.stderr.strip().splitlines()[-1] == "terminated (SIGTERM)" and "Traceback" not in child.stderr
+  assert sorted(os.listdir(out)) == ["keep.txt"]
+  again = forkserver.run(argv, module="experiments.build_dataset")
+  assert again.returncode == 0, again.stderr
+  assert sorted(os.listdir(out)) == ["keep.txt", "mean.json", "test.h5", "train.h5", "val.h5"]

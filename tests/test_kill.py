@@ -9,8 +9,10 @@ The default suite runs 4 trials (one per phase). The documented stress run:
 prints one line per trial (phase, delay, epochs on disk) and the verdict.
 """
 
+import json
 import os
 import random
+import signal
 import time
 
 import pytest
@@ -63,9 +65,12 @@ def test_kill_9_at_random_points_then_rerun_is_bitwise_exact(tmp_path, lenet_ref
   print(f"{sum(killed)} of {TRIALS} kills landed; the rerun is bitwise equal to the uninterrupted run")
 
 
-def test_ctrl_c_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path, forkserver):
+@pytest.mark.parametrize("signum, rc, name, last", [(signal.SIGINT, 130, "Ctrl-C", "interrupted"),
+                                                     (signal.SIGTERM, 143, "SIGTERM", "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path, forkserver, signum, rc,
+                                                                                   name, last):
+  """Ctrl-C, and SIGTERM (what SLURM and Kubernetes send at a time limit) the same way."""
   import re
-  import signal
   from cnnzoo.training import overview
   workdir = str(tmp_path / "run")
   # twelve epochs, Ctrl-C once epoch 2 trains: on a loaded machine the signal may land epochs later
@@ -74,12 +79,14 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path,
   argv = lenet_cli(workdir, 12, "--verbosity=0")
   child = forkserver.start(argv, lenet_env())
   assert child.wait_for("cnnzoo phase: train ", 1)  # epoch 2 trains: epoch 1 is saved
-  child.kill(signal.SIGINT)
-  assert child.wait() == 130
+  child.kill(signum)
+  assert child.wait() == rc
   lines = [l for l in child.stderr.splitlines() if not l.startswith("I") and l.strip()]
-  kept = re.fullmatch(r"stopped by Ctrl-C; the checkpoint of epoch (\d+) is kept: rerun the same command to "
+  kept = re.fullmatch(rf"stopped by {name}; the checkpoint of epoch (\d+) is kept: rerun the same command to "
                       r"resume from it", lines[-2])
-  assert kept and 1 <= int(kept[1]) < 12 and lines[-1] == "interrupted", lines
+  assert kept and 1 <= int(kept[1]) < 12 and lines[-1] == last, lines
+  status = json.loads(open(os.path.join(workdir, "status.json")).read())
+  assert (status["state"], status["message"]) == ("interrupted", name)
   assert "Traceback" not in child.stderr
   row = overview.describe(workdir)
   assert (row.state, row.epochs) == ("interrupted", int(kept[1])) and row.detail.startswith("resume: python -m experiments.main")

@@ -5,14 +5,17 @@ with a fixed seed, resize each (aspect-aware resize + center crop, the seed's pr
 plain resize), and write `images` (uint8 N x H x W x 3, or x 1 for grayscale builds; chunked for
 batch reads), `labels` and the class names per split, plus the training split's per-channel mean
 (the seed's DATASET_MEAN).
-Files are written under a temporary name and renamed when complete, so an interrupted build leaves
-no file that looks valid. Unreadable images are skipped, counted and listed.
+A build writes into OUT/.building and moves its files into place once all are complete, so an
+interrupted build (Ctrl-C, SIGTERM, kill -9) leaves nothing that looks valid or that a rerun trips
+on. Unreadable images are skipped, counted and listed.
 """
 
 import dataclasses
 import glob
 import json
 import os
+import shutil
+import signal
 
 import numpy as np
 
@@ -22,6 +25,9 @@ from cnnzoo.errors import UserError
 FLOWERS17 = ("Daffodil", "Snowdrop", "LilyValley", "Bluebell", "Crocus", "Iris", "Tigerlily", "Tulip",
              "Fritillary", "Sunflower", "Daisy", "ColtsFoot", "Dandelion", "Cowslip", "Buttercup",
              "Windflower", "Pansy")  # Oxford 17 Category Flowers: 80 consecutive images per class
+
+
+STAGING = ".building"  # build()'s folder inside --out while it writes
 
 
 class LayoutError(UserError):
@@ -249,23 +255,35 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
   if not listing.splits["train"]:
     raise LayoutError(f"{src} holds no images for the training split in the {layout} layout")
   made_out = not os.path.exists(out)
+  staging = os.path.join(out, STAGING)  # the whole build lands here, then moves into place
   os.makedirs(out, exist_ok=True)
+  if os.path.isdir(staging):  # left by a build killed with -9: never a dataset
+    shutil.rmtree(staging)
+  os.makedirs(staging)
   report = {"counts": {}, "skipped": []}
-  for split, items in listing.splits.items():
-    if not items:  # an --overwrite build without this split: drop the old one, or it would be read
-      if os.path.exists(os.path.join(out, f"{split}.h5")):
-        os.remove(os.path.join(out, f"{split}.h5"))
-      continue
-    n, skipped = write_split(os.path.join(out, f"{split}.h5"), items, listing.class_names, size, mode, progress,
-                             channels)
-    report["counts"][split] = n
-    report["skipped"] += skipped
-    if n == 0:  # every image unreadable: no dataset rather than an empty one
-      for name in report["counts"]:
-        os.remove(os.path.join(out, f"{name}.h5"))
-      if made_out:
-        os.rmdir(out)
-      raise LayoutError(f"none of the {len(items)} {split} images in {src} could be read "
-                        f"(e.g. {skipped[0]}); nothing was written")
-  report["mean"], report["std"] = write_stats(out)
+  try:
+    for split, items in listing.splits.items():
+      if not items:
+        continue
+      n, skipped = write_split(os.path.join(staging, f"{split}.h5"), items, listing.class_names, size, mode, progress,
+                               channels)
+      report["counts"][split] = n
+      report["skipped"] += skipped
+      if n == 0:  # every image unreadable: no dataset rather than an empty one
+        raise LayoutError(f"none of the {len(items)} {split} images in {src} could be read "
+                          f"(e.g. {skipped[0]}); nothing was written")
+    report["mean"], report["std"] = write_stats(staging)
+    for name in ("train.h5", "val.h5", "test.h5", "mean.json"):  # an --overwrite build without a split
+      if not os.path.exists(os.path.join(staging, name)) and os.path.exists(os.path.join(out, name)):
+        os.remove(os.path.join(out, name))  # drops the old one, or it would be read
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # all files or none
+    try:
+      for name in os.listdir(staging):
+        os.replace(os.path.join(staging, name), os.path.join(out, name))
+    finally:
+      signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+  finally:  # Ctrl-C, SIGTERM, an error: nothing half-built is left for a rerun to trip on
+    shutil.rmtree(staging, ignore_errors=True)
+    if made_out and not os.listdir(out):
+      os.rmdir(out)
   return report

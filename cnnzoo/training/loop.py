@@ -13,7 +13,7 @@ from absl import logging
 
 from cnnzoo import parallel, paths
 from cnnzoo.data import Loader
-from cnnzoo.errors import RunStopped, UserError
+from cnnzoo.errors import RunStopped, Terminated, UserError
 from cnnzoo.evaluation import metrics
 from cnnzoo.training import monitor, steps
 from cnnzoo.training import state as state_lib
@@ -163,7 +163,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   with workdir_lib.lock(workdir):
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
-    failed, interrupted = True, False
+    failed, interrupted, signal_name = True, False, "Ctrl-C"
     status = workdir_lib.Status(workdir, command)
     before = resume.finished_epochs(directory)
     try:
@@ -192,8 +192,9 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
           "to resume from it" if done else "no checkpoint was written: free some space and rerun"))
       status.write("stopped", str(stop))
       raise stop from None
-    except KeyboardInterrupt:
-      status.write("interrupted", "Ctrl-C")
+    except KeyboardInterrupt as e:
+      signal_name = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+      status.write("interrupted", signal_name)
       interrupted = True
       raise
     finally:
@@ -204,7 +205,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
           raise
       if interrupted and jax.process_index() == 0:
         done = resume.finished_epochs(directory)
-        print("stopped by Ctrl-C; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
+        print(f"stopped by {signal_name}; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
               "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
 
 
