@@ -126,7 +126,7 @@ CASES = [
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--seed=-1"], "--seed=-1: must be >= 0"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={file}/sub"], "is a file, not a directory"),
     (BUILD + ["--layout=folder", "--src={no_images}", "--out={out}"], "has no class sub-folders"),
-    (BUILD + ["--layout=folder", "--src={text_only}", "--out={out}"], "holds no images for the training split"),
+    (BUILD + ["--layout=folder", "--src={text_only}", "--out={out}"], "cat holds no image (.jpg, .jpeg, .png, .bmp, .gif); add images or remove the folder"),
     (BUILD + ["--layout=folder", "--src={unreadable}", "--out={out}"], "could be read"),
     (SUMMARIZE, "pass --model=NAME"),
     (SUMMARIZE + ["--model=lenet5", "extra"], "unexpected arguments: extra"),

@@ -1,5 +1,7 @@
 """Data sources, the loader (order, padding, sharding) and on-device augmentation."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -200,3 +202,58 @@ def test_on_device_choice():
   assert fits_on_device(split, "yes", 0.0) and not fits_on_device(split, "no", 1.0)
   with pytest.raises(ValueError, match="auto, yes or no"):
     fits_on_device(split, "maybe", 1.0)
+
+
+def write_h5_split(path, images, labels, class_names):
+  import h5py
+  with h5py.File(path, "w") as f:
+    f["images"] = images
+    f["labels"] = labels
+    f.attrs["class_names"] = class_names
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("labels_column", r"train.h5: labels must be one integer per image \(found int64 \(6, 1\)\)"),
+    ("float_labels", r"train.h5: labels must be one integer per image \(found float64 \(6,\)\)"),
+    ("scalar_names", r"train.h5: the class_names attribute must be a list of names, one per class \(found str"),
+    ("one_class", r"train.h5: 1 class\(es\): classification needs at least two"),
+    ("names_differ", r"test.h5: its class names \(cat, mouse, \.\.\.\) differ from train.h5's \(cat, dog, \.\.\.\)"),
+    ("empty_class", r"train.h5: class 'dog' has no training image \(1 of 2 classes have none\)"),
+])
+def test_hdf5_data_that_would_train_to_a_meaningless_number_is_refused(tmp_path, damage, message):
+  """Data validated, not only present: each of these once trained and reported a number."""
+  images = np.zeros((6, 4, 4, 1), np.uint8)
+  labels, names = np.arange(6) % 2, ["cat", "dog"]
+  for split in ("train", "val", "test"):
+    write_h5_split(tmp_path / f"{split}.h5", images, labels, names)
+  train = tmp_path / "train.h5"
+  if damage == "labels_column":
+    write_h5_split(train, images, labels[:, None], names)
+  elif damage == "float_labels":
+    write_h5_split(train, images, labels.astype(np.float64), names)
+  elif damage == "scalar_names":
+    write_h5_split(train, images, labels, "catdog")
+  elif damage == "one_class":
+    write_h5_split(train, images, labels * 0, ["cat"])
+  elif damage == "names_differ":
+    write_h5_split(tmp_path / "test.h5", images, labels, ["cat", "mouse"])
+  elif damage == "empty_class":
+    write_h5_split(train, images, labels * 0, names)
+  with pytest.raises(sources.ConfigError, match=message) as e:
+    sources.load_hdf5(str(tmp_path))
+  assert "\n" not in str(e.value)
+
+
+def test_a_class_folder_without_images_or_a_single_class_is_refused(tmp_path):
+  from PIL import Image
+  from cnnzoo.data import builders
+  for c in ("a", "b"):
+    (tmp_path / "src" / c).mkdir(parents=True)
+  Image.new("L", (4, 4)).save(tmp_path / "src" / "a" / "0.png")
+  (tmp_path / "src" / "b" / "notes.txt").write_text("not an image")
+  with pytest.raises(builders.LayoutError, match=r"src/b holds no image \(\.jpg, .*add images or remove the folder"):
+    builders.list_folder(str(tmp_path / "src"))
+  os.remove(tmp_path / "src" / "b" / "notes.txt")
+  os.rmdir(tmp_path / "src" / "b")
+  with pytest.raises(builders.LayoutError, match=r"has one class folder \(a\): classification needs at least two"):
+    builders.list_folder(str(tmp_path / "src"))

@@ -130,6 +130,12 @@ def list_folder(src, val_fraction=0.1, test_fraction=0.2, seed=0) -> Listing:
   exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
   items = [(os.path.join(src, c, f), i) for i, c in enumerate(classes)
            for f in sorted(os.listdir(os.path.join(src, c))) if f.lower().endswith(exts)]
+  counts = np.bincount([label for _, label in items], minlength=len(classes))
+  if len(classes) < 2:
+    raise LayoutError(f"{src} has one class folder ({classes[0]}): classification needs at least two")
+  if counts.min() == 0:
+    raise LayoutError(f"{os.path.join(src, classes[int(np.argmin(counts))])} holds no image ({', '.join(exts)}); "
+                      "add images or remove the folder")
   train, val, test = _carve(items, [val_fraction, test_fraction], seed)
   return Listing({"train": train, "val": val, "test": test}, classes)
 

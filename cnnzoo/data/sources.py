@@ -178,17 +178,29 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
     if missing:
       raise ConfigError(f"{path} has no {missing[0]!r} (expected datasets images, labels and the "
                         "class_names attribute, as experiments.build_dataset writes them)")
-    images, labels = f["images"], np.asarray(f["labels"], np.int32)
+    images, raw_labels = f["images"], f["labels"]
+    if raw_labels.ndim != 1 or raw_labels.dtype.kind not in "iu":
+      raise ConfigError(f"{path}: labels must be one integer per image (found {raw_labels.dtype} "
+                        f"{raw_labels.shape}); rebuild it with `python -m experiments.build_dataset`")
+    labels = np.asarray(raw_labels, np.int32)
     if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
       raise ConfigError(f"{path}: images must be uint8 N x H x W x C with one label each (found "
                         f"{images.dtype} {images.shape}, {len(labels)} labels)")
     if images.size <= max_in_memory_gb * 2**30:
       images = images[()]
-    names = [str(c.decode() if isinstance(c, bytes) else c) for c in f.attrs["class_names"]]
-    class_names = class_names or names
+    names = _class_names(path, f.attrs["class_names"])
+    if class_names is not None and names != class_names:
+      raise ConfigError(f"{path}: its class names ({', '.join(names[:3])}, ...) differ from train.h5's "
+                        f"({', '.join(class_names[:3])}, ...); the splits come from different builds")
+    class_names = names
     if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
       raise ConfigError(f"{path}: labels run from {labels.min()} to {labels.max()} but there are "
                         f"{len(class_names)} class names")
+    if path == paths[0]:
+      empty = [class_names[k] for k in np.flatnonzero(np.bincount(labels, minlength=len(class_names)) == 0)]
+      if empty:
+        raise ConfigError(f"{path}: class {empty[0]!r} has no training image ({len(empty)} of "
+                          f"{len(class_names)} classes have none); a model cannot learn it: rebuild without it")
     splits.append(Split(images, labels))
   mean = std = None
   mean_path = os.path.join(directory, "mean.json")
@@ -207,6 +219,19 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
       raise ConfigError(f"{mean_path} holds {len(mean)} channel mean(s) for images of {channels} channel(s); "
                         "it belongs to another dataset: rebuild the dataset or delete it")
   return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean, std)
+
+
+def _class_names(path: str, value) -> list[str]:
+  """The `class_names` attribute of an HDF5 split as a list of at least two strings."""
+  if isinstance(value, (str, bytes)) or np.ndim(value) != 1:
+    raise ConfigError(f"{path}: the class_names attribute must be a list of names, one per class (found "
+                      f"{type(value).__name__} {str(value)[:40]!r})")
+  names = [c.decode() if isinstance(c, bytes) else c for c in value]
+  if not all(isinstance(n, str) for n in names):
+    raise ConfigError(f"{path}: class_names must be strings (found {type(names[0]).__name__})")
+  if len(names) < 2:
+    raise ConfigError(f"{path}: {len(names)} class(es): classification needs at least two")
+  return names
 
 
 def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
