@@ -230,3 +230,26 @@ def test_a_refused_resume_leaves_the_run_it_refused_as_it_was(tiny_digits, tmp_p
     loop.train_and_evaluate(other, str(tmp_path), command={"config": "configs/lenet_digits.py"})
   assert "\n" not in str(e.value)
   assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_a_resume_that_would_change_what_the_run_means_is_refused(tiny_digits, tmp_path):
+  """Another split seed (test images would leak into training), other classes, or fewer epochs
+  than done: one line each, and the run's files as they were."""
+  tiny_digits.num_epochs = 2
+  loop.train_and_evaluate(tiny_digits, str(tmp_path), command={"config": "configs/lenet_digits.py"})
+  files = ("status.json", "config.json", "history.json", "results.json")
+  before = {name: (tmp_path / name).read_bytes() for name in files}
+  cases = [({"data.split_seed": 1}, r"was trained on other data: data.split_seed \(or the dataset behind it\) "
+                                    r"was 0, now 1; resuming would mix"),
+           ({"data.classes": (0, 1, 2)}, r"was trained on other data: data.classes .* was , now 0, 1, 2"),
+           ({"num_epochs": 1}, r"--config.num_epochs=1 is below the 2 epochs this run has done; raise it, or go "
+                               r"back with --resume_epoch=N \(N <= 1; on disk: \[1, 2\]\)")]
+  for overrides, message in cases:
+    other = tiny_digits.copy_and_resolve_references()
+    for key, value in overrides.items():
+      section, _, field = key.rpartition(".")
+      (other[section] if section else other)[field] = value
+    with pytest.raises(UserError, match=message) as e:
+      loop.train_and_evaluate(other, str(tmp_path), command={"config": "configs/lenet_digits.py"})
+    assert "\n" not in str(e.value)
+    assert {name: (tmp_path / name).read_bytes() for name in files} == before

@@ -167,6 +167,10 @@ def build(config, abstract: bool = False) -> Run:
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   if config.model.get("head"):
     identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
+  d = config.data  # what the run learns from: a resume on other data or other splits would mix them
+  identity["data"] = {"name": ds.name, "split_seed": int(d.split_seed), "val_fraction": float(d.val_fraction),
+                      "test_fraction": float(d.test_fraction), "classes": [str(c) for c in d.get("classes", ())],
+                      "class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)]}
   run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
   run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)

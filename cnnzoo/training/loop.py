@@ -233,6 +233,10 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   """The body of train_and_evaluate once the workdir is locked and the checkpoints are open."""
   epochs = ckpt.epochs()
   start, state, history = resume.resume_point(run, ckpt, resume_epoch)
+  if start > config.num_epochs:
+    raise UserError(f"--config.num_epochs={config.num_epochs} is below the {start} epochs this run has done; "
+                    f"raise it, or go back with --resume_epoch=N (N <= {config.num_epochs}; on disk: "
+                    f"{epochs}) to end the run there")
   truncate = bool(epochs) and start < epochs[-1]
 
   if jax.process_index() == 0:  # one writer; the other processes share the folder

@@ -15,10 +15,28 @@ from cnnzoo.training import stages
 from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
 
 
+def _data_change(saved: dict, now: dict) -> str | None:
+  """What differs between the data a checkpoint was trained on and this config's, or None."""
+  changed = [k for k in now if k in saved and saved[k] != now[k]]
+  if not changed:
+    return None
+  k = changed[0]
+  show = lambda v: (", ".join(map(str, v[:3])) + (", ..." if len(v) > 3 else "")) if isinstance(v, list) else v
+  return f"data.{k} (or the dataset behind it) was {show(saved[k])}, now {show(now[k])}"
+
+
 def restore(run, ckpt: Checkpointer, epoch: int):
   meta = ckpt.read_meta(epoch)
-  if meta.get("identity") != run.identity:
-    saved = meta.get("identity", {})
+  saved = meta.get("identity", {})
+  if "data" in saved and "data" in run.identity:
+    change = _data_change(saved["data"], run.identity["data"])
+    if change:
+      raise CheckpointMismatchError(
+          f"{ckpt.directory} was trained on other data: {change}; resuming would mix the splits or the classes. "
+          "Keep the run's data settings, or start a new run from its weights with --init_from=DIR:EPOCH "
+          "and another --workdir")
+  without_data = lambda identity: {k: v for k, v in identity.items() if k != "data"}  # (older checkpoints lack it)
+  if without_data(saved) != without_data(run.identity):
     raise CheckpointMismatchError(
         f"{ckpt.directory} holds a run of {saved.get('model')!r} ({saved.get('num_classes')} classes, "
         f"input {saved.get('image_shape')}, kwargs {saved.get('kwargs')}), not of this config's "
