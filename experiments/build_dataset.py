@@ -8,6 +8,8 @@
 Layouts: tiny_imagenet_200, flowers17, dogs_vs_cats, folder (one sub-folder per class).
 """
 
+import math
+
 from absl import flags
 
 from cnnzoo import cli
@@ -38,6 +40,9 @@ def main(argv):
   if _SEED.value < 0:
     cli.fail(f"--seed={_SEED.value}: must be >= 0")
   split_args = {"seed": _SEED.value}
+  for flag, value in (("--val", _VAL.value), ("--test", _TEST.value)):
+    if value is not None and not math.isfinite(value):
+      cli.fail(f"{flag}={value}: give a fraction in [0, 1) or a number of images")
   for name, flag, value in zip(names, ("--val", "--test"), (_VAL.value, _TEST.value)):
     if value is not None and not name:
       cli.fail(f"{flag} does not apply to --layout={_LAYOUT.value} (its test split is the "

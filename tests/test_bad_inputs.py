@@ -24,6 +24,15 @@ FINETUNE = ["experiments.main", "--config=configs/vgg16_flowers17_finetune.py:sm
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
 CASES = [
+    # issue 27's families: seeds, crops, NaN shares and statistics, partial datasets
+    (MAIN + ["--config.seed=4294967296"], "--config.seed=4294967296: must be >= 0 and <= 4294967295"),
+    (MAIN + ["--config.data.split_seed=99999999999"], "--config.data.split_seed=99999999999: must be >= 0 and <="),
+    (MAIN + ["--config.data.test_crop=ten"], "--config.data.test_crop=ten averages ten crop_size windows: set"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--val=nan"], "--val=nan: give a fraction in [0, 1)"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={nan_mean}"],
+     "mean.json holds a mean or std that is not a finite number"),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={train_only}"],
+     "holds train.h5 but no test.h5: a partial dataset; rebuild it with"),
     # network surgery and what trains (cnnzoo/models/transfer.py, cnnzoo/training/trainable.py)
     (FINETUNE + ["--config.stages=()", "--config.optim.trainable=from:block9_conv1"],
      "optim.trainable=from:block9_conv1: no layer named 'block9_conv1'; the layers are: block1_conv1, block1_conv2, "
@@ -214,7 +223,7 @@ def fixtures(tmp_path_factory):
   f = {name: str(base / name) for name in ("empty", "no_images", "bad_labels", "bad_mean", "not_hdf5",
                                             "file", "missing", "folder", "built", "tiny", "mixed_sizes",
                                             "syntax_error", "raises", "no_get_config", "text_only", "unreadable",
-                                            "bad_config_run", "no_checkpoints_run")}
+                                            "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -223,6 +232,10 @@ def fixtures(tmp_path_factory):
   write_h5(f["no_images"], images=False)
   write_h5(f["bad_labels"], labels_max=12)
   write_h5(f["bad_mean"], mean="{garbage")
+  write_h5(f["nan_mean"], mean='{"mean": [1, NaN, 3], "std": [1, 1, 1]}')
+  write_h5(f["train_only"])
+  for split in ("val", "test"):
+    os.remove(os.path.join(f["train_only"], f"{split}.h5"))
   os.makedirs(f["not_hdf5"])
   for split in ("train", "val", "test"):
     open(os.path.join(f["not_hdf5"], f"{split}.h5"), "w").write("not hdf5")

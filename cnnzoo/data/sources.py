@@ -165,6 +165,9 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
   if not os.path.exists(paths[1]):
     paths[1] = paths[2]
   missing = [p for p in paths if not os.path.exists(p)]
+  if missing and os.path.exists(paths[0]):  # part of a dataset: not the dataset of how_to_get's advice
+    raise DatasetNotFoundError(f"{directory} holds train.h5 but no {os.path.basename(missing[0])}: a partial "
+                               "dataset; rebuild it with `python -m experiments.build_dataset ... --overwrite`")
   if missing:
     raise DatasetNotFoundError(f"no HDF5 dataset at {missing[0]}" + (f"; {how_to_get}" if how_to_get else ""))
   splits, class_names = [], None
@@ -214,6 +217,9 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
       raise ConfigError(f"{mean_path} is not the builders' mean file ({type(e).__name__}: {e}); expected "
                         '{"mean": [..], "std": [..]} or the seed\'s {"R": .., "G": .., "B": ..}: rebuild the '
                         "dataset or delete it") from None
+    if not all(np.isfinite(v) for v in (*mean, *(std or ()))):
+      raise ConfigError(f"{mean_path} holds a mean or std that is not a finite number ({m}); rebuild the "
+                        "dataset or delete the file")
     channels = splits[0].images.shape[-1]
     if len(mean) != channels or (std is not None and len(std) != channels):
       raise ConfigError(f"{mean_path} holds {len(mean)} channel mean(s) for images of {channels} channel(s); "

@@ -35,7 +35,7 @@ def check(c) -> None:
   """Raises ConfigError for the first field of config `c` whose value cannot work."""
   from cnnzoo.models import conv
   conv.check_setting()  # the environment's CNNZOO_CONV_KERNEL_GRAD, before anything is built
-  _number("seed", c.seed, low=0, integer=True)
+  _number("seed", c.seed, low=0, high=2**32 - 1, integer=True)  # NumPy's and JAX's seeds are 32-bit
   _number("num_epochs", c.num_epochs, low=1, integer=True)
   from cnnzoo.training.callbacks import MODES, MONITORED
   for name in ("plateau", "early_stop"):
@@ -86,7 +86,11 @@ def check(c) -> None:
   _number("data.crop_size", d.get("crop_size", 0), low=0, integer=True)
   _number("data.crop_padding", d.crop_padding, low=0, integer=True)
   _number("data.prefetch", d.prefetch, low=0, integer=True)
-  _number("data.split_seed", d.split_seed, low=0, integer=True)
+  _number("data.split_seed", d.split_seed, low=0, high=2**32 - 1, integer=True)
+  for name in ("eval_crop", "test_crop"):
+    if d.get(name) == "ten" and not d.get("crop_size", 0):
+      raise ConfigError(f"--config.data.{name}=ten averages ten crop_size windows: set --config.data.crop_size "
+                        "(the seed's AlexNet: 227 of 256), or use center / resize")
   for name in ("max_in_memory_gb", "max_on_device_gb"):
     _number(f"data.{name}", d[name], low=0)
   for name in ("val_fraction", "test_fraction"):
