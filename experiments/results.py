@@ -12,6 +12,7 @@ published figure on real data (configs/fashion_mnist.py) get the section "Reprod
 here": every seed run, mean +- std, ensembles against their best member.
 """
 
+import glob
 import os
 
 from absl import flags
@@ -41,7 +42,8 @@ def main(argv):
   plots = journal.copy_plots(runs, ours, os.path.join(out_dir, _PLOTS.value))
   real = journal.find_real(roots, runs)
   real_plots = journal.copy_real_plots(real[0], os.path.join(out_dir, _PLOTS.value))
-  text = journal.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots)
+  tools = sorted(glob.glob(os.path.join(out_dir, _PLOTS.value, "*", "tools.md")))
+  text = journal.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots, tools)
   with paths.atomic(_OUT.value, ".tmp.md") as tmp, open(tmp, "w") as f:
     f.write(text)
   print(f"{_OUT.value}: {len(runs)} journal runs, {sum(1 for r in runs if journal.spec_key(r.config) in ours)} "

@@ -220,6 +220,8 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
   assert "| 0.916 (2 Conv+pooling (TensorFlow's tutorial)) | 0.8964 (n=1) | 1 (0) | - |" in rows[
       "configs/fashion_mnist.py:lenet"]
   assert "| not run here |" in rows["configs/fashion_mnist.py:resnet20"]
+  assert "| see `configs/fashion_mnist.py:ensemble`: its members are this recipe's seeds |" in rows[
+      "configs/fashion_mnist.py"]
   assert ("| configs/fashion_mnist.py:ensemble | 1 | 0.9400 | 21 | 25 | 25m00s | 900 | 1 x cpu (test) | "
           "[history.png](results/fashion_mnist-ensemble-seed1.png) |") in text
   assert "| configs/fashion_mnist.py:lenet | 0 | 0.8964 | 20 | 20 | 20m00s | 900 |" in text

@@ -210,7 +210,8 @@ def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir:
   lines = ["", "## Reproduced on real data here", "",
            "Configs that stand beside a published figure on the same dataset (their docstrings give the recipe and",
            "the source). Test accuracy is the last epoch's on the official test split (no epoch or weight chosen on",
-           "it); mean +- sample std over the seeds run here; images/s is the median epoch's training throughput.", "",
+           "it); mean +- sample std over the seeds run here; images/s is the median epoch's training throughput.",
+           "Wall times and images/s are as measured, beside whatever else the machine ran then.", "",
            "| run | config | published | ours: test accuracy | runs (seeds) | ensemble |",
            "|---|---|---|---|---|---|"]
   details = []
@@ -219,7 +220,10 @@ def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir:
     rows = real.get(key, [])
     published = f"{j.reference_figure:.3f} ({j.reference_source})"
     if not rows:
-      lines.append(f"| {j.run} | `{j.config}` | {published} | not run here | - | - |")
+      twin = next((e for e in refs if e.members and e.model == j.model and e.config.split(":")[0] ==
+                   j.config.split(":")[0] and real.get(spec_key(e.config))), None)  # its ensemble's members
+      mark = f"see `{twin.config}`: its members are this recipe's seeds" if twin else "not run here"
+      lines.append(f"| {j.run} | `{j.config}` | {published} | {mark} | - | - |")
       continue
     shortened = [r for r in rows if r.epochs < j.epochs]
     ours = mean_std([r.test_accuracy for r in rows]) + (" (shortened)" if shortened else "")
@@ -267,9 +271,10 @@ def copy_plots(journal: list[JournalRun], ours: dict, plots_dir: str) -> dict:
 
 
 def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str], plots: dict | None = None,
-           real: tuple[dict, dict] = ({}, {}), real_plots: dict | None = None) -> str:
+           real: tuple[dict, dict] = ({}, {}), real_plots: dict | None = None, tools: list[str] = ()) -> str:
   """RESULTS.md's text; links are relative to `out_dir`; `plots`: copied history plots by config;
-  `real`: `find_real`'s runs and ensembles, `real_plots` their copied plots."""
+  `real`: `find_real`'s runs and ensembles, `real_plots` their copied plots; `tools`: Markdown
+  fragments the tools scripts wrote (results/*/tools.md), included as they are."""
   reference = [j for j in journal if j.reference_figure]
   journal = [j for j in journal if not j.reference_figure]
   done = sum(1 for j in journal if spec_key(j.config) in ours)
@@ -306,6 +311,11 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
     lines.append(f"| {j.run} | `{j.config}` | {figure} | {value} | {epochs} | {overview._duration(o.seconds)} | "
                  f"{o.hardware} | {plot} |")
   lines += render_real(reference, *real, out_dir, real_plots)
+  if tools:
+    lines += ["", "### The journal's tools on these runs", ""]
+    for fragment in tools:
+      lines += [f"From `{os.path.relpath(fragment, out_dir)}` (written by the `tools.sh` beside it):", "",
+                open(fragment).read().strip(), ""]
   if pending:
     lines += ["", "## Not run here", "",
               "This machine has no GPU and no internet: only scikit-learn's digits and Fashion-MNIST (Debian's",

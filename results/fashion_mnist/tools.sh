@@ -54,3 +54,32 @@ rm -f runs/fmnist_lenet_resume10/.lock
 python -m experiments.main --config=configs/fashion_mnist.py:lenet --workdir=runs/fmnist_lenet_resume10 \
     --resume_epoch=10 --config.optim.lr=1e-4 --config.monitor.progress=False | tail -n 3
 python -m experiments.runs runs/fmnist_lenet runs/fmnist_lenet_resume10 --plot="$OUT/lenet_resume10_lr1e-4.png"
+
+echo "== $OUT/tools.md (a fragment RESULTS.md includes; its links are from the repository root)"
+python - <<'EOF2'
+import json
+out = "results/fashion_mnist"
+ev = json.load(open(f"{out}/minivggnet_eval_test/evaluation.json"))
+lr = json.load(open(f"{out}/minivggnet_logreg/logreg_evaluation.json"))
+predict = open(f"{out}/predict_pngs.txt").read().strip()
+hist = lambda run: json.load(open(f"runs/{run}/history.json"))
+res = lambda run: json.load(open(f"runs/{run}/results.json"))
+keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+same = all(a[k] == b[k] for a, b in zip(hist("fmnist_lenet")[:10], hist("fmnist_lenet_resume10")[:10]) for k in keys)
+lines = [
+    "| tool | command (results/fashion_mnist/tools.sh) | result |",
+    "|---|---|---|",
+    f"| `experiments.evaluate` | `--workdir=runs/fmnist_minivgg_ens/member_0 --checkpoint=latest` | rank-1 "
+    f"{ev['rank1']:.4f}, rank-5 {ev['rank5']:.4f}; [report](results/fashion_mnist/minivggnet_eval_test/classification_report.txt), "
+    "[confusion matrix](results/fashion_mnist/minivggnet_eval_test/confusion_matrix.png) |",
+    f"| features -> logistic regression | `extract_features --layer=fc1_bn` (512 features) then `train_logreg "
+    f"--C=0.1,1,10` | test {lr['rank1']:.4f} (C = {lr['C']:g}, 3-fold {lr['cv_accuracy']:.4f}); "
+    "[report](results/fashion_mnist/minivggnet_logreg/logreg_report.txt) |",
+    f"| `experiments.predict` | `--top=1` on 500 PNGs written from the test split | {predict.split(': ', 1)[1]} |",
+    f"| stop at 10, resume with lr 1e-4 | LeNet: `--resume_epoch=10 --config.optim.lr=1e-4` | test "
+    f"{res('fmnist_lenet_resume10')['test_accuracy']:.4f} vs {res('fmnist_lenet')['test_accuracy']:.4f} "
+    f"uninterrupted; epochs 1-10 {'identical' if same else 'DIFFER'} in loss and accuracy; "
+    "[both curves](results/fashion_mnist/lenet_resume10_lr1e-4.png) |",
+]
+open(f"{out}/tools.md", "w").write("\n".join(lines) + "\n")
+EOF2
