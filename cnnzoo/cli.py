@@ -101,6 +101,7 @@ def run(main, positional: bool = False) -> None:
     if len(argv) > 1 and not positional:
       fail(f"unexpected arguments: {' '.join(argv[1:])} (every option is a --flag=value)")
     signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = _deliver_again
     try:
       return main(argv)
     except UserError as e:
@@ -130,6 +131,21 @@ def _terminate(signum, frame) -> None:
   del signum, frame
   signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
   raise Terminated()
+
+
+def _deliver_again(unraisable) -> None:
+  """sys.unraisablehook: a Ctrl-C or SIGTERM whose exception was raised inside a finalizer (a
+  weakref callback run by the garbage collector) is swallowed there by Python, and the command
+  would go on as if nothing had come; the signal is sent again a moment later, when the main
+  thread is back in ordinary code."""
+  if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    sys.__unraisablehook__(unraisable)
+    return
+  import threading
+  signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+  if signum == signal.SIGTERM:
+    signal.signal(signal.SIGTERM, _terminate)
+  threading.Timer(0.01, signal.raise_signal, (signum,)).start()
 
 
 def exit_now(code) -> None:

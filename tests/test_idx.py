@@ -78,6 +78,13 @@ def test_validation_is_a_stratified_seeded_share_of_train(tmp_path):
   assert len(np.unique(seen, axis=0)) == 10 and len(seen) == 200  # every training image exactly once
 
 
+def test_a_validation_share_below_one_image_a_class_is_one_line(tmp_path):
+  write_dataset(tmp_path, n_train=200)
+  with pytest.raises(sources.ConfigError, match=r"val_fraction=0.02 holds out 4 of 200 images, fewer than one per "
+                                                r"class \(10\)"):
+    sources.load_idx("mnist", str(tmp_path), val_fraction=0.02)
+
+
 def test_the_config_source_names_the_idx_datasets(tmp_path):
   from configs import fashion_mnist
   write_dataset(tmp_path)
@@ -137,8 +144,12 @@ def test_a_missing_dataset_names_every_way_to_get_it(tmp_path, monkeypatch):
   for part in ("train-images-idx3-ubyte[.gz]", "t10k-labels-idx1-ubyte[.gz]", "--config.data.dir=FOLDER",
                "tfds build fashion_mnist"):
     assert part in text
+  with pytest.raises(sources.DatasetNotFoundError, match=r"empty holds no mnist IDX files: put train-images"):
+    sources.load_idx("mnist", str((tmp_path / "empty").mkdir() or tmp_path / "empty"))
   write_idx(tmp_path / "half", idx.FILES["train"][0], np.zeros((2, 4, 4), np.uint8))
-  with pytest.raises(sources.DatasetNotFoundError, match=r"half holds no mnist IDX files: put train-images"):
+  with pytest.raises(sources.DatasetNotFoundError, match=r"half holds 1 of the 4 mnist IDX files \(not "
+                                                         r"train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                                                         r"t10k-labels-idx1-ubyte\): put train-images"):
     sources.load_idx("mnist", str(tmp_path / "half"))
 
 

@@ -178,10 +178,11 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
   and sample std over seeds, an ensemble against its best member, unfinished runs left out."""
   from cnnzoo.evaluation import journal
 
+  recipes = {j.config: j.recipe for j in journal.journal_runs(os.path.join(ROOT, "configs"))}
+
   def real_run(directory, spec, seed, test, epochs=25, speeds=(800.0, 900.0, 1000.0)):
     write_run(directory, spec, epochs, 25, [0.9] * epochs, test=test, metric="test_accuracy")
-    config = json.loads((directory / "config.json").read_text())
-    (directory / "config.json").write_text(json.dumps({**config, "seed": seed}))
+    (directory / "config.json").write_text(json.dumps({**recipes[spec], "seed": seed}))
     results = json.loads((directory / "results.json").read_text())
     (directory / "results.json").write_text(json.dumps({**results, "best_epoch": 20 + seed}))
     (directory / "history.json").write_text(json.dumps(
@@ -206,6 +207,12 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
                              "--config.monitor.plot=False")
   assert not journal.same_recipe("python -m experiments.main --config=c.py --config.optim.lr=0.1")
   real_run(runs / "digits", "configs/lenet_digits.py", 0, 0.98)  # no reference figure: the journal's table
+  real_run(runs / "older", "configs/fashion_mnist.py:lenet", 5, 0.5)  # an older version of the recipe
+  config = json.loads((runs / "older" / "config.json").read_text())
+  config["optim"]["lr"] = 0.1
+  (runs / "older" / "config.json").write_text(json.dumps(config))
+  real_run(runs / "lenet_changed", "configs/fashion_mnist.py:lenet", 6, 0.5)  # resumed with new settings
+  (runs / "lenet_changed" / "config.until_epoch10.json").write_text("{}")
   configs = journal.journal_runs(os.path.join(ROOT, "configs"))
   real, ensembles = journal.find_real([str(runs)], configs)
   assert ("lenet_digits", frozenset()) not in real

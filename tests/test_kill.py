@@ -93,3 +93,35 @@ def test_ctrl_c_or_sigterm_keeps_the_last_checkpoint_and_the_same_command_resume
   again = forkserver.run(argv[:-1], lenet_env())
   assert again.returncode == 0 and f"resuming after epoch {kept[1]} of 12" in again.stdout
   assert overview.describe(workdir).state == "finished"
+
+
+def test_a_signal_swallowed_by_a_finalizer_is_delivered_again():
+  """Python ignores an exception raised inside a finalizer (a weakref callback the garbage collector
+  runs): a Ctrl-C or SIGTERM landing there would be lost, and the command would go on. cli's
+  unraisable hook sends the signal again once the main thread is back in ordinary code."""
+  import subprocess
+  import sys
+  code = """if True:
+    import signal, sys, time, weakref
+    from cnnzoo import cli
+    from cnnzoo.errors import Terminated
+    signal.signal(signal.SIGTERM, cli._terminate)
+    if sys.argv[1] == "hook":
+      sys.unraisablehook = cli._deliver_again
+    class Thing:
+      pass
+    def finalizer(_):
+      raise Terminated()  # what the handler does if SIGTERM lands inside a finalizer
+    thing = Thing()
+    ref = weakref.ref(thing, finalizer)
+    del thing
+    try:
+      time.sleep(3)
+      print("lost")
+    except Terminated:
+      print("delivered")
+  """
+  from conftest import ROOT
+  got = {mode: subprocess.run([sys.executable, "-c", code, mode], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60).stdout.strip() for mode in ("hook", "none")}
+  assert got == {"hook": "delivered", "none": "lost"}

@@ -239,9 +239,11 @@ def test_a_resume_that_would_change_what_the_run_means_is_refused(tiny_digits, t
   loop.train_and_evaluate(tiny_digits, str(tmp_path), command={"config": "configs/lenet_digits.py"})
   files = ("status.json", "config.json", "history.json", "results.json")
   before = {name: (tmp_path / name).read_bytes() for name in files}
-  cases = [({"data.split_seed": 1}, r"was trained on other data: data.split_seed \(or the dataset behind it\) "
-                                    r"was 0, now 1; resuming would mix"),
-           ({"data.classes": (0, 1, 2)}, r"was trained on other data: data.classes .* was , now 0, 1, 2"),
+  cases = [({"data.split_seed": 1}, r"was trained on other data: the splits hold other images or labels \(another "
+                                    r"data.split_seed, data.val_fraction, data source or files\); resuming would mix"),
+           ({"data.classes": (0, 1, 2)}, r"was trained on other data: the class names were 0, 1, 2, \.\.\., now 0, 1, 2"),
+           ({"data.val_fraction": 0.2}, r"was trained on other data: the split sizes \(train, val, test\) were 1257, "
+                                        r"180, 360, now 1077, 360, 360"),
            ({"num_epochs": 1}, r"--config.num_epochs=1 is below the 2 epochs this run has done; raise it, or go "
                                r"back with --resume_epoch=N \(N <= 1; on disk: \[1, 2\]\)")]
   for overrides, message in cases:

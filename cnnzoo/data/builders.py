@@ -5,11 +5,12 @@ with a fixed seed, resize each (aspect-aware resize + center crop, the seed's pr
 plain resize), and write `images` (uint8 N x H x W x 3, or x 1 for grayscale builds; chunked for
 batch reads), `labels` and the class names per split, plus the training split's per-channel mean
 (the seed's DATASET_MEAN).
-A build writes into OUT/.building and moves its files into place once all are complete, so an
-interrupted build (Ctrl-C, SIGTERM, kill -9) leaves nothing that looks valid or that a rerun trips
-on. Unreadable images are skipped, counted and listed.
+A build writes into OUT/.building and moves its files into place once all are complete (Ctrl-C
+and SIGTERM wait for the moves), so an interrupted build leaves nothing that looks valid or that a
+rerun trips on (kill -9 could only land between two renames of a few microseconds). Unreadable images are skipped, counted and listed.
 """
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -241,6 +242,22 @@ def write_arrays(out, splits: dict, class_names) -> None:
   write_stats(out)
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+  """Ctrl-C and SIGTERM that arrive inside the block take effect when it ends (their handlers run
+  in the main thread, whichever thread the kernel gave the signal to)."""
+  caught = []
+  record = lambda signum, frame: caught.append(signum)
+  previous = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+    if caught:
+      signal.raise_signal(caught[0])  # now, with the handlers the command had
+
+
 def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False, channels=3, **split_args) -> dict:
   """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout` (RGB images, or
   grayscale with `channels` 1); returns a report. An `out` that already holds any of those files
@@ -279,15 +296,12 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
         raise LayoutError(f"none of the {len(items)} {split} images in {src} could be read "
                           f"(e.g. {skipped[0]}); nothing was written")
     report["mean"], report["std"] = write_stats(staging)
-    for name in ("train.h5", "val.h5", "test.h5", "mean.json"):  # an --overwrite build without a split
-      if not os.path.exists(os.path.join(staging, name)) and os.path.exists(os.path.join(out, name)):
-        os.remove(os.path.join(out, name))  # drops the old one, or it would be read
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # all files or none
-    try:
+    with _signals_deferred():  # every file moves, or none (short of kill -9 between two renames)
+      for name in ("train.h5", "val.h5", "test.h5", "mean.json"):  # an --overwrite build without a split
+        if not os.path.exists(os.path.join(staging, name)) and os.path.exists(os.path.join(out, name)):
+          os.remove(os.path.join(out, name))  # drops the old one, or it would be read
       for name in os.listdir(staging):
         os.replace(os.path.join(staging, name), os.path.join(out, name))
-    finally:
-      signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
   finally:  # Ctrl-C, SIGTERM, an error: nothing half-built is left for a rerun to trip on
     shutil.rmtree(staging, ignore_errors=True)
     if made_out and not os.listdir(out):

@@ -7,6 +7,7 @@ builders), or a tensorflow-datasets name such as "cifar10".
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -51,6 +52,18 @@ class Dataset:
   @property
   def image_shape(self) -> tuple[int, int, int]:
     return tuple(self.train.images.shape[1:])
+
+
+def fingerprint(ds: "Dataset", samples: int = 64) -> str:
+  """A short hash of what the splits hold: every label of each split and `samples` evenly spaced
+  images of it. Two loads with another split seed, validation share, source or files differ; the
+  same data moved to another folder does not."""
+  h = hashlib.sha1()
+  for split in (ds.train, ds.val, ds.test):
+    h.update(np.asarray(split.labels, np.int32).tobytes())
+    if len(split):
+      h.update(np.ascontiguousarray(split.images[::max(1, len(split) // samples)]).tobytes())
+  return h.hexdigest()[:16]
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -131,13 +144,20 @@ def load_idx(name: str, directory: str = "", val_fraction: float = 0.0, split_se
     try:
       return load_tfds(name, directory or None, val_fraction, split_seed)
     except DatasetNotFoundError:
-      where = f"{directory} holds no {name} IDX files" if directory else f"{name} is not on this machine"
+      found = [n for pair in idx.FILES.values() for n in pair if directory and idx.find_file(directory, n)]
+      where = (f"{directory} holds {len(found)} of the 4 {name} IDX files (not "
+               + ", ".join(n for pair in idx.FILES.values() for n in pair if n not in found) + ")" if found else
+               f"{directory} holds no {name} IDX files" if directory else f"{name} is not on this machine")
       raise DatasetNotFoundError(f"{where}: {idx.how_to_get(name)}") from None
   train, test = (Split(*idx.read_split(*files[s], len(class_names))) for s in ("train", "test"))
   if train.images.shape[1:] != test.images.shape[1:]:
     raise idx.IdxError(f"{files['train'][0]} and {files['test'][0]} hold images of different sizes "
                        f"({train.images.shape[1:]} vs {test.images.shape[1:]})")
   if val_fraction > 0:
+    if int(val_fraction * len(train)) < len(class_names):
+      raise ConfigError(f"--config.data.val_fraction={val_fraction} holds out {int(val_fraction * len(train))} of "
+                        f"{len(train)} images, fewer than one per class ({len(class_names)}): raise it, or 0 to "
+                        "validate on the test split")
     train, val = stratified_split(train, val_fraction, split_seed)
   else:
     val = test

@@ -16,6 +16,7 @@ accuracy beside its best member's.
 
 import dataclasses
 import datetime
+import glob
 import json
 import os
 
@@ -38,11 +39,11 @@ class JournalRun:
   reference_figure: float = 0.0  # a published test accuracy on the same data (reference.figure)
   reference_source: str = ""
   members: int = 0  # ensemble.members
+  recipe: dict = dataclasses.field(default_factory=dict, repr=False)  # the config as config.json holds it
 
 
 def journal_runs(configs_dir: str) -> list[JournalRun]:
   """Every journal run of the config files in `configs_dir`."""
-  import glob
   import importlib
   out = []
   for path in sorted(glob.glob(os.path.join(configs_dir, "*.py"))):
@@ -56,7 +57,8 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
       out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
                             c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
                             c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
-                            float(c.reference.figure), str(c.reference.source), int(c.ensemble.members)))
+                            float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
+                            json.loads(c.to_json_best_effort())))
   return out
 
 
@@ -136,6 +138,16 @@ SAME_RECIPE = ("--workdir=", "--config=", "--config.seed=", "--config.monitor.",
                "--config.data.prefetch=", "--config.checkpoint.", "--config.steps_per_dispatch=")
 
 
+def recipe_view(config: dict) -> dict:
+  """A config.json's content without what leaves the recipe the same (SAME_RECIPE's fields, the
+  ensemble's member count, the journal's and reference's words)."""
+  view = {k: v for k, v in config.items() if k not in ("seed", "monitor", "checkpoint", "steps_per_dispatch",
+                                                        "ensemble", "journal", "reference")}
+  if isinstance(view.get("data"), dict):
+    view["data"] = {k: v for k, v in view["data"].items() if k not in ("dir", "prefetch")}
+  return view
+
+
 def same_recipe(command: str) -> bool:
   """Whether a run's command line trains its config's recipe: no --resume_epoch / --init_from with
   new settings, no override beyond SAME_RECIPE (those runs are experiments of their own)."""
@@ -148,7 +160,7 @@ def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
   """({(NAME, ARGS): [RealRun, ...]} of every finished, tested run below `roots` of the configs in
   `journal` with a reference figure that trained its config's recipe (`same_recipe`), one a seed;
   {(NAME, ARGS): evaluation.json} of each such ensemble's ensemble_eval_test)."""
-  wanted = {spec_key(j.config) for j in journal if j.reference_figure}
+  wanted = {spec_key(j.config): j for j in journal if j.reference_figure}
   import statistics
   runs, ensembles = {}, {}
   for root in roots:
@@ -160,8 +172,11 @@ def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
       results = _read(os.path.join(directory, "results.json"))
       if key not in wanted or not isinstance(results, dict) or not isinstance(results.get("test_accuracy"), (int, float)):
         continue
-      row = overview.describe(directory)
       config = _read(os.path.join(directory, "config.json")) or {}
+      changed = glob.glob(os.path.join(directory, "config.until_epoch*.json"))  # resumed with new settings
+      if changed or not isinstance(config, dict) or recipe_view(config) != recipe_view(wanted[key].recipe):
+        continue  # another recipe: an older version of the config, or a run resumed with new settings
+      row = overview.describe(directory)
       speeds = [h["img_per_sec"] for h in row.history if isinstance(h.get("img_per_sec"), (int, float))]
       plot = os.path.join(directory, "history.png")
       runs.setdefault(key, []).append(RealRun(

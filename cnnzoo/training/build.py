@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from cnnzoo import models, parallel
-from cnnzoo.data import Loader, load_dataset
+from cnnzoo.data import Loader, load_dataset, sources
 from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError
@@ -134,7 +134,6 @@ def build(config, abstract: bool = False) -> Run:
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
                            kernel_init=config.model.get("kernel_init", "flax"), abstract=abstract)
   if config.data.normalize == "pixel_mean" and ds.mean_image is None:
-    from cnnzoo.data import sources
     ds.mean_image = sources.mean_image(ds.train.images)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
@@ -167,10 +166,10 @@ def build(config, abstract: bool = False) -> Run:
               "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
   if config.model.get("head"):
     identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
-  d = config.data  # what the run learns from: a resume on other data or other splits would mix them
-  identity["data"] = {"name": ds.name, "split_seed": int(d.split_seed), "val_fraction": float(d.val_fraction),
-                      "test_fraction": float(d.test_fraction), "classes": [str(c) for c in d.get("classes", ())],
-                      "class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)]}
+  # what the run learns from: a resume on other data or other splits (another split seed, validation
+  # share, source or files) would mix them; the same data moved to another folder is the same
+  identity["data"] = {"class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)],
+                      "content": sources.fingerprint(ds)}
   run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
   run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)

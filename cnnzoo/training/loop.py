@@ -176,8 +176,8 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
       status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
       raise
     except UserError as e:
-      if resume.finished_epochs(directory) == before:  # refused (another optimizer, model...): as it was
-        status.restore()
+      if status.previous is not None and resume.finished_epochs(directory) == before:
+        status.restore()  # a resume refused (another optimizer, model, data...): the run as it was
       else:
         status.write("failed", str(e))
       raise

@@ -21,8 +21,12 @@ def _data_change(saved: dict, now: dict) -> str | None:
   if not changed:
     return None
   k = changed[0]
+  if k == "content":
+    return ("the splits hold other images or labels (another data.split_seed, data.val_fraction, data source "
+            "or files)")
   show = lambda v: (", ".join(map(str, v[:3])) + (", ..." if len(v) > 3 else "")) if isinstance(v, list) else v
-  return f"data.{k} (or the dataset behind it) was {show(saved[k])}, now {show(now[k])}"
+  what = {"class_names": "the class names", "sizes": "the split sizes (train, val, test)"}[k]
+  return f"{what} were {show(saved[k])}, now {show(now[k])}"
 
 
 def restore(run, ckpt: Checkpointer, epoch: int):

@@ -36,6 +36,9 @@ def check(c) -> None:
   from cnnzoo.models import conv
   conv.check_setting()  # the environment's CNNZOO_CONV_KERNEL_GRAD, before anything is built
   _number("seed", c.seed, low=0, high=2**32 - 1, integer=True)  # NumPy's and JAX's seeds are 32-bit
+  if c.get("ensemble") and c.ensemble.members and c.seed + c.ensemble.members - 1 > 2**32 - 1:
+    raise ConfigError(f"--config.seed={c.seed}: the ensemble's members take seeds seed .. seed + "
+                      f"{c.ensemble.members - 1}, past 4294967295; lower it")
   _number("num_epochs", c.num_epochs, low=1, integer=True)
   from cnnzoo.training.callbacks import MODES, MONITORED
   for name in ("plateau", "early_stop"):

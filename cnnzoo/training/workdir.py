@@ -155,15 +155,11 @@ class Status:
       self.previous = None
 
   def restore(self) -> None:
-    """Puts back the status.json this process found (removes the one it wrote if there was none):
-    a resume refused before its first epoch leaves the run as it was."""
-    if jax.process_index() != 0:
+    """Puts back the status.json this process found: a resume refused before its first epoch
+    leaves the run as it was."""
+    if jax.process_index() != 0 or self.previous is None:
       return
     try:
-      if self.previous is None:
-        if os.path.exists(self.path):
-          os.remove(self.path)
-        return
       with paths.atomic(self.path, ".tmp.json") as tmp, open(tmp, "wb") as f:
         f.write(self.previous)
     except OSError:  # a full disk: the refusal's own message is the one to show

@@ -215,7 +215,7 @@ data.name finds them), or a tensorflow-datasets name."""
   from cnnzoo.data import idx, sources
   if data == "digits":
     return sources.load_digits()
-  if data in idx.CLASS_NAMES:
+  if data in idx.CLASS_NAMES and not os.path.isdir(data):
     return sources.load_idx(data)
   if os.path.isdir(data):
     return sources.load_hdf5(data)
