@@ -203,5 +203,6 @@ def test_lenet_learns_real_fashion_mnist_in_one_short_epoch(tmp_path, forkserver
                          "--config.monitor.tensorboard=False"])
   assert proc.returncode == 0, proc.stderr[-2000:]
   results = json.loads((workdir / "results.json").read_text())
+  print(f"LeNet, one epoch on 6,000 real images: test accuracy {results['test_accuracy']:.4f}")
   assert results["test_count"] == 2000 and results["test_accuracy"] > 0.6
   assert "T-shirt/top" in (workdir / "results.json").read_text()
