@@ -41,8 +41,14 @@ def _config_file_problem(argv) -> str | None:
   if not os.path.isfile(path):
     return f"cannot load the config: {path} is not a file"
   try:
-    with open(path) as f:
-      compile(f.read(), path, "exec")
+    with open(path, "rb") as f:
+      source = f.read()
+    compile(source.decode("utf-8"), path, "exec")
+  except OSError as e:
+    return f"cannot load the config: {path}: {e.strerror or e}"
+  except UnicodeDecodeError as e:
+    line = source[:e.start].count(b"\n") + 1
+    return f"cannot load the config: {path} line {line} is not UTF-8 text (byte {source[e.start]:#04x}); save it as UTF-8"
   except SyntaxError as e:
     return f"cannot load the config: {path} line {e.lineno}: {e.msg}"
   return None
@@ -83,14 +89,34 @@ def quiet_logs() -> None:
   logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
 
 
-def check_config(config_flag) -> None:
-  """Touches a config flag's value: a config file that failed to load is reported in one line."""
+def check_config(config_flag, reference=None) -> None:
+  """Touches a config flag's value: a config file that failed to load, whose get_config() returned
+  something else than a ConfigDict, or (given the `reference` config every config file builds on,
+  configs/base.py) one that lacks a field of it, is reported in one line."""
+  from ml_collections import ConfigDict
   try:
     value = config_flag.value
   except Exception as e:  # noqa: BLE001 -- a missing file, or the file's get_config() raised
     fail(f"cannot load the config: {type(e).__name__}: {last_line(e)}")
-  if not hasattr(value, "keys"):
-    fail(f"cannot load the config: get_config() returned {type(value).__name__}, not a ConfigDict")
+  if not isinstance(value, ConfigDict):
+    fail(f"cannot load the config: get_config() returned {type(value).__name__}, not an ml_collections "
+         "ConfigDict (start from configs/base.py's get_config())")
+  missing = _missing_fields(value, reference) if reference is not None else []
+  if missing:
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    fail(f"cannot load the config: it lacks the field(s) {', '.join(missing[:3])}{more} of configs/base.py; "
+         "build it on base.get_config() (as every file in configs/ does)")
+
+
+def _missing_fields(value, reference, prefix="config") -> list[str]:
+  """Dotted names of the fields of `reference` (a ConfigDict) that `value` lacks."""
+  missing = []
+  for key, ref in reference.items():
+    if key not in value:
+      missing.append(f"{prefix}.{key}")
+    elif hasattr(ref, "items") and hasattr(value[key], "items"):
+      missing += _missing_fields(value[key], ref, f"{prefix}.{key}")
+  return missing
 
 
 def run(main, positional: bool = False) -> None:
@@ -116,13 +142,38 @@ def run(main, positional: bool = False) -> None:
       os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
       sys.exit(0)
     except MemoryError:
-      fail("out of memory: the images, batch or model this asks for do not fit in this machine's memory; "
-           "lower --config.data.image_size / batch_size (or --size for build_dataset)", 1)
+      fail(OUT_OF_MEMORY, 1)
+    except OSError as e:  # the file system said no: a path, a permission, a full disk
+      fail(os_error_line(e))
+    except RuntimeError as e:  # XLA out of device / host memory
+      line = platform_error_line(e)
+      if line is None:
+        raise
+      fail(*line)
 
   try:
     app.run(guarded, flags_parser=_parse_flags)
   except SystemExit as e:
     exit_now(e.code)
+
+
+OUT_OF_MEMORY = ("out of memory: the images, batch or model this asks for do not fit in this machine's memory; "
+                 "lower --config.data.image_size / batch_size (--size for build_dataset, --input_size for summarize)")
+
+
+def os_error_line(e: OSError) -> str:
+  """An OSError as one line naming the path at fault: `PATH: No space left on device`."""
+  where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+  return f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}"
+
+
+def platform_error_line(e: RuntimeError):
+  """(line, status) for XLA running out of memory (a RuntimeError of JAX's), or None: any other
+  RuntimeError is a bug and keeps its traceback."""
+  text = str(e)
+  if "RESOURCE_EXHAUSTED" in text or "Out of memory" in text:
+    return OUT_OF_MEMORY, 1
+  return None
 
 
 def _terminate(signum, frame) -> None:

@@ -10,7 +10,7 @@ import os
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, UserError
 
 DATA_AXIS = "data"
 
@@ -102,6 +102,8 @@ def choose_platform() -> None:
   """
   use_compilation_cache()
   platforms = os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms
+  if platforms and platforms != jax.config.jax_platforms:  # set after JAX was imported: honour it
+    jax.config.update("jax_platforms", platforms)
   if platforms:
     if "cpu" in platforms.split(","):
       add_cpu_xla_flags()
@@ -110,6 +112,19 @@ def choose_platform() -> None:
     return
   add_cpu_xla_flags()
   jax.config.update("jax_platforms", "cpu")
+
+
+def check_platform() -> None:
+  """Starts JAX's backend (after choose_platform and initialize_distributed): a JAX_PLATFORMS that
+  names a platform this machine lacks (`gpu` without a GPU or without jax[cuda12]) is one line."""
+  try:
+    jax.devices()
+  except (RuntimeError, AssertionError) as e:  # AssertionError: no installed backend has that name
+    asked = os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms
+    reason = (str(e).strip().splitlines() or ["no installed JAX backend has that name"])[-1]
+    reason = reason.split(" (set JAX_PLATFORMS")[0]
+    raise UserError(f"JAX cannot start the platform JAX_PLATFORMS={asked!r} asks for ({reason}); unset "
+                    "JAX_PLATFORMS to use what this machine has, or install jax[cuda12] where a GPU is") from None
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,

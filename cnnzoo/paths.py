@@ -2,25 +2,43 @@
 
 import contextlib
 import os
+import tempfile
 
 from cnnzoo.errors import UserError
 
 
 def check_writable(path: str, flag: str) -> None:
-  """Refuses an output folder `path` (given as `flag`) that is empty, a file, below a file, or in
-  a folder this user cannot write."""
+  """Refuses an output folder `path` (given as `flag`) that is empty, a file, below a file, or
+  that cannot be created and written -- proven by creating it and a file in it (then removing
+  what this created), which also catches what a permission test misses: a name longer than the
+  file system allows, a read-only or pseudo file system (/proc, /sys), a full inode table."""
   if not path:
     raise UserError(f"{flag} is empty: give a folder")
-  existing = os.path.abspath(path)
+  target = os.path.abspath(path)
+  missing, existing = [], target
   while not os.path.exists(existing):
     parent = os.path.dirname(existing)
     if parent == existing:
       break
+    missing.append(existing)
     existing = parent
   if os.path.exists(existing) and not os.path.isdir(existing):
     raise UserError(f"{flag}={path}: {existing} is a file, not a directory; choose another {flag}")
-  if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):
-    raise UserError(f"{flag}={path}: {existing} is not writable; choose another {flag}")
+  created = []
+  try:
+    for folder in reversed(missing):
+      os.mkdir(folder)
+      created.append(folder)
+    fd, probe = tempfile.mkstemp(prefix=".cnnzoo-write-test-", dir=target)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    where = e.filename if isinstance(e.filename, str) else target
+    raise UserError(f"{flag}={path}: cannot write there ({e.strerror or e}: {where}); choose another {flag}") from None
+  finally:
+    for folder in reversed(created):
+      with contextlib.suppress(OSError):
+        os.rmdir(folder)
 
 
 @contextlib.contextmanager

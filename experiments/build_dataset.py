@@ -49,6 +49,9 @@ def main(argv):
                "archive's official validation set)")
     if value is not None and name.endswith(("count", "per_class")) and value != int(value):
       cli.fail(f"{flag}={value:g}: --layout={_LAYOUT.value} takes a whole number of images here")
+    if flag == "--test" and value == 0:
+      cli.fail("--test=0 leaves no test split, and a dataset needs one (its final report); give --test a share, "
+               "or --val=0 to let the test split double as the validation split, as the seed's Flowers-17 did")
     if value is not None:
       split_args[name] = int(value) if name.endswith(("count", "per_class")) else float(value)
   report = builders.build(_LAYOUT.value, _SRC.value, _OUT.value, _SIZE.value, _RESIZE.value,

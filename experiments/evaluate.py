@@ -25,6 +25,7 @@ def main(argv):
   cli.quiet_logs()
   from cnnzoo import parallel
   parallel.choose_platform()
+  parallel.check_platform()
   from cnnzoo.evaluation import runs
   runs.evaluate_runs(_WORKDIRS.value, _SPLIT.value, _CHECKPOINT.value, _OUT.value)
 

@@ -40,6 +40,7 @@ def main(argv):
   cli.quiet_logs()
   from cnnzoo import parallel
   parallel.choose_platform()
+  parallel.check_platform()
   from cnnzoo.transfer import features
   if bool(_WEIGHTS.value) == bool(_WORKDIR.value):
     cli.fail("give --keras_weights=FILE (with --model=NAME) or --workdir=RUN, one of the two")

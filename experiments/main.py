@@ -64,13 +64,15 @@ def main(argv):
   if _CONFIG.value is None:
     cli.fail("--config=configs/NAME.py is missing (python -m experiments.main --list_configs lists them)")
   cli.quiet_logs()
-  cli.check_config(_CONFIG)
+  from configs import base
+  cli.check_config(_CONFIG, reference=base.get_config())
   import jax
 
   from cnnzoo import parallel
   from cnnzoo.training import workdir as workdir_lib
   parallel.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  parallel.check_platform()
   config = _CONFIG.value
   workdir = _WORKDIR.value
   if workdir is None:

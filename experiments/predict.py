@@ -33,6 +33,7 @@ def main(argv):
   cli.quiet_logs()
   from cnnzoo import parallel
   parallel.choose_platform()
+  parallel.check_platform()
   from cnnzoo.evaluation import predict
   predictor = (predict.from_run(_WORKDIR.value, _CHECKPOINT.value) if _WORKDIR.value
                else predict.from_keras(_MODEL.value, _WEIGHTS.value, _PREPROCESS.value))

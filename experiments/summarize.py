@@ -26,6 +26,7 @@ def main(argv):
   del argv
   from cnnzoo import parallel
   parallel.choose_platform()
+  parallel.check_platform()
   from cnnzoo import models
   from cnnzoo.models import inspect
   if _TABLE.value:

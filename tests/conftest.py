@@ -68,11 +68,11 @@ def cli_batch(cases) -> list[dict]:
   """Runs command lines of cnnzoo's entry points one after another as forks of this worker's
   preloaded fork server (the heavy imports once per worker, each case a real process) and returns
   one {"rc", "stdout", "stderr"} per case. A case: {"module": "experiments.main", "argv": [...],
-  "cwd": DIR}."""
+  "cwd": DIR, "env": {...} (optional: the child's whole environment)}."""
   server = fork_server()
   results = []
   for case in cases:
-    child = server.run(case["argv"], cwd=case.get("cwd", ROOT), module=case["module"])
+    child = server.run(case["argv"], env=case.get("env"), cwd=case.get("cwd", ROOT), module=case["module"])
     results.append({"rc": child.returncode, "stdout": child.stdout, "stderr": child.stderr})
   return results
 

@@ -24,7 +24,24 @@ FINETUNE = ["experiments.main", "--config=configs/vgg16_flowers17_finetune.py:sm
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
 CASES = [
-    # issue 27's families: seeds, crops, NaN shares and statistics, partial datasets
+    # issue 27's families: config files that load but are not configs, paths that pass a permission
+    # test but cannot be created, JAX platforms this machine lacks, damaged HDF5 chunks, NaN features
+    (MAIN[:1] + ["--config={latin1_config}", "--workdir={run}"], "line 1 is not UTF-8 text (byte 0xe9); save it as"),
+    (MAIN[:1] + ["--config={dict_config}", "--workdir={run}"], "get_config() returned dict, not an ml_collections"),
+    (MAIN[:1] + ["--config={partial_config}", "--workdir={run}"], "it lacks the field(s) config.checkpoint, "
+     "config.data, config.early_stop and 22 more of configs/base.py"),
+    (MAIN[:2] + ["--workdir={run}/" + "a" * 300], "cannot write there (File name too long: "),
+    (MAIN[:2] + ["--workdir=/proc/cnnzoo-test-run"], "--workdir=/proc/cnnzoo-test-run: cannot write there ("),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out=/sys/cnnzoo-test-out", "--size=8"],
+     "--out=/sys/cnnzoo-test-out: cannot write there ("),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={damaged_chunks}", "--config.model.input_shape=()"],
+     "damaged_chunks/train.h5: it is damaged (Can't synchronously read data"),
+    (LOGREG + ["--features={nan_features}", "--out={out}"], "train_features.h5: 1 of 6 images have NaN or infinite "
+     "features"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--test=0"], "--test=0 leaves no test split"),
+    (MAIN[:1] + ["--config=configs/lenet_digits.py:smoke", "--workdir={run}"], "JAX cannot start the platform JAX_PLATFORMS='cuda' asks "
+     "for (no installed JAX backend has that name)", {"JAX_PLATFORMS": "cuda"}),
+    # seeds, crops, NaN shares and statistics, partial datasets
     (MAIN + ["--config.seed=4294967296"], "--config.seed=4294967296: must be >= 0 and <= 4294967295"),
     (MAIN + ["--config.data.split_seed=99999999999"], "--config.data.split_seed=99999999999: must be >= 0 and <="),
     (MAIN + ["--config.data.test_crop=ten"], "--config.data.test_crop=ten averages ten crop_size windows: set"),
@@ -212,6 +229,23 @@ def write_h5(directory, labels_max=2, images=True, class_names=True, mean="ok"):
     f.write('{"R": 1, "G": 2, "B": 3, "std": [1, 1, 1]}' if mean == "ok" else mean)
 
 
+def write_damaged_hdf5(directory):
+  """A dataset whose train.h5 opens (its metadata is intact) but whose compressed image chunks do
+  not decompress."""
+  write_h5(directory)
+  path = os.path.join(directory, "train.h5")
+  os.remove(path)
+  with h5py.File(path, "w") as f:
+    f.create_dataset("images", data=np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), np.uint8),
+                     chunks=(8, 8, 8, 3), compression="gzip")
+    f["labels"] = np.arange(64) % 3
+    f.attrs["class_names"] = [b"a", b"b", b"c"]
+    start = f["images"].id.get_chunk_info(3).byte_offset
+  with open(path, "r+b") as f:
+    f.seek(start)
+    f.write(b"\xff" * 64)
+
+
 def image(path, size=(12, 10)):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Image.new("RGB", size, (120, 30, 200)).save(path)
@@ -223,7 +257,9 @@ def fixtures(tmp_path_factory):
   f = {name: str(base / name) for name in ("empty", "no_images", "bad_labels", "bad_mean", "not_hdf5",
                                             "file", "missing", "folder", "built", "tiny", "mixed_sizes",
                                             "syntax_error", "raises", "no_get_config", "text_only", "unreadable",
-                                            "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only")}
+                                            "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only",
+                                            "latin1_config", "dict_config", "partial_config", "damaged_chunks",
+                                            "nan_features")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -258,6 +294,20 @@ def fixtures(tmp_path_factory):
                      ("raises", "def get_config(arg=None):\n  raise RuntimeError('boom')\n")):
     f[name] += ".py"
     open(f[name], "w").write(text)
+  for name, text in (("latin1_config", "# caf\xe9 au lait\ndef get_config(arg=None):\n  return None\n"),
+                     ("dict_config", "def get_config(arg=None):\n  return {'model': {'name': 'lenet5'}}\n"),
+                     ("partial_config", "import ml_collections\n\ndef get_config(arg=None):\n  return "
+                      "ml_collections.ConfigDict({'model': {'name': 'lenet5'}})\n")):
+    f[name] += ".py"
+    open(f[name], "wb").write(text.encode("latin-1"))
+  write_damaged_hdf5(f["damaged_chunks"])
+  os.makedirs(f["nan_features"])
+  for split in ("train", "test"):
+    with h5py.File(os.path.join(f["nan_features"], f"{split}_features.h5"), "w") as h:
+      features = np.ones((6, 4), np.float32)
+      features[2, 1] = np.nan
+      h["features"], h["labels"] = features, np.arange(6) % 2
+      h.attrs["class_names"] = ["a", "b"]
   wnids = ["n0001", "n0002"]
   open(os.path.join(os.makedirs(f["tiny"]) or f["tiny"], "wnids.txt"), "w").write("\n".join(wnids))
   for w in wnids:
@@ -276,9 +326,10 @@ def snapshot(root):
 def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixtures, tmp_path):
   base, f = fixtures
   cases, expected = [], []
-  for i, (argv, message) in enumerate(CASES):
+  for i, (argv, message, *env) in enumerate(CASES):
     names = dict(f, run=str(tmp_path / f"run{i}"), out=str(tmp_path / f"out{i}"))
-    cases.append({"module": argv[0], "argv": [a.format(**names) for a in argv[1:]], "cwd": ROOT})
+    cases.append({"module": argv[0], "argv": [a.format(**names) for a in argv[1:]], "cwd": ROOT,
+                  **({"env": {**os.environ, **env[0]}} if env else {})})
     expected.append(message)
   assert len(CASES) >= 40 and len({(c["module"], *c["argv"]) for c in cases}) == len(CASES)
   before = snapshot(base)

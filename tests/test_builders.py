@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import h5py
 import numpy as np
@@ -170,3 +171,42 @@ def test_sigterm_during_a_build_leaves_nothing_and_the_rerun_builds(tmp_path, fo
   again = forkserver.run(argv, module="experiments.build_dataset")
   assert again.returncode == 0, again.stderr
   assert sorted(os.listdir(out)) == ["keep.txt", "mean.json", "test.h5", "train.h5", "val.h5"]
+
+
+def test_images_as_a_user_has_them(tmp_path, monkeypatch, capsys):
+  """16-bit files scale to 8 bits (not clipped to white), palette + transparency, CMYK and gray
+  files convert as Keras' load_img would, and an image over PIL's decompression-bomb limit is
+  skipped with one warning by predict and listed as skipped by the builders."""
+  from cnnzoo.evaluation import predict
+  ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)
+  Image.fromarray(ramp).save(tmp_path / "deep.png")
+  assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+  np.testing.assert_array_equal(np.asarray(builders.open_image(tmp_path / "deep.png", 1)), np.arange(256).reshape(16, 16))
+  assert np.asarray(builders.open_image(tmp_path / "deep.png", 3))[15, 15].tolist() == [255, 255, 255]
+  palette = Image.new("P", (8, 8), 3)
+  palette.putpalette([0, 0, 0, 10, 20, 30, 40, 50, 60, 200, 100, 50] + [0] * 756)
+  palette.info["transparency"] = 0
+  palette.save(tmp_path / "palette.png", transparency=0)
+  Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=100)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # PIL's palette-transparency warning is avoided
+    assert np.asarray(builders.open_image(tmp_path / "palette.png"))[0, 0].tolist() == [200, 100, 50]
+  red = np.asarray(builders.open_image(tmp_path / "cmyk.jpg"))[4, 4]
+  assert red[0] > 240 and red[1] < 15 and red[2] < 15, red
+  assert builders.load_image(tmp_path / "cmyk.jpg", 4, channels=1).shape == (4, 4, 1)
+
+  Image.new("RGB", (40, 30), (9, 9, 9)).save(tmp_path / "big.png")
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1,200 pixels > 2 x 500: PIL refuses it
+  with pytest.raises(builders.ImageTooLarge, match=r"too large to decode safely \(1,200 pixels, over PIL's "
+                     r"decompression-bomb limit of 1,000\); resize it first"):
+    builders.open_image(tmp_path / "big.png")
+  warned = []
+  images, kept = predict.load_images([str(tmp_path / "big.png"), str(tmp_path / "cmyk.jpg")], (8, 8, 3),
+                                     "aspect", warned.append)
+  assert kept == [str(tmp_path / "cmyk.jpg")] and images.shape == (1, 8, 8, 3)
+  assert warned == [f"{tmp_path / 'big.png'}: skipped, too large to decode safely (1,200 pixels, over PIL's "
+                      "decompression-bomb limit of 1,000); resize it first"]
+  n, skipped = builders.write_split(str(tmp_path / "train.h5"), [(str(tmp_path / "big.png"), 0),
+                                                                 (str(tmp_path / "cmyk.jpg"), 1)],
+                                    ["a", "b"], 8, progress=False)
+  assert (n, skipped) == (1, [str(tmp_path / "big.png")])

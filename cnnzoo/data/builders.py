@@ -15,6 +15,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 
@@ -161,12 +162,37 @@ def resize_image(im, size, mode="aspect"):
   return np.asarray(im, np.uint8)
 
 
-def load_image(path, size, mode="aspect", channels=3):
-  """The image file at `path` as uint8 (size, size, channels): RGB, or grayscale (PIL's "L",
-  ITU-R 601 luma) when `channels` is 1 (`resize_image`)."""
+class ImageTooLarge(ValueError):
+  """An image over PIL's decompression-bomb limit: skipped, as an unreadable file is."""
+
+
+def open_image(path, channels=3):
+  """The image file at `path` as a PIL image in "RGB", or "L" (ITU-R 601 luma) when `channels` is
+  1, converted as Keras' `load_img` does (palette, CMYK, gray, alpha dropped; EXIF orientation is
+  not applied) except that 16-bit images are scaled to 8 bits (value / 257) instead of clipped to
+  white. An image over PIL's decompression-bomb limit raises ImageTooLarge; a file that does not
+  decode raises PIL's OSError / ValueError."""
   from PIL import Image
-  with Image.open(path) as im:
-    return resize_image(im.convert("L" if channels == 1 else "RGB"), size, mode).reshape(size, size, channels)
+  try:
+    with Image.open(path) as im:
+      im.load()
+  except Image.DecompressionBombError as e:
+    pixels = re.search(r"\((\d+) pixels\)", str(e))
+    size = f"{int(pixels.group(1)):,} pixels" if pixels else "its size"
+    raise ImageTooLarge(f"too large to decode safely ({size}, over PIL's decompression-bomb limit of "
+                        f"{2 * Image.MAX_IMAGE_PIXELS:,}); resize it first") from None
+  if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit PNG / TIFF: full range -> 0..255
+    scaled = np.clip(np.rint(np.asarray(im, np.float64) / 257.0), 0, 255).astype(np.uint8)
+    im = Image.fromarray(scaled, "L")
+  elif im.mode == "P" and "transparency" in im.info:
+    im = im.convert("RGBA")  # PIL's route for a palette with a transparent colour
+  return im.convert("L" if channels == 1 else "RGB")
+
+
+def load_image(path, size, mode="aspect", channels=3):
+  """The image file at `path` (`open_image`) as uint8 (size, size, channels), resized by
+  `resize_image`."""
+  return resize_image(open_image(path, channels), size, mode).reshape(size, size, channels)
 
 
 def write_split(path, items, class_names, size, mode="aspect", progress=True, channels=3):

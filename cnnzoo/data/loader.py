@@ -21,7 +21,7 @@ import numpy as np
 
 from cnnzoo import parallel
 from cnnzoo.data.sources import Split
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, UserError
 
 
 def materialize(batch: dict, source) -> dict:
@@ -132,7 +132,11 @@ class Loader:
       batch_images = images[idx]
     else:  # h5py reads need increasing indices
       uniq, inverse = np.unique(idx, return_inverse=True)
-      batch_images = np.asarray(images[uniq])[inverse]
+      try:
+        batch_images = np.asarray(images[uniq])[inverse]
+      except OSError as e:  # a damaged chunk of a split streamed from disk
+        raise UserError(f"cannot read images {uniq[0]}..{uniq[-1]} of {images.file.filename}: it is damaged "
+                        f"({e}); rebuild the dataset with `python -m experiments.build_dataset ... --overwrite`") from None
     return {"image": batch_images, "label": np.asarray(self.split.labels[idx], np.int32), "mask": mask}
 
 

@@ -205,12 +205,16 @@ def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.
     if raw_labels.ndim != 1 or raw_labels.dtype.kind not in "iu":
       raise ConfigError(f"{path}: labels must be one integer per image (found {raw_labels.dtype} "
                         f"{raw_labels.shape}); rebuild it with `python -m experiments.build_dataset`")
-    labels = np.asarray(raw_labels, np.int32)
-    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
+    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(raw_labels):
       raise ConfigError(f"{path}: images must be uint8 N x H x W x C with one label each (found "
-                        f"{images.dtype} {images.shape}, {len(labels)} labels)")
-    if images.size <= max_in_memory_gb * 2**30:
-      images = images[()]
+                        f"{images.dtype} {images.shape}, {len(raw_labels)} labels)")
+    try:  # h5py opens a file whose chunks are damaged; reading them fails
+      labels = np.asarray(raw_labels, np.int32)
+      if images.size <= max_in_memory_gb * 2**30:
+        images = images[()]
+    except OSError as e:
+      raise DatasetNotFoundError(f"cannot read {path}: it is damaged ({e}); rebuild it with "
+                                 "`python -m experiments.build_dataset ... --overwrite`") from None
     names = _class_names(path, f.attrs["class_names"])
     if class_names is not None and names != class_names:
       raise ConfigError(f"{path}: its class names ({', '.join(names[:3])}, ...) differ from train.h5's "

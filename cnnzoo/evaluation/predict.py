@@ -119,16 +119,18 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
 def load_images(paths, shape, mode, warn=None):
   """(uint8 array of the files that decode, their paths); each one that does not: one warning line."""
   from PIL import Image
-  from cnnzoo.data.builders import resize_image
+  from cnnzoo.data.builders import ImageTooLarge, open_image, resize_image
   warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
   images, kept = [], []
   for p in paths:
     try:
-      with Image.open(p) as im:
-        im = im.convert("L" if shape[2] == 1 else "RGB")
-        array = resize_image(im, shape[0], mode) if shape[0] == shape[1] else \
-            np.asarray(im.resize((shape[1], shape[0]), Image.BILINEAR), np.uint8)
-    except (OSError, ValueError) as e:
+      im = open_image(p, shape[2])
+      array = resize_image(im, shape[0], mode) if shape[0] == shape[1] else \
+          np.asarray(im.resize((shape[1], shape[0]), Image.BILINEAR), np.uint8)
+    except ImageTooLarge as e:
+      warn(f"{p}: skipped, {e}")
+      continue
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable / truncated files
       warn(f"{p}: skipped, it does not decode as an image ({e.__class__.__name__})")
       continue
     images.append(array.reshape(shape))

@@ -201,9 +201,32 @@ def read_features(path: str):
     missing = [k for k in ("features", "labels") if k not in f] + [a for a in ("class_names",) if a not in f.attrs]
     if missing:
       raise UserError(f"{path} is not a features file of experiments.extract_features (no {', '.join(missing)})")
-    names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["class_names"]]
+    names = [c.decode() if isinstance(c, bytes) else str(c) for c in np.atleast_1d(f.attrs["class_names"])]
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k != "class_names"}
-    return np.asarray(f["features"]), np.asarray(f["labels"]), names, attrs
+    try:
+      features, labels = np.asarray(f["features"]), np.asarray(f["labels"])
+    except (OSError, ValueError) as e:  # a damaged chunk: h5py opens the file, the read fails
+      raise UserError(f"cannot read {path}: it is damaged ({e}); extract the features again") from None
+  problem = features_problem(features, labels, len(names))
+  if problem:
+    raise UserError(f"{path}: {problem}; extract the features again with experiments.extract_features")
+  return features, labels, names, attrs
+
+
+def features_problem(features, labels, num_classes: int) -> str | None:
+  """Why a features file's arrays cannot be fitted or scored, or None."""
+  if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
+    return f"features must be numbers shaped (images, features), found {features.dtype} {features.shape}"
+  if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    return f"labels must be one integer per image, found {labels.dtype} {labels.shape}"
+  if len(labels) != len(features):
+    return f"{len(features)} feature rows but {len(labels)} labels"
+  if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+    return f"labels run {labels.min()}..{labels.max()}, outside the {num_classes} classes"
+  bad = int(np.count_nonzero(~np.isfinite(features).all(axis=1)))
+  if bad:
+    return f"{bad} of {len(features)} images have NaN or infinite features (a diverged or damaged model)"
+  return None
 
 
 SPLITS = ("train", "val", "test")
