@@ -75,6 +75,7 @@ def test_the_config_list_comes_from_the_configs(trained):
 
 
 def test_the_runs_table_tells_every_state(trained, tmp_path):
+  from cnnzoo.evaluation import journal
   from cnnzoo.training import overview
   from cnnzoo.training import workdir as workdir_lib
   cwd, r = trained
@@ -99,11 +100,34 @@ def test_the_runs_table_tells_every_state(trained, tmp_path):
   (root / "foreign" / "notes.txt").write_text("not a run")
   (root / "old").mkdir()  # an older cnnzoo: history but no config.json
   (root / "old" / "history.json").write_text("[]")
+  hand_edited = {"edited_status": ("status.json", "[1]", "status.json holds a JSON list, not an object"),
+                 "edited_results": ("results.json", '{"test_accuracy": "high"}',
+                                    "results.json's test_accuracy is 'high', not a number"),
+                 "edited_history": ("history.json", '{"1": {"loss": 2}}', "history.json holds a JSON dict, not a list"),
+                 "edited_epochs": ("history.json", '[{"loss": 2}]', "history.json is not a list of epochs")}
+  for name, (file, text, _) in hand_edited.items():
+    shutil.copytree(finished, root / name)
+    (root / name / file).write_text(text)
   with workdir_lib.lock(str(running)):
     rows = {row.path: row for row in (overview.describe(d, str(root)) for d in overview.find_runs(str(root)))}
   assert {k: v.state for k, v in rows.items()} == {
       "lenet_digits-smoke": "finished", "mine": "finished", "nan": "diverged", "killed": "interrupted",
-      "damaged": "damaged checkpoint", "running": "running", "foreign": "unreadable", "old": "unreadable"}
+      "damaged": "damaged checkpoint", "running": "running", "foreign": "unreadable", "old": "unreadable",
+      **{name: "unreadable" for name in hand_edited}}
+  for name, (_, _, why) in hand_edited.items():  # said, and nothing half-read kept in the row
+    assert why in rows[name].detail and rows[name].history == [] and rows[name].test_accuracy is None
+  # RESULTS.md's reader leaves them out, without a traceback: beside a readable copy made earlier,
+  # each names the (non-smoke) config and is newer, so it would be the config's row if it were read
+  edited = tmp_path / "edited"
+  for name in ("control", *hand_edited):
+    shutil.copytree(root / name if name != "control" else finished, edited / name)
+    status_path = edited / name / "status.json"
+    if name != "edited_status":
+      status_path.write_text(json.dumps(dict(json.loads(status_path.read_text()), config="configs/lenet_digits.py")))
+    os.utime(status_path, (1e9, 1e9) if name == "control" else None)
+  assert [ours.path for ours in journal.find_ours([str(edited)]).values()] == [str(edited / "control")]
+  for name in hand_edited:
+    shutil.rmtree(root / name)
   done = rows["lenet_digits-smoke"]
   history = json.loads((finished / "history.json").read_text())
   results = json.loads((finished / "results.json").read_text())

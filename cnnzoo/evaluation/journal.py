@@ -85,12 +85,15 @@ class Ours:
   plot: str | None
 
 
-def _read(path: str):
+def _read(path: str) -> dict | None:
+  """A run's JSON file as a dict; None when it is missing, unreadable, or hand-edited into
+  something else than a JSON object (the run is then left out, as an unfinished one is)."""
   try:
     with open(path) as f:
-      return json.load(f)
+      value = json.load(f)
   except (OSError, ValueError):
     return None
+  return value if isinstance(value, dict) else None
 
 
 def find_ours(roots: list[str]) -> dict:
@@ -103,6 +106,8 @@ def find_ours(roots: list[str]) -> dict:
       if key is None:
         continue
       row = overview.describe(directory)
+      if row.state == "unreadable":  # hand-edited or damaged files: `experiments.runs` says which
+        continue
       results = _read(os.path.join(directory, "results.json")) or {}
       config = _read(os.path.join(directory, "config.json")) or {}
       metric = config.get("journal", {}).get("metric", "val_accuracy")
@@ -177,6 +182,8 @@ def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
       if changed or not isinstance(config, dict) or recipe_view(config) != recipe_view(wanted[key].recipe):
         continue  # another recipe: an older version of the config, or a run resumed with new settings
       row = overview.describe(directory)
+      if row.state == "unreadable":
+        continue
       speeds = [h["img_per_sec"] for h in row.history if isinstance(h.get("img_per_sec"), (int, float))]
       plot = os.path.join(directory, "history.png")
       runs.setdefault(key, []).append(RealRun(

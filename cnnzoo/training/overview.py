@@ -57,9 +57,14 @@ def find_runs(root: str) -> list[str]:
   return sorted(found)
 
 
-def _read_json(path: str):
+def _read_json(path: str, kind=dict):
+  """A run's JSON file, refused (ValueError) unless it holds a `kind` (a hand-edited file)."""
   with open(path) as f:
-    return json.load(f)
+    value = json.load(f)
+  if not isinstance(value, kind):
+    raise ValueError(f"{os.path.basename(path)} holds a JSON {type(value).__name__}, not "
+                     f"{'an object' if kind is dict else 'a list'}")
+  return value
 
 
 def _lock_held(workdir: str) -> bool:
@@ -102,6 +107,7 @@ def describe(workdir: str, root: str = "") -> RunRow:
   try:
     return _describe(workdir, row)
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    row = RunRow(row.path)  # nothing half-read
     row.state, row.detail = "unreadable", f"{type(e).__name__}: {e}"
     return row
 
@@ -121,7 +127,9 @@ def _describe(workdir: str, row: RunRow) -> RunRow:
     row.dataset = _read_json(os.path.join(workdir, "dataset.json")).get("name", row.dataset)
   status = _read_json(os.path.join(workdir, STATUS_NAME)) if STATUS_NAME in files else {}
   row.config = status.get("config", "") or f"({row.model})"
-  history = _read_json(os.path.join(workdir, "history.json")) if "history.json" in files else []
+  history = _read_json(os.path.join(workdir, "history.json"), list) if "history.json" in files else []
+  if not all(isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history):
+    raise ValueError("history.json is not a list of epochs ({\"epoch\": N, ...} each)")
   row.history, row.epochs = history, len(history)
   row.seconds = sum(h.get("seconds") or 0.0 for h in history)
   scored = [h for h in history if isinstance(h.get("val_accuracy"), (int, float)) and math.isfinite(h["val_accuracy"])]
@@ -131,6 +139,8 @@ def _describe(workdir: str, row: RunRow) -> RunRow:
   results = _read_json(os.path.join(workdir, "results.json")) if "results.json" in files else None
   if results is not None:
     row.test_accuracy = results.get("test_accuracy")
+    if not isinstance(row.test_accuracy, (int, float, type(None))):
+      raise ValueError(f"results.json's test_accuracy is {row.test_accuracy!r}, not a number")
   newest, problem = _newest_checkpoint_problem(workdir)
   resume = status.get("command", "")
   if _lock_held(workdir):
