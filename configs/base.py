@@ -101,6 +101,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.schedule.decay_epochs = 0  # poly, cosine: epochs to reach end_lr (0 = num_epochs)
   c.schedule.step_every = 10  # step: epochs between decays
   c.schedule.step_factor = 0.5  # step: multiplier per decay
+  c.schedule.step_offset = 0  # step: added to the 0-based epoch (the book's step_decay: 1, see minivggnet_cifar10)
   c.schedule.boundaries = (0,)  # piecewise: epochs where the rate is multiplied ...
   c.schedule.scales = (1.0,)  # ... by these factors
   c.schedule.decay = 0.0  # keras_time: lr / (1 + decay * iterations)

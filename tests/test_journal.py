@@ -257,3 +257,16 @@ def test_a_class_subset_is_relabelled_in_the_order_given():
                        (("a",), "at least two different classes"), (("a", 0), "at least two different")):
     with pytest.raises(ConfigError, match=message):
       select_classes(ds, bad)
+
+
+def test_a_field_added_after_a_run_counts_as_its_default():
+  """RESULTS.md keeps a run whose config.json predates a new config field while the config leaves
+  that field at its default, and drops it once the config sets the field to something else."""
+  from cnnzoo.evaluation.journal import same_config
+  defaults = {"schedule": {"name": "constant", "step_offset": 0}, "seed": 0}
+  run = {"schedule": {"name": "step"}, "seed": 0}
+  assert same_config(run, {"schedule": {"name": "step", "step_offset": 0}, "seed": 0}, defaults)
+  assert not same_config(run, {"schedule": {"name": "step", "step_offset": 1}, "seed": 0}, defaults)
+  assert not same_config(run, {"schedule": {"name": "poly", "step_offset": 0}, "seed": 0}, defaults)
+  assert not same_config({**run, "gone": 1}, {"schedule": {"name": "step", "step_offset": 0}, "seed": 0}, defaults)
+  assert not same_config(run, {"schedule": {"name": "step", "new": 1}, "seed": 0}, defaults)  # no default known

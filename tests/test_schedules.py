@@ -47,6 +47,64 @@ def test_step_decay():
   np.testing.assert_allclose(at(fn, [0, 49, 50, 99, 100]), [0.1, 0.1, 0.025, 0.025, 0.00625], rtol=1e-6)
 
 
+def test_step_decay_with_the_books_offset():
+  fn = schedule(name="step", step_every=5, step_factor=0.25, step_offset=1)
+  np.testing.assert_allclose(at(fn, [0, 39, 40, 89, 90]), [0.1, 0.1, 0.025, 0.025, 0.00625], rtol=1e-6)
+
+
+def _book_step_decay(epoch):  # the book's step_decay, as seed 000's MiniVGGNet used it
+  return 0.01 * 0.25 ** np.floor((1 + epoch) / 5)
+
+
+def _keras_resnet_lr_schedule(epoch):  # keras.io's cifar10 ResNet example, as seed 004 used it
+  lr = 1e-3
+  if epoch > 180:
+    lr *= 0.5e-3
+  elif epoch > 160:
+    lr *= 1e-3
+  elif epoch > 120:
+    lr *= 1e-2
+  elif epoch > 80:
+    lr *= 1e-1
+  return lr
+
+
+def _book_poly_decay(base, max_epochs, power):  # the book's poly_decay (seed 000's DecayFunctions)
+  return lambda epoch: base * (1 - epoch / float(max_epochs)) ** power
+
+
+@pytest.mark.parametrize("spec, keras_fn", [
+    ("minivggnet_cifar10.py:step", _book_step_decay),
+    ("resnet20v1_cifar10.py", _keras_resnet_lr_schedule),
+    ("minigooglenet_cifar10.py", _book_poly_decay(5e-3, 70, 2)),
+    ("resnet_cifar10.py", _book_poly_decay(1e-1, 100, 1)),
+    ("resnet_tiny.py", _book_poly_decay(1e-1, 75, 1)),
+])
+def test_each_configs_schedule_matches_keras_learning_rate_scheduler_epoch_by_epoch(spec, keras_fn):
+  """Keras' own LearningRateScheduler, fed the journal's function, sets the rate at each epoch's
+  start (0-based epochs); the config's schedule gives the same rate at the same epoch's steps."""
+  import importlib
+  from conftest import fast_keras
+  keras = fast_keras()
+  name, _, arg = spec.partition(":")
+  config = importlib.import_module(f"configs.{name[:-3]}").get_config(arg or None)
+  fn = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs, SPE)
+  model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+  model.compile(optimizer=keras.optimizers.SGD(config.optim.lr), loss="mse")
+  callback = keras.callbacks.LearningRateScheduler(keras_fn)
+  callback.set_model(model)
+  keras_rates, ours = [], []
+  for epoch in range(config.num_epochs):
+    callback.on_epoch_begin(epoch)
+    keras_rates.append(float(model.optimizer.learning_rate))
+    ours.append([float(fn(epoch * SPE)), float(fn(epoch * SPE + SPE - 1))])  # first and last step
+  ours = np.array(ours)
+  # float32 arithmetic: (1 - epoch / N) loses up to a float32 epsilon of lr0 near the end of a decay
+  eps = float(np.finfo(np.float32).eps)
+  np.testing.assert_allclose(ours[:, 0], keras_rates, rtol=2 * eps, atol=4 * eps * config.optim.lr)
+  np.testing.assert_array_equal(ours[:, 0], ours[:, 1])  # constant within the epoch, as Keras'
+
+
 def test_piecewise_like_keras_resnet_example():
   # keras.io cifar10_resnet lr_schedule: 1e-3, x0.1 after 80, x0.01 after 120, x1e-3 after 160, x0.5e-3 after 180.
   fn = schedule(num_epochs=200, lr=1e-3, name="piecewise", boundaries=(80, 120, 160, 180),

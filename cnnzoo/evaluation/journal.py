@@ -40,12 +40,14 @@ class JournalRun:
   reference_source: str = ""
   members: int = 0  # ensemble.members
   recipe: dict = dataclasses.field(default_factory=dict, repr=False)  # the config as config.json holds it
+  defaults: dict = dataclasses.field(default_factory=dict, repr=False)  # configs/base.py's, as JSON
 
 
 def journal_runs(configs_dir: str) -> list[JournalRun]:
   """Every journal run of the config files in `configs_dir`."""
   import importlib
   out = []
+  defaults = json.loads(importlib.import_module("configs.base").get_config().to_json_best_effort())
   for path in sorted(glob.glob(os.path.join(configs_dir, "*.py"))):
     name = os.path.splitext(os.path.basename(path))[0]
     if name in ("__init__", "base"):
@@ -58,7 +60,7 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
                             c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
                             c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
                             float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
-                            json.loads(c.to_json_best_effort())))
+                            json.loads(c.to_json_best_effort()), defaults))
   return out
 
 
@@ -153,6 +155,27 @@ def recipe_view(config: dict) -> dict:
   return view
 
 
+_ABSENT = object()
+
+
+def same_config(run: dict, now: dict, defaults: dict) -> bool:
+  """Whether a run's config.json (`run`) holds the recipe `now` holds. A field the run lacks was
+  added to cnnzoo after it trained: it counts as its default (`defaults`, configs/base.py's), so
+  the run still matches unless the config now sets that field to something else."""
+  if not (isinstance(run, dict) and isinstance(now, dict)):
+    return run == now
+  defaults = defaults if isinstance(defaults, dict) else {}
+  for key in run.keys() | now.keys():
+    if key not in now:
+      return False
+    if key not in run:
+      if now[key] != defaults.get(key, _ABSENT):
+        return False
+    elif not same_config(run[key], now[key], defaults.get(key)):
+      return False
+  return True
+
+
 def same_recipe(command: str) -> bool:
   """Whether a run's command line trains its config's recipe: no --resume_epoch / --init_from with
   new settings, no override beyond SAME_RECIPE (those runs are experiments of their own)."""
@@ -179,7 +202,8 @@ def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
         continue
       config = _read(os.path.join(directory, "config.json")) or {}
       changed = glob.glob(os.path.join(directory, "config.until_epoch*.json"))  # resumed with new settings
-      if changed or not isinstance(config, dict) or recipe_view(config) != recipe_view(wanted[key].recipe):
+      if changed or not isinstance(config, dict) or not same_config(
+          recipe_view(config), recipe_view(wanted[key].recipe), recipe_view(wanted[key].defaults)):
         continue  # another recipe: an older version of the config, or a run resumed with new settings
       row = overview.describe(directory)
       if row.state == "unreadable":

@@ -35,9 +35,11 @@ def epoch_schedule(cfg, lr: float, num_epochs: int) -> Schedule:
   elif name in ("poly", "linear"):
     power = 1.0 if name == "linear" else cfg.power
     main = optax.polynomial_schedule(lr, cfg.end_lr, power, transition_steps=horizon)
-  elif name == "step":
-    main = optax.exponential_decay(lr, transition_steps=cfg.step_every, decay_rate=cfg.step_factor,
-                                   staircase=True)
+  elif name == "step":  # lr * factor ** floor((epoch + step_offset) / step_every)
+    decay = optax.exponential_decay(lr, transition_steps=cfg.step_every, decay_rate=cfg.step_factor,
+                                    staircase=True)
+    offset = cfg.step_offset
+    main = (lambda epoch: decay(epoch + offset)) if offset else decay
   elif name == "piecewise":
     if len(cfg.boundaries) != len(cfg.scales):
       raise ConfigError("schedule.boundaries and schedule.scales must have the same length")

@@ -132,6 +132,7 @@ def check(c) -> None:
   _number("schedule.decay_epochs", s.decay_epochs, low=0, integer=True)
   _number("schedule.step_every", s.step_every, low=1, integer=True)
   _number("schedule.step_factor", s.step_factor, low=0, low_open=True)
+  _number("schedule.step_offset", s.step_offset, low=0, integer=True)
   _number("schedule.decay", s.decay, low=0)
   _number("schedule.warmup_epochs", s.warmup_epochs, low=0, integer=True)
   if s.warmup_epochs >= c.num_epochs:
