@@ -22,8 +22,15 @@ own printout of trainable flags), 8 at conv2d_5 (`from:conv5`), 13 at conv2d_4 (
 its layer table. Its step times imply the 90,000-image split for experiment 6.
 Left out by the seed, chosen here: Adam with Keras' defaults (lr 1e-3), batch 64, 20 epochs, dropout
 0.5 in experiment 5's head, pixels scaled to [0, 1], no augmentation.
-Keras 2 (the seed's) ran frozen BatchNorm layers with batch statistics in training; cnnzoo follows
-Keras 3 (a frozen BatchNorm uses its moving statistics), which may change the frozen runs' figures.
+A frozen base (`optim.trainable=head`) runs in inference mode while the head trains -- its dropout
+0.2 / 0.3 / 0.4 off, BatchNorm on its moving statistics -- as the seed's did: experiment 5 fed the
+head the base's outputs from Keras' `predict`. (A partly trainable base, experiment 6, trains in
+training mode, its frozen BatchNorm layers on moving statistics as Keras 3 runs them.)
+The journal's head table contradicts its own base: it lists Flatten 3072 and 1,675,976 head
+parameters (3072 x 512 + 512 + 512 x 200 + 200), but the base it describes ends in 2 x 2 x 128 =
+512 features; cnnzoo builds that base, so the head has 512 x 512 + 512 + 512 x 200 + 200 = 365,256
+parameters (`python -m experiments.summarize --model=seed003_cifar_net --head=fc --head_hidden=512
+--num_classes=200 --trainable=head`).
 Data (32x32; the 70k / 30k split of configs/seed003_tiny.py, and the 90k / 10k one):
   python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \\
       --out=data/tiny-imagenet-200-32px-70k-hdf5 --size=32 --resize=plain --val=150

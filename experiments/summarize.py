@@ -88,8 +88,14 @@ def surgery(info, shape) -> None:
   print(f"{info.name}{' + ' + _HEAD.value + ' head' if _HEAD.value else ''}: input {shape}, {classes} classes, "
         f"trainable={resolved.spec}")
   print(f"trainable params: {resolved.trainable:,} of {total:,}  frozen: {resolved.frozen:,} "
-        f"(+ {stats:,} BatchNorm statistics)" + (f"; BatchNorm layers in inference mode: {len(resolved.frozen_batchnorm)}"
-                                                 if resolved.frozen_batchnorm else ""))
+        f"(+ {stats:,} BatchNorm statistics)" + inference_note(resolved.inference_modules))
+
+
+def inference_note(modules) -> str:
+  """What runs in inference mode while training (cnnzoo/training/trainable.py)."""
+  if modules == (("base",),):
+    return "; the frozen base runs in inference mode (no dropout, BatchNorm's moving statistics)"
+  return f"; BatchNorm layers in inference mode: {len(modules)}" if modules else ""
 
 
 if __name__ == "__main__":

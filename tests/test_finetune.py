@@ -2,6 +2,7 @@
 (parameters, optimizer state, BatchNorm), Keras weights in the base, and the two-phase VGG16
 recipe as one resumable command."""
 
+import functools
 import os
 
 import flax
@@ -83,6 +84,28 @@ def test_frozen_parameters_keep_their_values_and_get_no_optimizer_state():
       assert np.array_equal(stats_before[k], stats_after[k]), k
 
 
+def test_a_frozen_base_runs_without_its_dropout_as_the_seeds_predict_did():
+  """seed 003's transfer (experiment 5): the CIFAR-10 base has dropout 0.2 / 0.3 / 0.4; frozen
+  under a new head, it runs in inference mode while the head trains, as the seed's base did (its
+  outputs came from Keras' predict). The head's own dropout still trains."""
+  model = create_transfer_model("seed003_cifar_net", num_classes=5, head="fc", hidden=16, dropout=0.0)
+  x = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3))
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), x)
+  head_only = trainable.resolve("head", variables["params"], trainable.model_layers(model, (32, 32, 3)), True)
+
+  @jax.jit
+  def train_mode(key):
+    with nn.intercept_methods(trainable.inference_modules(head_only.inference_modules)):
+      return model.apply(variables, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"])[0]
+
+  inference = np.asarray(jax.jit(lambda: model.apply(variables, x, train=False))())
+  for key in (2, 3):
+    assert np.array_equal(np.asarray(train_mode(jax.random.key(key))), inference)
+  unfrozen = jax.jit(lambda: model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+                                         mutable=["batch_stats"])[0])()
+  assert not np.allclose(np.asarray(unfrozen), inference, atol=1e-4)  # the base's dropout, when it trains
+
+
 def test_a_frozen_batchnorm_normalizes_with_its_moving_statistics_in_training():
   """With the whole base frozen and a head without dropout, the training-mode forward pass is the
   inference-mode one, bitwise (Keras' trainable=False BatchNorm)."""
@@ -94,17 +117,20 @@ def test_a_frozen_batchnorm_normalizes_with_its_moving_statistics_in_training():
   variables = {**variables, "batch_stats": stats}
   layers = trainable.model_layers(model, (32, 32, 3))
   head_only = trainable.resolve("head", variables["params"], layers, True)
-  assert len(head_only.frozen_batchnorm) == len(layers.batchnorm) > 10
+  assert head_only.inference_modules == (("base",),)  # the whole base, BatchNorm layers and all
+  by_regex = trainable.resolve("re:^head/", variables["params"], layers, True)  # the same freeze, spelt per layer
+  assert set(by_regex.inference_modules) == layers.batchnorm and len(layers.batchnorm) > 10
 
   def train_mode(frozen):
-    with nn.intercept_methods(trainable.frozen_batchnorm(frozen)):
+    with nn.intercept_methods(trainable.inference_modules(frozen)):
       return model.apply(variables, x, train=True, mutable=["batch_stats"])
 
   inference = jax.jit(lambda: model.apply(variables, x, train=False))()
-  frozen_out, updates = jax.jit(lambda: train_mode(head_only.frozen_batchnorm))()
-  assert np.array_equal(np.asarray(frozen_out), np.asarray(inference))
-  assert jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),  # NumPy: no
-                                   updates["batch_stats"], stats))  # program compiled per leaf shape
+  for frozen in (head_only, by_regex):
+    frozen_out, updates = jax.jit(lambda: train_mode(frozen.inference_modules))()
+    assert np.array_equal(np.asarray(frozen_out), np.asarray(inference))
+    assert jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),  # NumPy: no
+                                     updates["batch_stats"], stats))  # program compiled per leaf shape
   training_out, _ = jax.jit(lambda: train_mode(()))()  # nothing frozen: batch statistics, other logits
   assert not np.allclose(np.asarray(training_out), np.asarray(inference), atol=1e-3)
 
@@ -228,9 +254,9 @@ def test_bn_and_regex_trainable_sets():
   bn = trainable.resolve("bn", params, layers, True)
   labels = flat(bn.labels(params))
   assert {k for k, v in labels.items() if v == "train"} == {k for k in labels if k[-2].endswith("_bn")}
-  assert bn.frozen_batchnorm == ()  # every BatchNorm trains, so none runs in inference mode
+  assert bn.inference_modules == ()  # every BatchNorm trains, so none runs in inference mode
   kernels = trainable.resolve("re:conv5_.*/kernel$", params, layers, True)
   labels = flat(kernels.labels(params))
   assert {k for k, v in labels.items() if v == "train"} == {k for k in labels if k[1].startswith("conv5_")
                                                              and k[-1] == "kernel"}
-  assert set(kernels.frozen_batchnorm) == layers.batchnorm  # no BatchNorm parameter trains
+  assert set(kernels.inference_modules) == layers.batchnorm  # no BatchNorm parameter trains

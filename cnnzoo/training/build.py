@@ -138,24 +138,24 @@ def build(config, abstract: bool = False) -> Run:
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
 
-  step_for = lambda frozen_batchnorm: functools.partial(
+  step_for = lambda inference_modules: functools.partial(
       steps.train_step, preprocess=train_pre, label_smoothing=config.optim.label_smoothing,
-      aux_weight=config.optim.aux_loss_weight, frozen_batchnorm=frozen_batchnorm, **common)
+      aux_weight=config.optim.aux_loss_weight, inference_modules=inference_modules, **common)
 
   @functools.lru_cache(maxsize=None)
-  def train_jit_for(frozen_batchnorm: tuple):  # one jitted step per set of frozen BatchNorm layers
-    return jax.jit(_from_source(step_for(frozen_batchnorm)),
+  def train_jit_for(inference_modules: tuple):  # one jitted step per set of frozen BatchNorm layers
+    return jax.jit(_from_source(step_for(inference_modules)),
                    in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
 
   @functools.lru_cache(maxsize=None)
-  def chunk_jit_for(frozen_batchnorm: tuple):
-    step = _from_source(step_for(frozen_batchnorm))
+  def chunk_jit_for(inference_modules: tuple):
+    step = _from_source(step_for(inference_modules))
     return jax.jit(lambda state, sums, batches, count, source: steps.train_steps(
         state, sums, batches, count, step=lambda state, batch: step(state, batch, source)),
                    in_shardings=(repl, repl, parallel.stacked_batch_sharding(mesh), repl, repl),
                    out_shardings=(repl, repl), donate_argnums=(0, 1))
 
-  train_jit = train_jit_for(plan[0].frozen_batchnorm)
+  train_jit = train_jit_for(plan[0].inference_modules)
   eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
@@ -172,10 +172,10 @@ def build(config, abstract: bool = False) -> Run:
                       "content": sources.fingerprint(ds)}
   run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
             test_loader, train_step, eval_step, test_step, mesh, model, plan)
-  run.train_step_for = lambda stage: Step(train_jit_for(stage.frozen_batchnorm), train_loader.source)
+  run.train_step_for = lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source)
   per_call = steps_per_dispatch(config, train_loader, mesh)
   if per_call > 1:
-    run.train_chunk_for = lambda stage: Chunk(chunk_jit_for(stage.frozen_batchnorm), train_loader.source, per_call)
+    run.train_chunk_for = lambda stage: Chunk(chunk_jit_for(stage.inference_modules), train_loader.source, per_call)
     run.train_chunk = run.train_chunk_for(plan[0])
   return run
 

@@ -44,8 +44,8 @@ class Stage:
   trainable: object = None  # trainable.Trainable (None: everything trains)
 
   @property
-  def frozen_batchnorm(self) -> tuple:
-    return self.trainable.frozen_batchnorm if self.trainable is not None else ()
+  def inference_modules(self) -> tuple:
+    return self.trainable.inference_modules if self.trainable is not None else ()
 
 
 def parse_overrides(text: str, config, where: str) -> dict:

@@ -23,14 +23,14 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
                l2: float = 0.0, l2_conv_only: bool = False, label_smoothing: float = 0.0,
-               aux_weight: float = 0.3, frozen_batchnorm: tuple = ()):
+               aux_weight: float = 0.3, inference_modules: tuple = ()):
   """One optimizer step on a global batch; returns the new state and summed metrics.
 
   The loss is the batch-mean cross-entropy, plus `aux_weight` times that of every auxiliary
   classifier the model sows in `aux_logits` (GoogLeNet's two heads; 0.3 in Szegedy et al. 2014),
   plus Keras-style L2 on kernels (Keras reports that sum as `loss`, so do we). Augmentation and
-  dropout keys come from fold_in(state.rng, state.step). The BatchNorm layers at the module paths
-  `frozen_batchnorm` (frozen by optim.trainable) run in inference mode, as Keras runs them.
+  dropout keys come from fold_in(state.rng, state.step). The modules at the paths
+  `inference_modules` (frozen BatchNorm layers, or a frozen base: trainable.py) run in inference mode.
   """
   step_key = jax.random.fold_in(state.rng, state.step)
   aug_key, dropout_key = jax.random.split(step_key)
@@ -39,8 +39,8 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
 
   def loss_fn(params):
     with contextlib.ExitStack() as stack:
-      if frozen_batchnorm:
-        stack.enter_context(nn.intercept_methods(trainable.frozen_batchnorm(frozen_batchnorm)))
+      if inference_modules:
+        stack.enter_context(nn.intercept_methods(trainable.inference_modules(inference_modules)))
       logits, updates = state.apply_fn(state.variables(params), images, train=True,
                                        rngs={"dropout": dropout_key}, mutable=["batch_stats", "aux_logits"])
     ce = cross_entropy(logits, labels, num_classes, label_smoothing).mean()

@@ -11,7 +11,9 @@
 
 Frozen parameters get neither an update nor optimizer state (optax.multi_transform with
 set_to_zero), and a frozen BatchNorm layer runs in inference mode in training too: it normalizes
-with its moving statistics and leaves them unchanged, as Keras does for `trainable=False`.
+with its moving statistics and leaves them unchanged, as Keras does for `trainable=False`. With
+`head`, the whole base runs in inference mode (its dropout off too), as the seed's frozen bases
+ran: their features came from Keras' `predict`.
 """
 
 import dataclasses
@@ -75,10 +77,11 @@ def trainable_paths(spec: str, params, layers: Layers, transfer: bool):
 @dataclasses.dataclass(frozen=True)
 class Trainable:
   """One `optim.trainable` choice resolved on a model: `labels(params)` ("train" / "frozen" per
-  leaf, for optax.multi_transform) and the BatchNorm layers that run in inference mode."""
+  leaf, for optax.multi_transform) and the module paths that run in inference mode in training:
+  the frozen BatchNorm layers, or the whole base (dropout off too) when only the head trains."""
   spec: str
   labels: object  # params -> tree of "train" / "frozen"; None for "all"
-  frozen_batchnorm: tuple
+  inference_modules: tuple
   trainable: int
   frozen: int
 
@@ -97,19 +100,25 @@ def resolve(spec: str, params, layers: Layers, transfer: bool) -> Trainable:
     return flax.traverse_util.unflatten_dict(
         {k: "train" if is_trainable(k) else "frozen" for k in flax.traverse_util.flatten_dict(flax.core.unfreeze(tree))})
 
+  if spec.strip() == "head" and transfer:  # the whole base is frozen: it runs in inference mode
+    return Trainable(spec.strip(), labels, (("base",),), train, frozen)
   frozen_bn = tuple(sorted(b for b in layers.batchnorm if not module_trainable(b)))
   return Trainable(spec.strip(), labels, frozen_bn, train, frozen)
 
 
-def frozen_batchnorm(paths):
-  """An nn.intercept_methods interceptor: the BatchNorm layers at `paths` normalize with their
-  moving statistics (flax's inference-mode arithmetic) and do not update them."""
+def inference_modules(paths):
+  """An nn.intercept_methods interceptor for the modules at `paths`: a BatchNorm layer normalizes
+  with its moving statistics (flax's inference-mode arithmetic) and does not update them; any other
+  module (the `base` of a surgery model whose head alone trains) is called with train=False, as
+  the seed ran a frozen base (Keras' `predict` on it: no dropout, BatchNorm's moving statistics)."""
   paths = frozenset(tuple(p) for p in paths)
 
   def intercept(next_fun, args, kwargs, context):
     module = context.module
-    if context.method_name != "__call__" or not isinstance(module, nn.BatchNorm) or tuple(module.path) not in paths:
+    if context.method_name != "__call__" or tuple(module.path) not in paths:
       return next_fun(*args, **kwargs)
+    if not isinstance(module, nn.BatchNorm):
+      return next_fun(*args, **{**kwargs, "train": False})
     x = args[0] if args else kwargs["x"]
     mean = module.get_variable("batch_stats", "mean")
     var = module.get_variable("batch_stats", "var")
