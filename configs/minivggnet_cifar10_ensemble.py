@@ -4,7 +4,7 @@
 
 The journal trains its CIFAR-10 MiniVGGNet five times and averages the predictions; it reports no
 figure and no hyper-parameters for this run, so each member uses configs/minivggnet_cifar10.py's
-recipe (SGD 0.01, momentum 0.9, Nesterov, time-based decay 0.01 / 40, 40 epochs, batch 64) with
+recipe (SGD 0.01, momentum 0.9, Nesterov, time-based decay 0.01 / 64 -- the journal's a0 / batchSize --, 40 epochs, batch 64) with
 seeds 0..4. Members go to WORKDIR/member_0 .. member_4 (each resumable); the ensemble's
 classification report, rank-1 / rank-5 and confusion matrix to WORKDIR/ensemble_eval_test, each
 member's figures beside it. One member alone reaches about 0.82 (seed 2020-11-12).

@@ -1,5 +1,5 @@
 """ImageNet VGG16's block5_pool features of Flowers-17 -> logistic regression (seed 000,
-2020-11-20 transfer learning): no training, one command.
+2020-11-19-transfer-learning): no training, one command.
 
   python -m experiments.main --config=configs/vgg16_flowers17_features.py
 
@@ -21,7 +21,7 @@ def get_config(arg=None):
   c = base.get_config()
   c.model.name = "vgg16"
   c.journal.run = "VGG16 block5_pool features, Flowers-17, logistic regression"
-  c.journal.seed = "000 (2020-11-20)"
+  c.journal.seed = "000 (2020-11-19)"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.89
   c.model.keras_weights = "data/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -148,7 +148,8 @@ class MiniGoogLeNet(nn.Module):
 class DeeperGoogLeNet(nn.Module):
   """Seed 2020-12-10 (Tiny-ImageNet 64x64): conv 64 5x5, pool, conv 64 1x1, conv 192 3x3, pool,
   inception 3a, 3b, pool, 4a-4e (GoogLeNet's widths, true 5x5 kernels), pool, 4x4 average pool,
-  dropout 0.4, dense. Pools are 3x3/2 "same"; the seed adds L2 5e-4 (config.optim.l2)."""
+  dropout 0.4, dense. Pools are 3x3/2 "same". L2 is the config's (configs/deepergooglenet_tiny.py:
+  2e-4, the book's; the journal names none for this network)."""
   num_classes: int
   dropout: float = 0.4
   include_top: bool = True
