@@ -3,6 +3,7 @@
 
   python -m experiments.main --config=configs/resnet_tiny.py           # run 4: poly 1 over 75 epochs
   python -m experiments.main --config=configs/resnet_tiny.py:stops     # run 3: 1e-1, 1e-2 at 25, 1e-3 at 35
+  python -m experiments.main --config=configs/resnet_tiny.py:past75    # run 4 continued past epoch 75
 
 SGD momentum 0.9, lr 1e-1 decaying linearly (poly, power 1) over 75 epochs, L2 5e-4, batch 64,
 mean subtraction (the dataset's RGB means). Seed result: validation accuracy 0.5547 at epoch 75.
@@ -12,6 +13,12 @@ horizontal flips.
 Run 3 (`:stops`): "we are forced to stop at epoch 25 (lr=1e-2) and 35 (lr=1e-3) respectively, adjust
 the learning rate and continue. The first 47 epoches gives the following" (a plot, no figure):
 1e-1 to epoch 25, 1e-2 to 35, 1e-3 to 47, one command.
+`:past75`: "After epoch 75 I still proceed with a learning rate decay, the validation loss starts
+to increase and we cannot proceed any further": run 4, then from epoch 75 the journal's restart
+(`_new_start_at_epoch = 75, _new_lr = 1e-3`, its poly_decay of power 1) as a second stage, 1e-3
+decaying linearly to 0 over 25 more epochs (the journal gives neither the length nor a figure;
+Keras would have fed its poly_decay the epochs 75.. of a 75-epoch horizon, a rate of 0 and below,
+so the decay here is counted from the stage's start).
 Data: HDF5 files from the seed's split (train minus 50/class, those as val, official val as test)
 in data/tiny-imagenet-200-hdf5/: download tiny-imagenet-200.zip (CS231n), unzip it and run
   python -m experiments.build_dataset --layout=tiny_imagenet_200 --src=tiny-imagenet-200 \
@@ -20,7 +27,7 @@ in data/tiny-imagenet-200-hdf5/: download tiny-imagenet-200.zip (CS231n), unzip 
 
 from configs import base
 
-VARIANTS = ("stops",)  # arguments that select another journal run
+VARIANTS = ("stops", "past75")  # arguments that select another journal run
 
 
 def get_config(arg=None):
@@ -55,6 +62,11 @@ def get_config(arg=None):
     c.schedule.name = "constant"
     c.num_epochs = 47
     c.stages = ((25, "optim.lr=1e-1"), (35, "optim.lr=1e-2"), (47, "optim.lr=1e-3"))
+  if "past75" in args:
+    c.journal.run, c.journal.figure = "the seed ResNet, Tiny-ImageNet, run 4 continued past epoch 75", 0.0
+    c.num_epochs = 100
+    c.schedule.decay_epochs = 75  # run 4's line: 1e-1 to 0 at epoch 75
+    c.stages = ((75, "optim.lr=1e-1"), (100, "optim.lr=1e-3,schedule.from_stage_start=True,schedule.decay_epochs=0"))
   if "smoke" in args:
     base.smoke(c, (64, 64, 3), 200)
     c.data.synthetic_sizes = (16, 8, 8)

@@ -316,6 +316,19 @@ def copy_plots(journal: list[JournalRun], ours: dict, plots_dir: str) -> dict:
   return copied
 
 
+# Runs of the journal that no config can reproduce, with why (RESULTS.md lists them).
+NOT_REPRODUCIBLE = (
+    ("seed 003 Part 2: the AutoKeras search (Tiny-ImageNet 32x32, score 0.3005; three models searched in "
+     "about 12 hours, the best with 26 Conv2D layers)",
+     "a neural-architecture search, not a network: its result depends on AutoKeras' search space and random "
+     "trials, and the seed gives neither the searched model's layers nor its hyper-parameters; cnnzoo builds "
+     "networks, it does not search for them."),
+    ("seed 003 Part 1, \"another example of our trainings\" (test accuracy 0.1756)",
+     "the seed names no layers for it, only that the Part-1 network came after it with \"changed dropout and "
+     "adjusted layer counts\"; the Part-1 network itself is configs/seed003_tiny.py (0.1535)."),
+)
+
+
 def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str], plots: dict | None = None,
            real: tuple[dict, dict] = ({}, {}), real_plots: dict | None = None, tools: list[str] = ()) -> str:
   """RESULTS.md's text; links are relative to `out_dir`; `plots`: copied history plots by config;
@@ -362,6 +375,8 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
     for fragment in tools:
       lines += [f"From `{os.path.relpath(fragment, out_dir)}` (written by the `tools.sh` beside it):", "",
                 open(fragment).read().strip(), ""]
+  lines += ["", "## Not reproducible", "", "Runs of the journal no config can reproduce, and why:", ""]
+  lines += [f"- **{run}**: {why}" for run, why in NOT_REPRODUCIBLE]
   if pending:
     lines += ["", "## Not run here", "",
               "This machine has no GPU and no internet: only scikit-learn's digits and Fashion-MNIST (Debian's",
