@@ -5,6 +5,10 @@
   python -m experiments.summarize --table > docs/models.md         # the README's model table
   python -m experiments.summarize --model=inception_v3 --input_size=150,150 --num_classes=200 \
       --head=gap --head_hidden=1024 --trainable=head                # seed 003: what trains, what is frozen
+  python -m experiments.summarize --model=minigooglenet --diagram=minigooglenet.svg   # as Keras' plot_model
+
+--diagram draws the layer graph (name, type and output shape of every layer; branches and merges)
+through Graphviz: `pip install graphviz` and Graphviz's `dot` (apt-get install graphviz).
 """
 
 from absl import flags
@@ -18,6 +22,8 @@ _LAYERS = flags.DEFINE_bool("layers", False, "Numbered layer listing (index, pat
 _TABLE = flags.DEFINE_bool("table", False, "Markdown table of every registered model (README).")
 _HEAD = flags.DEFINE_enum("head", None, ["fc", "gap"], "Network surgery: the model without its top plus this head.")
 _HEAD_HIDDEN = flags.DEFINE_integer("head_hidden", -1, "Hidden units of --head (-1: fc 256, gap none).")
+_DIAGRAM = flags.DEFINE_string("diagram", None, "Write the layer graph to this .svg, .png or .pdf file "
+                               "(Keras' plot_model; needs Graphviz) and exit.")
 _TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn, from:LAYER or re:REGEX "
                                  "(prints trainable and frozen counts).")
 
@@ -51,6 +57,8 @@ def main(argv):
   problem = models.input_problem(model, shape or info.input_shape)
   if problem:
     cli.fail(f"{_MODEL.value} cannot take a {shape} input (its default is {info.input_shape}): {problem}")
+  if _DIAGRAM.value:
+    return diagram(model, shape or info.input_shape)
   if _LAYERS.value:
     for index, path, kind, out, n in inspect.layer_table(_MODEL.value, shape, _CLASSES.value):
       print(f"{index:4d}  {path:45s} {kind:14s} {str(out):20s} {n:>12,}")
@@ -61,6 +69,19 @@ def main(argv):
   print(f"trainable params: {s.trainable:,}  non-trainable: {s.non_trainable:,}  "
         f"total: {s.trainable + s.non_trainable:,}")
   print(f"FLOPs per image (forward, XLA cost analysis): {s.flops / 1e9:.3f} G")
+
+
+def diagram(model, shape) -> None:
+  import os
+  from cnnzoo import paths
+  from cnnzoo.models import diagram as diagram_lib
+  path = _DIAGRAM.value
+  if os.path.splitext(path)[1].lstrip(".").lower() not in diagram_lib.FORMATS:
+    cli.fail(f"--diagram={path}: give a .svg, .png or .pdf file name")
+  paths.check_writable(os.path.dirname(os.path.abspath(path)), "--diagram's folder")
+  graph = diagram_lib.graph_of(model, tuple(shape))
+  diagram_lib.draw(graph, path, title=f"{_MODEL.value}: input {tuple(shape)}, {len(graph.nodes) - 1} layers")
+  print(f"wrote {path}: {len(graph.nodes)} boxes, {len(graph.edges)} arrows")
 
 
 def surgery(info, shape) -> None:
@@ -80,6 +101,8 @@ def surgery(info, shape) -> None:
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, *shape)), train=False))
   resolved = trainable.resolve(_TRAINABLE.value, variables["params"], layers, bool(_HEAD.value))
   is_trainable, _ = trainable.trainable_paths(_TRAINABLE.value, variables["params"], layers, bool(_HEAD.value))
+  if _DIAGRAM.value:
+    return diagram(model, shape or info.input_shape)
   if _LAYERS.value:
     for index, path, kind, out, n, frozen in inspect.surgery_table(model, shape, layers, is_trainable):
       print(f"{index:4d}  {path:45s} {kind:14s} {str(out):20s} {n:>12,}  {'frozen' if frozen else ''}")

@@ -41,6 +41,10 @@ CASES = [
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--test=0"], "--test=0 leaves no test split"),
     (MAIN[:1] + ["--config=configs/lenet_digits.py:smoke", "--workdir={run}"], "JAX cannot start the platform JAX_PLATFORMS='cuda' asks "
      "for (no installed JAX backend has that name)", {"JAX_PLATFORMS": "cuda"}),
+    (SUMMARIZE + ["--model=lenet5", "--diagram={out}.txt"], ".txt: give a .svg, .png or .pdf file name"),
+    (SUMMARIZE + ["--model=lenet5", "--diagram={file}/lenet.svg"], "is a file, not a directory"),
+    (SUMMARIZE + ["--model=lenet5", "--diagram={out}.svg"], "--diagram needs Graphviz's dot program: apt-get "
+     "install graphviz", {"PATH": "/nonexistent"}),
     # seeds, crops, NaN shares and statistics, partial datasets
     (MAIN + ["--config.seed=4294967296"], "--config.seed=4294967296: must be >= 0 and <= 4294967295"),
     (MAIN + ["--config.data.split_seed=99999999999"], "--config.data.split_seed=99999999999: must be >= 0 and <="),

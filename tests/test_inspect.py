@@ -32,3 +32,44 @@ def test_summarize_cli(forkserver):  # forks of the preloaded fork server: real 
   size = summarize("--model=resnet20", "--input_size=32,x")
   assert size.returncode == 2 and size.stderr.strip() == (
       "error: --input_size=32,x: expected H,W or H,W,C as positive integers")
+
+
+def test_layer_graphs_show_chains_branches_and_merges():
+  """The journal's architecture diagrams (Keras' plot_model): LeNet is a chain of 12 layers; each of
+  MiniGoogLeNet's 10 concatenations joins its branches (2 in its Inception modules: 1x1 and 3x3,
+  or conv and pool in a downsample); each of ResNet20's 9 residual adds joins two paths. Every
+  other box has one input, and the graph ends in the classifier."""
+  import collections
+  from cnnzoo.models import diagram
+  lenet = diagram.layer_graph("lenet5")
+  assert [n.kind for n in lenet.nodes] == ["InputLayer", "Conv", "Activation", "MaxPooling2D", "Conv", "Activation",
+                                          "MaxPooling2D", "Flatten", "Dense", "Activation", "Dense", "Activation",
+                                          "Dense"]
+  assert lenet.edges == [(i, i + 1) for i in range(12)]
+  assert [n.name for n in lenet.nodes][2:4] == ["activation", "max_pooling2d"] and lenet.nodes[-1].shape == (10,)
+  assert lenet.nodes[7].shape == (400,)
+  for name, merge, count in (("minigooglenet", "Concatenate", 10), ("resnet20_v1", "Add", 9)):
+    graph = diagram.layer_graph(name)
+    into = collections.Counter(b for _, b in graph.edges)
+    merges = [i for i, n in enumerate(graph.nodes) if n.kind == merge]
+    assert len(merges) == count and all(into[i] == 2 for i in merges), (name, [into[i] for i in merges])
+    assert all(into[i] == 1 for i, n in enumerate(graph.nodes) if i and n.kind != merge), name
+    assert graph.nodes[-1].kind == "Dense" and graph.nodes[-1].shape == (10,)
+  first = diagram.layer_graph("minigooglenet")
+  branch = [first.nodes[b].name for a, b in first.edges if first.nodes[a].name == "stem/activation"]
+  assert branch == ["inception1_1x1/conv", "inception1_3x3/conv"]
+
+
+def test_summarize_draws_the_diagram_with_graphviz(tmp_path, forkserver):
+  import shutil
+  out = tmp_path / "minigooglenet.svg"
+  child = forkserver.run(["--model=minigooglenet", f"--diagram={out}"], module="experiments.summarize")
+  if shutil.which("dot") is None:  # the line a user without Graphviz gets
+    assert child.returncode == 2 and child.stderr.strip().startswith("error: --diagram needs Graphviz's dot program")
+    return
+  assert child.returncode == 0, child.stderr
+  assert child.stdout.strip() == f"wrote {out}: 73 boxes, 82 arrows"
+  svg = out.read_text()
+  assert svg.count("<g id=\"node") == 73 and svg.count("<g id=\"edge") == 82
+  assert "inception1_3x3/conv" in svg and "(None, 32, 32, 64)" in svg
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["minigooglenet.svg"]  # dot's source file removed
