@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.journal = ml_collections.ConfigDict()
   c.journal.run = ""  # the journal's run, in a few words
   c.journal.seed = ""  # the seed note that reports it
+  c.journal.recipe = ""  # where its hyper-parameters come from: journal | journal + book | our choice: why
   c.journal.metric = "val_accuracy"  # val_accuracy | test_accuracy: what the figure is
   c.journal.figure = 0.0
   # A published figure on the same dataset this config stands beside (configs/fashion_mnist.py):

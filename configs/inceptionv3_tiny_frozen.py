@@ -27,6 +27,7 @@ def get_config(arg=None):
   c.model.keras_weights = "data/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
   c.journal.run = "seed 003 InceptionV3 (ImageNet), frozen base, Tiny-ImageNet 150x150"
   c.journal.seed = "003"
+  c.journal.recipe = "journal (Adam 1e-4) + our choice: epochs and batch"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.0042
   c.optim.semantics = "keras"

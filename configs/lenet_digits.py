@@ -18,6 +18,7 @@ def get_config(arg=None):
   c.model.name = "lenet5"
   c.journal.run = "LeNet-5 on the bundled digits: a stand-in (the seed's MNIST run is lenet_mnist.py)"
   c.journal.seed = "none (offline first run)"
+  c.journal.recipe = "our choice: a stand-in dataset and recipe"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.0  # the notebook's 0.9857 is MNIST's, another dataset
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained

@@ -19,6 +19,7 @@ def get_config(arg=None):
   c.model.name = "lenet5_keras"
   c.journal.run = "LeNet, MNIST, Adam"
   c.journal.seed = "001"
+  c.journal.recipe = "journal"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.9857
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained

@@ -25,6 +25,7 @@ def get_config(arg=None):
   c.model.name = "minigooglenet"
   c.journal.run = "MiniGoogLeNet, CIFAR-10, poly 2 decay"
   c.journal.seed = "000 (2020-12-06)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.90
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained
@@ -44,9 +45,11 @@ def get_config(arg=None):
   c.num_epochs = 70
   c.checkpoint.keep_every = 10
   if "highlr" in args:
+    c.journal.recipe = "journal + our choice: the larger rate 1e-2"
     c.journal.run, c.journal.figure = "MiniGoogLeNet, CIFAR-10, poly 2 decay, larger initial lr", 0.91
     c.optim.lr = 1e-2
   if "linear" in args:
+    c.journal.recipe = "journal + our choice: the larger rate 1e-2"
     c.journal.run, c.journal.figure = "MiniGoogLeNet, CIFAR-10, linear decay", 0.91
     c.optim.lr = 1e-2
     c.schedule.name = "linear"

@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.model.name = "minivggnet"
   c.journal.run = "MiniVGGNet, CIFAR-10, time-based decay"
   c.journal.seed = "000 (2020-11-12)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.82
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained

@@ -18,6 +18,7 @@ def get_config(arg=None):
   c = minivggnet_cifar10.get_config("smoke" if "smoke" in args else None)
   c.journal.run = "five MiniVGGNets averaged, CIFAR-10"
   c.journal.seed = "000 (2020-11-22)"
+  c.journal.recipe = "our choice: the journal gives none; minivggnet_cifar10's recipe"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.0
   c.ensemble.members = 2 if "smoke" in args else 5

@@ -25,6 +25,7 @@ def get_config(arg=None):
   c.model.kwargs.stem = "cifar"
   c.journal.run = "ResNet-18, CIFAR-10, with BatchNorm (curves only)"
   c.journal.seed = "002"
+  c.journal.recipe = "our choice: the journal gives no recipe"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.0
   c.data.name = "cifar10"

@@ -29,6 +29,7 @@ def get_config(arg=None):
   c.model.name = "resnet20_v1"
   c.journal.run = "ResNet20 v1, CIFAR-10, the Keras example (no figure in the seed)"
   c.journal.seed = "001"
+  c.journal.recipe = "journal + book (the Keras ResNet example)"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.0
   c.optim.semantics = "keras"  # Keras 3's update arithmetic

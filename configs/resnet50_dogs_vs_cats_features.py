@@ -24,6 +24,7 @@ def get_config(arg=None):
   c.model.name = "resnet50_keras"
   c.journal.run = "ResNet50 pooled features, Dogs-vs-Cats, logistic regression"
   c.journal.seed = "000 (2020-11-23)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.99
   c.model.keras_weights = "data/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"

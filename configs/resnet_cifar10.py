@@ -12,8 +12,7 @@ Where the journal speaks, it is followed; where it is silent, the book code it f
   journal's words and its plot are a single line, so they win.
 - augmentation (journal silent): the book's ImageDataGenerator, width / height shift 0.1 and
   horizontal flips, fill "nearest" (`affine_flip`, shift 0.1).
-- mean subtraction (journal: "mean subtraction"): the book's per-pixel mean image of the training
-  set (`trainX -= np.mean(trainX, axis=0)`), here `pixel_mean`. The book subtracts in 0..255 units,
+- mean subtraction (journal silent): the book's per-pixel mean image of the training set (`trainX -= np.mean(trainX, axis=0)`), here `pixel_mean`. The book subtracts in 0..255 units,
   cnnzoo in [0, 1] units; the network's first layer is a BatchNormalization of its input, which
   normalizes the factor 255 away (up to its epsilon).
 Run 3 (`:restart`): "learning rate 1e-1 for the first 100 epoch ... the training stagnates quickly
@@ -37,6 +36,7 @@ def get_config(arg=None):
   c.model.name = "resnet_cifar"
   c.journal.run = "the seed ResNet, CIFAR-10, linear decay (run 4)"
   c.journal.seed = "2020-12-12"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.9313
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained
@@ -57,6 +57,7 @@ def get_config(arg=None):
   c.num_epochs = 100
   c.checkpoint.keep_every = 5
   if "restart" in args:
+    c.journal.recipe = "journal + our choice: 25 epochs after epoch 75"
     c.journal.run, c.journal.figure = "the seed ResNet, CIFAR-10, 1e-1 then 1e-2 from epoch 75 (run 3)", 0.0
     c.schedule.name = "constant"
     c.stages = ((75, "optim.lr=1e-1"), (100, "optim.lr=1e-2"))

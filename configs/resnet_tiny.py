@@ -36,6 +36,7 @@ def get_config(arg=None):
   c.model.name = "resnet_tiny"
   c.journal.run = "the seed ResNet, Tiny-ImageNet, poly 1 over 75 epochs (run 4)"
   c.journal.seed = "2020-12-12"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "val_accuracy"
   c.journal.figure = 0.5547
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained
@@ -63,6 +64,7 @@ def get_config(arg=None):
     c.num_epochs = 47
     c.stages = ((25, "optim.lr=1e-1"), (35, "optim.lr=1e-2"), (47, "optim.lr=1e-3"))
   if "past75" in args:
+    c.journal.recipe = "journal + our choice: 25 epochs after epoch 75"
     c.journal.run, c.journal.figure = "the seed ResNet, Tiny-ImageNet, run 4 continued past epoch 75", 0.0
     c.num_epochs = 100
     c.schedule.decay_epochs = 75  # run 4's line: 1e-1 to 0 at epoch 75

@@ -35,6 +35,7 @@ def get_config(arg=None):
   c.model.name = "seed003_tiny_net"
   c.journal.run = "seed 003 Part-1 network, Tiny-ImageNet 32x32"
   c.journal.seed = "003"
+  c.journal.recipe = "our choice: the seed gives no hyper-parameters"
   c.journal.metric = "val_accuracy"  # the seed's test split is our val split (see above)
   c.journal.figure = 0.1535
   c.optim.semantics = "keras"  # Keras' update arithmetic, as the seed trained
@@ -48,6 +49,7 @@ def get_config(arg=None):
   c.num_epochs = 30
   c.checkpoint.keep_every = 10
   if args & {"alexnet", "alexnet50", "alexnet2"}:
+    c.journal.recipe = "journal (batch, epochs) + our choice: the optimizer"
     c.model.name = "alexnet_tiny"
     c.journal.run, c.journal.figure, c.num_epochs = "AlexNet-tiny, Tiny-ImageNet 32x32, 100 epochs", 0.1037, 100
   if "alexnet50" in args:

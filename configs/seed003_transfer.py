@@ -48,6 +48,7 @@ VARIANTS = ("moredata", "vgg16", *FINE_TUNING)  # arguments that select another 
 def get_config(arg=None):
   args = base.parse_args(arg, ("smoke", *VARIANTS))
   c = seed003_tiny.get_config()
+  c.journal.recipe = "our choice: the seed gives no training hyper-parameters"
   c.model.name = "seed003_cifar_net"
   c.model.head = "fc"
   c.model.head_hidden = 512

@@ -19,6 +19,7 @@ def get_config(arg=None):
   c.model.name = "shallownet"
   c.journal.run = "ShallowNet, animals (3 classes)"
   c.journal.seed = "000 (2020-11-10)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.70
   c.optim.semantics = "keras"  # Keras' update arithmetic, as the journal trained

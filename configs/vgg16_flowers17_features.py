@@ -22,6 +22,7 @@ def get_config(arg=None):
   c.model.name = "vgg16"
   c.journal.run = "VGG16 block5_pool features, Flowers-17, logistic regression"
   c.journal.seed = "000 (2020-11-19)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.89
   c.model.keras_weights = "data/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

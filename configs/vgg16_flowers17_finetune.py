@@ -28,6 +28,7 @@ def get_config(arg=None):
   c = base.get_config()
   c.journal.run = "VGG16 surgery on Flowers-17: FCHeadNet warm-up, then layers 15+"
   c.journal.seed = "000 (2020-11-21)"
+  c.journal.recipe = "journal + book"
   c.journal.metric = "test_accuracy"
   c.journal.figure = 0.94
   c.optim.semantics = "keras"  # Keras 3's update arithmetic, as the journal trained

@@ -3,6 +3,7 @@ run's base under a new head, seed 003's trainable layer counts) and RESULTS.md's
 
 import json
 import os
+import re
 
 import flax
 import jax
@@ -270,3 +271,14 @@ def test_a_field_added_after_a_run_counts_as_its_default():
   assert not same_config(run, {"schedule": {"name": "poly", "step_offset": 0}, "seed": 0}, defaults)
   assert not same_config({**run, "gone": 1}, {"schedule": {"name": "step", "step_offset": 0}, "seed": 0}, defaults)
   assert not same_config(run, {"schedule": {"name": "step", "new": 1}, "seed": 0}, defaults)  # no default known
+
+
+def test_every_journal_run_says_where_its_recipe_comes_from():
+  """RESULTS.md's recipe column: journal, journal + book, or our choice with why."""
+  from cnnzoo.evaluation.journal import journal_runs
+  runs = journal_runs(os.path.join(ROOT, "configs"))
+  bad = [(j.config, j.recipe_source) for j in runs if not re.match(r"(journal( \+ book)?\b|our choice: \S)", j.recipe_source)]
+  assert not bad, bad
+  sources = {j.config: j.recipe_source for j in runs}
+  assert sources["configs/lenet_mnist.py"] == "journal"
+  assert sources["configs/lenet_digits.py"].startswith("our choice: a stand-in")

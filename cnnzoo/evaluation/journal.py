@@ -41,6 +41,7 @@ class JournalRun:
   members: int = 0  # ensemble.members
   recipe: dict = dataclasses.field(default_factory=dict, repr=False)  # the config as config.json holds it
   defaults: dict = dataclasses.field(default_factory=dict, repr=False)  # configs/base.py's, as JSON
+  recipe_source: str = ""  # journal.recipe: journal | journal + book | our choice: why
 
 
 def journal_runs(configs_dir: str) -> list[JournalRun]:
@@ -60,7 +61,7 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
                             c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
                             c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
                             float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
-                            json.loads(c.to_json_best_effort()), defaults))
+                            json.loads(c.to_json_best_effort()), defaults, str(c.journal.recipe)))
   return out
 
 
@@ -258,8 +259,8 @@ def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir:
            "the source). Test accuracy is the last epoch's on the official test split (no epoch or weight chosen on",
            "it); mean +- sample std over the seeds run here; images/s is the median epoch's training throughput.",
            "Wall times and images/s are as measured, beside whatever else the machine ran then.", "",
-           "| run | config | published | ours: test accuracy | runs (seeds) | ensemble |",
-           "|---|---|---|---|---|---|"]
+           "| run | config | recipe | published | ours: test accuracy | runs (seeds) | ensemble |",
+           "|---|---|---|---|---|---|---|"]
   details = []
   for j in refs:
     key = spec_key(j.config)
@@ -269,7 +270,7 @@ def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir:
       twin = next((e for e in refs if e.members and e.model == j.model and e.config.split(":")[0] ==
                    j.config.split(":")[0] and real.get(spec_key(e.config))), None)  # its ensemble's members
       mark = f"see `{twin.config}`: its members are this recipe's seeds" if twin else "not run here"
-      lines.append(f"| {j.run} | `{j.config}` | {published} | {mark} | - | - |")
+      lines.append(f"| {j.run} | `{j.config}` | {j.recipe_source} | {published} | {mark} | - | - |")
       continue
     shortened = [r for r in rows if r.epochs < j.epochs]
     ours = mean_std([r.test_accuracy for r in rows]) + (" (shortened)" if shortened else "")
@@ -278,7 +279,7 @@ def render_real(journal: list[JournalRun], real: dict, ensembles: dict, out_dir:
       best = max(rows, key=lambda r: r.test_accuracy)
       ensemble = (f"{float(ensembles[key].get('rank1', float('nan'))):.4f} "
                   f"(best member {best.test_accuracy:.4f}, seed {best.seed})")
-    lines.append(f"| {j.run} | `{j.config}` | {published} | {ours} | {len(rows)} "
+    lines.append(f"| {j.run} | `{j.config}` | {j.recipe_source} | {published} | {ours} | {len(rows)} "
                  f"({', '.join(str(r.seed) for r in rows)}) | {ensemble} |")
     for r in rows:
       shown = (plots or {}).get(r.path, r.plot)
@@ -347,8 +348,11 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
       "epochs than the config plans. val_accuracy is the last epoch's (the best epoch's in brackets), as the",
       "journal reports it; test_accuracy comes from the run's results.json.",
       "",
-      "| journal run | config | seed's figure | ours | epochs | wall time (epochs) | hardware | curves |",
-      "|---|---|---|---|---|---|---|---|",
+      "The recipe column says where a config's hyper-parameters come from: the journal, the journal and the",
+      "book code it follows where it is silent, or our choice (and why); each config's docstring has the details.",
+      "",
+      "| journal run | config | recipe | seed's figure | ours | epochs | wall time (epochs) | hardware | curves |",
+      "|---|---|---|---|---|---|---|---|---|",
   ]
   pending = []
   for j in journal:
@@ -357,7 +361,7 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
     figure = f"{j.metric} {j.figure:.4g} (seed {j.seed})" if j.figure else f"none reported (seed {j.seed})"
     o = ours.get(spec_key(j.config))
     if o is None:
-      lines.append(f"| {j.run} | `{j.config}` | {figure} | not run here | - | - | - | - |")
+      lines.append(f"| {j.run} | `{j.config}` | {j.recipe_source} | {figure} | not run here | - | - | - | - |")
       pending.append(j)
       continue
     value = _pct(o.value) + (f" ({_pct(o.best)})" if o.best is not None and o.best != o.value else "")
@@ -367,7 +371,8 @@ def render(journal: list[JournalRun], ours: dict, out_dir: str, roots: list[str]
         f"{o.epochs} of {o.planned}, shortened" if o.epochs < j.epochs else f"{o.epochs}")
     shown = (plots or {}).get(j.config, o.plot)
     plot = f"[history.png]({os.path.relpath(shown, out_dir)})" if shown else "-"
-    lines.append(f"| {j.run} | `{j.config}` | {figure} | {value} | {epochs} | {overview._duration(o.seconds)} | "
+    lines.append(f"| {j.run} | `{j.config}` | {j.recipe_source} | {figure} | {value} | {epochs} | "
+                 f"{overview._duration(o.seconds)} | "
                  f"{o.hardware} | {plot} |")
   lines += render_real(reference, *real, out_dir, real_plots)
   if tools:
