@@ -54,7 +54,8 @@ def get_config(arg=None):
   c.model.head_hidden = 512
   c.model.head_dropout = 0.5
   c.model.init_from = "runs/seed003_cifar10"
-  c.journal.run = "seed 003 transfer: frozen CIFAR-10 base, 70k images"
+  c.journal.run = ("seed 003 transfer: frozen CIFAR-10 base, 70k images (head on its 512 features; the "
+                   "journal's table says 3072)")
   c.journal.figure = 0.1806
   c.optim.trainable = "head"
   c.num_epochs = 20

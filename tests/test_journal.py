@@ -282,3 +282,16 @@ def test_every_journal_run_says_where_its_recipe_comes_from():
   sources = {j.config: j.recipe_source for j in runs}
   assert sources["configs/lenet_mnist.py"] == "journal"
   assert sources["configs/lenet_digits.py"].startswith("our choice: a stand-in")
+
+
+def test_the_resnet_recipes_augment_as_the_book_they_follow():
+  """Where the journal is silent on augmentation, the book code it follows decides (issue 29):
+  Tiny-ImageNet's ResNet augments as DeeperGoogLeNet on the same data (rotation 18, zoom 0.15,
+  shift 0.2, shear 0.15, flips); CIFAR-10's shifts 0.1 and flips and subtracts the per-pixel mean."""
+  from configs import deepergooglenet_tiny, resnet_cifar10, resnet_tiny
+  fields = lambda d: (d.augment, d.rotation, d.zoom, d.shift, d.shear, d.crop_size)
+  tiny = resnet_tiny.get_config().data
+  assert fields(tiny) == fields(deepergooglenet_tiny.get_config().data) == ("affine_flip", 18.0, 0.15, 0.2, 0.15, 0)
+  cifar = resnet_cifar10.get_config().data
+  assert fields(cifar) == ("affine_flip", 0.0, 0.0, 0.1, 0.0, 0) and cifar.normalize == "pixel_mean"
+  assert resnet_cifar10.get_config("l2small").optim.l2 == 1e-4 and resnet_cifar10.get_config().optim.l2 == 5e-4
