@@ -100,7 +100,7 @@ def choose_platform() -> None:
   avoids it. On a GPU machine (a /dev/nvidia0 or /proc/driver/nvidia exists) nothing changes.
   Must run before the first device query.
   """
-  use_compilation_cache()
+  check_xla_flags(use_compilation_cache())
   platforms = os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms
   if platforms and platforms != jax.config.jax_platforms:  # set after JAX was imported: honour it
     jax.config.update("jax_platforms", platforms)
@@ -112,6 +112,37 @@ def choose_platform() -> None:
     return
   add_cpu_xla_flags()
   jax.config.update("jax_platforms", "cpu")
+
+
+def check_xla_flags(cache_dir: str | None) -> None:
+  """A user's XLA_FLAGS that XLA does not know would end the process in XLA's C++ (one log line,
+  exit 1) when the backend starts; checked first in a child process, once per value of XLA_FLAGS
+  and jaxlib version (a marker file in the compilation cache's folder remembers a good value), so
+  that it is one `error:` line instead."""
+  import hashlib
+  import subprocess
+  import sys
+  import tempfile
+  import jaxlib
+  value = os.environ.get("XLA_FLAGS", "").strip()
+  if not value:
+    return
+  key = hashlib.sha256(f"{jaxlib.__version__}\n{value}".encode()).hexdigest()[:20]
+  marker = os.path.join(cache_dir or tempfile.gettempdir(), "cnnzoo-xla-flags-ok", key)
+  if os.path.exists(marker):
+    return
+  child = subprocess.run([sys.executable, "-c", "import jax; jax.devices('cpu')"], capture_output=True, text=True,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300, check=False)
+  complaint = next((line for line in child.stderr.splitlines() if "XLA_FLAGS" in line), None)
+  if child.returncode != 0 and complaint:
+    raise UserError(f"XLA_FLAGS={value!r}: {complaint.split('] ', 1)[-1].strip()}; correct or unset XLA_FLAGS "
+                    "(XLA's flags: https://openxla.org/xla/flags_guidance)")
+  if child.returncode == 0:
+    try:
+      os.makedirs(os.path.dirname(marker), exist_ok=True)
+      open(marker, "w").close()
+    except OSError:  # a read-only cache folder: check again next time
+      pass
 
 
 def check_platform() -> None:

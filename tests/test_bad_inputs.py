@@ -39,12 +39,16 @@ CASES = [
     (LOGREG + ["--features={nan_features}", "--out={out}"], "train_features.h5: 1 of 6 images have NaN or infinite "
      "features"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--test=0"], "--test=0 leaves no test split"),
+    (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--size=100000"], "--size=100000: at most 8192 "
+     "pixels a side (each stored image takes SIZE x SIZE x channels bytes: 27.9 GiB here)"),
     (MAIN[:1] + ["--config=configs/lenet_digits.py:smoke", "--workdir={run}"], "JAX cannot start the platform JAX_PLATFORMS='cuda' asks "
      "for (no installed JAX backend has that name)", {"JAX_PLATFORMS": "cuda"}),
     (SUMMARIZE + ["--model=lenet5", "--diagram={out}.txt"], ".txt: give a .svg, .png or .pdf file name"),
     (SUMMARIZE + ["--model=lenet5", "--diagram={file}/lenet.svg"], "is a file, not a directory"),
     (SUMMARIZE + ["--model=lenet5", "--diagram={out}.svg"], "--diagram needs Graphviz's dot program: apt-get "
      "install graphviz", {"PATH": "/nonexistent"}),
+    (MAIN[:1] + ["--config=configs/lenet_digits.py:smoke", "--workdir={run}"], "XLA_FLAGS='--xla_bogus_flag=1': "
+     "Unknown flag in XLA_FLAGS: --xla_bogus_flag=1; correct or unset XLA_FLAGS", {"XLA_FLAGS": "--xla_bogus_flag=1"}),
     # seeds, crops, NaN shares and statistics, partial datasets
     (MAIN + ["--config.seed=4294967296"], "--config.seed=4294967296: must be >= 0 and <= 4294967295"),
     (MAIN + ["--config.data.split_seed=99999999999"], "--config.data.split_seed=99999999999: must be >= 0 and <="),

@@ -162,6 +162,9 @@ def resize_image(im, size, mode="aspect"):
   return np.asarray(im, np.uint8)
 
 
+MAX_SIZE = 8192  # --size: a side beyond this is a typo, not a dataset (8192^2 x 3 = 192 MiB an image)
+
+
 class ImageTooLarge(ValueError):
   """An image over PIL's decompression-bomb limit: skipped, as an unreadable file is."""
 
@@ -294,6 +297,9 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
     raise UserError(f"channels={channels}: images are built as RGB (3) or grayscale (1)")
   if size < 1:
     raise UserError(f"--size={size}: the image side must be a positive number of pixels")
+  if size > MAX_SIZE:
+    raise UserError(f"--size={size}: at most {MAX_SIZE} pixels a side (each stored image takes SIZE x SIZE x "
+                    f"channels bytes: {size * size * channels / 2**30:.1f} GiB here); the journal's datasets use 32-256")
   paths.check_writable(out, "--out")
   if not os.path.isdir(src):
     raise LayoutError(f"--src={src} is not a folder; pass the folder the archive was unpacked into")
