@@ -331,9 +331,10 @@ def main(argv):
   parallel.choose_platform()  # the CPU flags cnnzoo's entry points use
   import jax
   import torch
+  from cnnzoo.models import conv
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32; XLA_FLAGS "
-        f"{os.environ.get('XLA_FLAGS', '')!r}; cnnzoo's default{parallel.cpu_conv_note(why=True)}, "
+        f"{os.environ.get('XLA_FLAGS', '')!r}; cnnzoo's default{conv.cpu_conv_note(why=True)}, "
         "the second column CNNZOO_CONV_KERNEL_GRAD=xla (XLA's convolutions and their gradients)")
   rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value, _LOOP_STEPS.value) for name in _MODELS.value]
   k = _LOOP_STEPS.value

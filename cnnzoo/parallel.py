@@ -59,20 +59,6 @@ def cpu_conv() -> str:
   return choice
 
 
-def cpu_conv_note(why: bool = False) -> str:
-  """Which kernels a run on this process's CPU devices convolves with, for results.json and (`why`:
-  with why not oneDNN's where auto fell back to XLA's) its devices line: ", oneDNN convolutions",
-  ", XLA's convolutions" or ", Eigen convolutions"."""
-  from cnnzoo.models import conv, onednn  # noqa: PLC0415 -- the models import this module
-  choice = cpu_conv()
-  if choice == "eigen":
-    return ", Eigen convolutions"
-  if conv.uses_onednn():
-    return ", oneDNN convolutions"
-  reason = onednn.why_not() if why and choice == "auto" and conv.onednn_eligible() else ""
-  return f", XLA's convolutions (not oneDNN's: {reason})" if reason else ", XLA's convolutions"
-
-
 def add_cpu_xla_flags() -> str:
   """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (only eigen has any) to $XLA_FLAGS,
   each unless the user's XLA_FLAGS already set that flag (theirs wins). XLA reads XLA_FLAGS when
@@ -180,9 +166,10 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
-def hardware() -> str:
+def hardware(cpu_note: str = "") -> str:
   """What a run ran on, for results.json and RESULTS.md: "2 x NVIDIA H100 80GB HBM3 (1 process)" or,
-  on the CPU, the processor's model name and core count."""
+  on the CPU, the processor's model name and core count, then `cpu_note` (which convolutions:
+  cnnzoo.models.conv.cpu_conv_note())."""
   devices = jax.devices()
   kind = devices[0].device_kind
   if devices[0].platform == "cpu":
@@ -193,7 +180,7 @@ def hardware() -> str:
         name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
       pass
-    kind = f"{name}, {os.cpu_count()} cores{cpu_conv_note()}"
+    kind = f"{name}, {os.cpu_count()} cores{cpu_note}"
   return f"{len(devices)} x {kind} ({jax.process_count()} process{'es' if jax.process_count() > 1 else ''})"
 
 

@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import quiet
 from cnnzoo.errors import UserError
-from cnnzoo.evaluation import metrics, runs
+from cnnzoo import metrics
+from cnnzoo.evaluation import runs
 
 
 def test_rank_accuracy_and_report_by_hand():

@@ -138,7 +138,7 @@ def test_a_frozen_batchnorm_normalizes_with_its_moving_statistics_in_training():
 def test_keras_weights_go_into_the_base_and_a_wrong_file_is_one_error(tmp_path):
   from test_keras_equivalence import randomize, write_legacy
   from cnnzoo.transfer import KerasWeightsError
-  from cnnzoo.transfer.keras_weights import load_into_state
+  from cnnzoo.models.keras_weights import load_into_state
   from configs import vgg16_flowers17_finetune
   reference = randomize(keras.applications.VGG16(weights=None, include_top=False))
   path = str(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")

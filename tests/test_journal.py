@@ -113,7 +113,7 @@ def test_a_plain_runs_layers_become_the_base_of_a_surgery_run(tmp_path, capsys):
   config.stages = ()
   loop.train_and_evaluate(config, str(tmp_path / "tiny"))
   assert "its layers up to the classifier become the base" in capsys.readouterr().err
-  from cnnzoo.evaluation.runs import restore_run
+  from cnnzoo.training.restore import restore_run
   _, run, state, _ = restore_run(str(tmp_path / "tiny"), "1")
   got, theirs = flat(state.params), flat(first.state.params)
   for path, value in theirs.items():  # trainable=head: the base is the CIFAR run's, unchanged by training

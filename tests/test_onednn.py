@@ -156,11 +156,11 @@ def test_the_compiler_is_the_machines_or_pips(monkeypatch):
 def test_a_run_says_which_convolutions_it_used(monkeypatch):
   """results.json's `hardware` and the devices line name other kernels than XLA's default."""
   monkeypatch.delenv(parallel.CPU_CONV_ENV, raising=False)
-  assert parallel.cpu_conv_note() == ", oneDNN convolutions"  # auto, where oneDNN loads
+  assert conv.cpu_conv_note() == ", oneDNN convolutions"  # auto, where oneDNN loads
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "ynnpack")
-  assert parallel.cpu_conv_note(why=True) == ", XLA's convolutions"
+  assert conv.cpu_conv_note(why=True) == ", XLA's convolutions"
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")
-  assert parallel.cpu_conv_note() == ", oneDNN convolutions"
-  assert parallel.hardware().endswith(", oneDNN convolutions (1 process)")
+  assert conv.cpu_conv_note() == ", oneDNN convolutions"
+  assert parallel.hardware(conv.cpu_conv_note()).endswith(", oneDNN convolutions (1 process)")
   monkeypatch.setenv(parallel.CPU_CONV_ENV, "eigen")
-  assert parallel.cpu_conv_note() == ", Eigen convolutions"
+  assert conv.cpu_conv_note() == ", Eigen convolutions"

@@ -15,13 +15,13 @@ import dataclasses
 import glob
 import json
 import os
-import re
 import shutil
 import signal
 
 import numpy as np
 
 from cnnzoo import paths
+from cnnzoo.data.images import ImageTooLarge, channel_stats, load_image, open_image, resize_image  # noqa: F401 -- the builders' API
 from cnnzoo.errors import UserError
 
 FLOWERS17 = ("Daffodil", "Snowdrop", "LilyValley", "Bluebell", "Crocus", "Iris", "Tigerlily", "Tulip",
@@ -146,56 +146,7 @@ LAYOUTS = {"tiny_imagenet_200": list_tiny_imagenet, "flowers17": list_flowers17,
            "dogs_vs_cats": list_dogs_vs_cats, "folder": list_folder}
 
 
-def resize_image(im, size, mode="aspect"):
-  """A PIL image -> uint8 (size, size, C): "aspect" resizes the shorter side to `size` and
-  center-crops (the seed's AspectAwarePreprocessor); "plain" resizes both sides."""
-  from PIL import Image
-  if mode == "plain":
-    im = im.resize((size, size), Image.BILINEAR)
-  else:
-    w, h = im.size
-    scale = size / min(w, h)
-    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = im.size
-    left, top = (w - size) // 2, (h - size) // 2
-    im = im.crop((left, top, left + size, top + size))
-  return np.asarray(im, np.uint8)
-
-
 MAX_SIZE = 8192  # --size: a side beyond this is a typo, not a dataset (8192^2 x 3 = 192 MiB an image)
-
-
-class ImageTooLarge(ValueError):
-  """An image over PIL's decompression-bomb limit: skipped, as an unreadable file is."""
-
-
-def open_image(path, channels=3):
-  """The image file at `path` as a PIL image in "RGB", or "L" (ITU-R 601 luma) when `channels` is
-  1, converted as Keras' `load_img` does (palette, CMYK, gray, alpha dropped; EXIF orientation is
-  not applied) except that 16-bit images are scaled to 8 bits (value / 257) instead of clipped to
-  white. An image over PIL's decompression-bomb limit raises ImageTooLarge; a file that does not
-  decode raises PIL's OSError / ValueError."""
-  from PIL import Image
-  try:
-    with Image.open(path) as im:
-      im.load()
-  except Image.DecompressionBombError as e:
-    pixels = re.search(r"\((\d+) pixels\)", str(e))
-    size = f"{int(pixels.group(1)):,} pixels" if pixels else "its size"
-    raise ImageTooLarge(f"too large to decode safely ({size}, over PIL's decompression-bomb limit of "
-                        f"{2 * Image.MAX_IMAGE_PIXELS:,}); resize it first") from None
-  if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit PNG / TIFF: full range -> 0..255
-    scaled = np.clip(np.rint(np.asarray(im, np.float64) / 257.0), 0, 255).astype(np.uint8)
-    im = Image.fromarray(scaled, "L")
-  elif im.mode == "P" and "transparency" in im.info:
-    im = im.convert("RGBA")  # PIL's route for a palette with a transparent colour
-  return im.convert("L" if channels == 1 else "RGB")
-
-
-def load_image(path, size, mode="aspect", channels=3):
-  """The image file at `path` (`open_image`) as uint8 (size, size, channels), resized by
-  `resize_image`."""
-  return resize_image(open_image(path, channels), size, mode).reshape(size, size, channels)
 
 
 def write_split(path, items, class_names, size, mode="aspect", progress=True, channels=3):
@@ -245,7 +196,6 @@ def stats_json(mean, std) -> dict:
 
 def write_stats(out) -> tuple:
   """Writes `out/mean.json` (`stats_json`) from `out/train.h5`."""
-  from cnnzoo.data.sources import channel_stats
   import h5py
   with h5py.File(os.path.join(out, "train.h5"), "r") as f:
     mean, std = channel_stats(f["images"])

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from cnnzoo.data import idx
+from cnnzoo.data.images import channel_stats, mean_image, resize_image  # noqa: F401 -- mean_image: the API
 from cnnzoo.errors import ConfigError, UserError
 
 
@@ -64,30 +65,6 @@ def fingerprint(ds: "Dataset", samples: int = 64) -> str:
     if len(split):
       h.update(np.ascontiguousarray(split.images[::max(1, len(split) // samples)]).tobytes())
   return h.hexdigest()[:16]
-
-
-def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-  """Per-channel (mean, std) over all pixels, 0..255 units (the mean is the seed's DATASET_MEAN),
-  accumulated in float64 over chunks so HDF5 datasets larger than memory work too."""
-  total = np.zeros(images.shape[-1], np.float64)
-  squares = np.zeros(images.shape[-1], np.float64)
-  for i in range(0, len(images), chunk):
-    x = np.asarray(images[i:i + chunk], np.float64)
-    total += x.sum(axis=(0, 1, 2))
-    squares += np.square(x).sum(axis=(0, 1, 2))
-  n = len(images) * images.shape[1] * images.shape[2]
-  mean = total / n
-  std = np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
-  return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
-def mean_image(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
-  """The per-pixel mean image (H, W, C float32, [0, 1] units) of uint8 `images`, accumulated in
-  float64 over chunks (HDF5 datasets larger than memory work too)."""
-  total = np.zeros(images.shape[1:], np.float64)
-  for i in range(0, len(images), chunk):
-    total += np.asarray(images[i:i + chunk], np.float64).sum(axis=0)
-  return (total / (255.0 * max(len(images), 1))).astype(np.float32)
 
 
 def _with_stats(name, train, val, test, class_names) -> "Dataset":
@@ -295,7 +272,6 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
     if not resize:
       return array
     from PIL import Image
-    from cnnzoo.data.builders import resize_image
     return resize_image(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array), resize)
 
   def read(split):

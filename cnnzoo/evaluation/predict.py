@@ -24,7 +24,7 @@ class Predictor:
   apply: object  # uint8 (N, h, w, C) -> probabilities (N, classes)
   image_shape: tuple  # (h, w, C) the files are resized to
   class_names: list
-  resize_mode: str  # builders.resize_image mode: aspect (shorter side, center crop) | plain
+  resize_mode: str  # data.images.resize_image mode: aspect (shorter side, center crop) | plain
   description: str
 
 
@@ -56,7 +56,7 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
   """The model of a cnnzoo run at `checkpoint`, with the run's evaluation views and normalization."""
   from cnnzoo import models
   from cnnzoo.data.ops import make_preprocess, model_image_shape
-  from cnnzoo.evaluation.runs import choose_epoch
+  from cnnzoo.training.restore import choose_epoch
   from cnnzoo.training import workdir as workdir_lib
   from cnnzoo.training.checkpoint import Checkpointer
   config = workdir_lib.read_config(workdir)
@@ -103,7 +103,7 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
   """A zoo model with its classifier, weights from a Keras .h5 file, Keras' preprocess_input."""
   from cnnzoo import models
   from cnnzoo.transfer.features import MODES, default_mode, preprocess_input
-  from cnnzoo.transfer.keras_weights import load_keras_weights
+  from cnnzoo.models.keras_weights import load_keras_weights
   model, variables = load_keras_weights(path, model_name)
   mode = preprocess or default_mode(model_name)
   if mode not in MODES:
@@ -119,7 +119,7 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
 def load_images(paths, shape, mode, warn=None):
   """(uint8 array of the files that decode, their paths); each one that does not: one warning line."""
   from PIL import Image
-  from cnnzoo.data.builders import ImageTooLarge, open_image, resize_image
+  from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
   warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
   images, kept = [], []
   for p in paths:

@@ -10,8 +10,9 @@ import os
 
 import numpy as np
 
+from cnnzoo import metrics
 from cnnzoo.errors import UserError
-from cnnzoo.evaluation import metrics
+from cnnzoo.training.restore import restore_run
 
 
 @dataclasses.dataclass
@@ -24,44 +25,6 @@ class Member:
   class_names: list
   labels: np.ndarray
   probs: np.ndarray  # (examples, classes) float32
-
-
-def choose_epoch(ckpt, spec: str, workdir: str) -> int:
-  """The checkpoint `spec` names: best (by the run's checkpoint.best_metric), latest, or N."""
-  epochs = ckpt.epochs()
-  if not epochs:
-    raise UserError(f"{workdir} has no checkpoints to evaluate")
-  if spec == "latest":
-    return epochs[-1]
-  if spec == "best":
-    best = ckpt.best_epoch()
-    return best if best is not None else epochs[-1]  # no best_metric: the newest is the one there is
-  if not spec.isdigit():
-    raise UserError(f"--checkpoint={spec}: expected best, latest or an epoch number")
-  if int(spec) not in epochs:
-    raise UserError(f"--checkpoint={spec}: no such checkpoint in {workdir} (epochs on disk: {epochs})")
-  return int(spec)
-
-
-def restore_run(workdir: str, checkpoint: str = "best"):
-  """(config, run, state, epoch): the run in `workdir` rebuilt from its config.json (model, data,
-  views) with the weights of `checkpoint` (best | latest | an epoch)."""
-  from cnnzoo.training import loop, resume
-  from cnnzoo.training import workdir as workdir_lib
-  from cnnzoo.training.checkpoint import Checkpointer
-  config = workdir_lib.read_config(workdir)
-  directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
-    raise UserError(f"{workdir} has no checkpoints directory")
-  ck = config.checkpoint
-  ckpt = Checkpointer(directory, read_only=True, best_metric=ck.best_metric or None, best_mode=ck.best_mode)
-  try:
-    epoch = choose_epoch(ckpt, checkpoint, workdir)
-    run = loop.build(config)
-    state, _ = resume.restore(run, ckpt, epoch)
-  finally:
-    ckpt.close()
-  return config, run, state, epoch
 
 
 def predict_run(workdir: str, split: str = "test", checkpoint: str = "best") -> Member:

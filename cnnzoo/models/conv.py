@@ -202,3 +202,14 @@ def reference_kernel_grad(x, w, dy, strides, pads):
   return jax.vjp(lambda w: lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC), w)[1](dy)[0]
 
 
+def cpu_conv_note(why: bool = False) -> str:
+  """Which kernels a run on this process's CPU devices convolves with, for results.json and (`why`:
+  with why not oneDNN's where auto fell back to XLA's) its devices line: ", oneDNN convolutions",
+  ", XLA's convolutions" or ", Eigen convolutions"."""
+  choice = parallel.cpu_conv()
+  if choice == "eigen":
+    return ", Eigen convolutions"
+  if uses_onednn():
+    return ", oneDNN convolutions"
+  reason = onednn.why_not() if why and choice == "auto" and onednn_eligible() else ""
+  return f", XLA's convolutions (not oneDNN's: {reason})" if reason else ", XLA's convolutions"

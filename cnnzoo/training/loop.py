@@ -11,10 +11,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from cnnzoo import parallel, paths
+from cnnzoo import metrics, parallel, paths
 from cnnzoo.data import Loader
 from cnnzoo.errors import RunStopped, Terminated, UserError
-from cnnzoo.evaluation import metrics
+from cnnzoo.models import conv
 from cnnzoo.training import monitor, steps
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import callbacks, resume, stages
@@ -68,7 +68,7 @@ def _print_header(run: Run, config, start_epoch: int) -> None:
   devices = jax.devices()
   print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
         f"{state_lib.count_params(s.batch_stats):,} non-trainable")
-  note = parallel.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
+  note = conv.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
   print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
         f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset
@@ -157,7 +157,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   if init_from is not None:  # read (and checked) before anything is written
     run.state = resume.init_from(run, init_from)
   elif config.model.get("keras_weights") and not resume.finished_epochs(directory):
-    from cnnzoo.transfer.keras_weights import load_into_state  # a fresh run starts from the file
+    from cnnzoo.models.keras_weights import load_into_state  # a fresh run starts from the file
     run.state = load_into_state(run.state, config, run.identity["num_classes"], parallel.replicated(run.mesh))
   ck = config.checkpoint
   with workdir_lib.lock(workdir):
@@ -340,7 +340,8 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
              "test_loss": test["loss"], "test_accuracy": test["accuracy"],
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
              "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
-             "test_report": report["classification_report"], "hardware": parallel.hardware()}
+             "test_report": report["classification_report"],
+             "hardware": parallel.hardware(conv.cpu_conv_note())}
   if jax.process_index() == 0:
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     text = metrics.report_text(test["probs"], labels, names)

@@ -135,7 +135,7 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
   """A zoo model (convolutional base, no classifier) with the weights of a Keras .h5 file, fed
   image_size x image_size images (0: the model's default input, e.g. 224 for VGG16)."""
   from cnnzoo import models
-  from cnnzoo.transfer.keras_weights import load_keras_weights
+  from cnnzoo.models.keras_weights import load_keras_weights
   model, variables = load_keras_weights(path, model_name, include_top=False)
   mode = mode or default_mode(model_name)
   if mode not in MODES:
@@ -148,7 +148,7 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
 def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
   """The model of a cnnzoo run, its checkpoint and its own evaluation preprocessing."""
   from cnnzoo.data.ops import make_preprocess
-  from cnnzoo.evaluation.runs import restore_run
+  from cnnzoo.training.restore import restore_run
   config, run, state, epoch = restore_run(workdir, checkpoint)
   ds = run.dataset
   _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)

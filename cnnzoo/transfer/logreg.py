@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from cnnzoo.errors import UserError
-from cnnzoo.evaluation import metrics
+from cnnzoo import metrics
 
 SEED_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 

@@ -61,6 +61,7 @@ def _reusable(path: str, attrs: dict, count: int) -> bool:
 def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   """Features of every split, the seed's logistic regression on them, results.json; returns it."""
   from cnnzoo import parallel, progress
+  from cnnzoo.models import conv
   from cnnzoo.data import load_dataset
   from cnnzoo.training import monitor
   from cnnzoo.training import workdir as workdir_lib
@@ -102,7 +103,8 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
     result = logreg.train(out, cs, f.jobs, f.max_iter, workdir, echo=echo)
     results = {"kind": "features_logreg", "test_accuracy": result["rank1"], "test_top5": result["rank5"],
                "test_count": result["count"], "C": result["C"], "cv_accuracy": result["cv_accuracy"],
-               "features": dim, "seconds": time.perf_counter() - began, "hardware": parallel.hardware()}
+               "features": dim, "seconds": time.perf_counter() - began,
+               "hardware": parallel.hardware(conv.cpu_conv_note())}
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     status.write("finished")
   return results
