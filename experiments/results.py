@@ -35,15 +35,15 @@ def main(argv):
   if not os.path.isdir(out_dir):
     cli.fail(f"--out={_OUT.value}: the folder {out_dir} does not exist")
   from cnnzoo import paths
-  from cnnzoo.evaluation import journal
+  from cnnzoo.evaluation import journal, results_page
   here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
   runs = journal.journal_runs(here)
   ours = journal.find_ours(roots)
-  plots = journal.copy_plots(runs, ours, os.path.join(out_dir, _PLOTS.value))
+  plots = results_page.copy_plots(runs, ours, os.path.join(out_dir, _PLOTS.value))
   real = journal.find_real(roots, runs)
-  real_plots = journal.copy_real_plots(real[0], os.path.join(out_dir, _PLOTS.value))
+  real_plots = results_page.copy_real_plots(real[0], os.path.join(out_dir, _PLOTS.value))
   tools = sorted(glob.glob(os.path.join(out_dir, _PLOTS.value, "*", "tools.md")))
-  text = journal.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots, tools)
+  text = results_page.render(runs, ours, out_dir, roots or ["runs"], plots, real, real_plots, tools)
   with paths.atomic(_OUT.value, ".tmp.md") as tmp, open(tmp, "w") as f:
     f.write(text)
   print(f"{_OUT.value}: {len(runs)} journal runs, {sum(1 for r in runs if journal.spec_key(r.config) in ours)} "

@@ -25,3 +25,15 @@ def test_every_module_of_cnnzoo_is_on_a_floor():
   modules = {os.path.splitext(n)[0] for n in os.listdir(here)
              if (n.endswith(".py") and n != "__init__.py") or os.path.isfile(os.path.join(here, n, "__init__.py"))}
   assert modules == floors, (sorted(modules - floors), sorted(floors - modules))
+
+
+def test_no_module_of_cnnzoo_is_longer_than_350_lines():
+  long = {}
+  for folder, _, names in os.walk(os.path.join(ROOT, "cnnzoo")):
+    for name in names:
+      if name.endswith(".py"):
+        with open(os.path.join(folder, name)) as f:
+          lines = sum(1 for _ in f)
+        if lines > 350:
+          long[os.path.relpath(os.path.join(folder, name), ROOT)] = lines
+  assert not long, long

@@ -177,7 +177,7 @@ def test_results_md_puts_ours_beside_the_seeds_figure(tmp_path):
 def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp_path):
   """The "Reproduced on real data here" section: each seed's run (the newest one a seed), the mean
   and sample std over seeds, an ensemble against its best member, unfinished runs left out."""
-  from cnnzoo.evaluation import journal
+  from cnnzoo.evaluation import journal, results_page
 
   recipes = {j.config: j.recipe for j in journal.journal_runs(os.path.join(ROOT, "configs"))}
 
@@ -217,11 +217,11 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
   configs = journal.journal_runs(os.path.join(ROOT, "configs"))
   real, ensembles = journal.find_real([str(runs)], configs)
   assert ("lenet_digits", frozenset()) not in real
-  plots = journal.copy_real_plots(real, str(tmp_path / "results"))
+  plots = results_page.copy_real_plots(real, str(tmp_path / "results"))
   assert sorted(os.listdir(tmp_path / "results")) == [
       "fashion_mnist-ensemble-seed0.png", "fashion_mnist-ensemble-seed1.png", "fashion_mnist-ensemble-seed2.png",
       "fashion_mnist-lenet-seed0.png"]
-  text = "\n".join(journal.render_real(configs, real, ensembles, str(tmp_path), plots))
+  text = "\n".join(results_page.render_real(configs, real, ensembles, str(tmp_path), plots))
   rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ") and "`" in line}
   assert "| 0.9400 +- 0.0100 (n=3) | 3 (0, 1, 2) | 0.9555 (best member 0.9500, seed 2) |" in rows[
       "configs/fashion_mnist.py:ensemble"]

@@ -6,9 +6,7 @@ offline), "fashion_mnist" / "mnist" (the IDX files: in `cfg.dir`, Debian's packa
 builders), or a tensorflow-datasets name such as "cifar10".
 """
 
-import dataclasses
 import hashlib
-import json
 import os
 import re
 from typing import Sequence
@@ -16,43 +14,10 @@ from typing import Sequence
 import numpy as np
 
 from cnnzoo.data import idx
+from cnnzoo.data.dataset import Dataset, DatasetNotFoundError, Split
+from cnnzoo.data.hdf5 import load_hdf5
 from cnnzoo.data.images import channel_stats, mean_image, resize_image  # noqa: F401 -- mean_image: the API
-from cnnzoo.errors import ConfigError, UserError
-
-
-class DatasetNotFoundError(UserError):
-  """The dataset a config asks for is not on this machine; the message says how to get it."""
-
-
-@dataclasses.dataclass
-class Split:
-  """One split: `images` uint8 (N, H, W, C) (a NumPy array or an HDF5 dataset) and int32 `labels`."""
-  images: np.ndarray
-  labels: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.labels)
-
-
-@dataclasses.dataclass
-class Dataset:
-  """Train / validation / test splits with their metadata."""
-  name: str
-  train: Split
-  val: Split
-  test: Split
-  class_names: Sequence[str]
-  mean: tuple[float, ...] | None = None  # per-channel mean of the training split, 0..255 units
-  std: tuple[float, ...] | None = None  # per-channel standard deviation, 0..255 units
-  mean_image: np.ndarray | None = None  # normalize="pixel_mean": the training split's (H, W, C), [0, 1] units
-
-  @property
-  def num_classes(self) -> int:
-    return len(self.class_names)
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.train.images.shape[1:])
+from cnnzoo.errors import ConfigError
 
 
 def fingerprint(ds: "Dataset", samples: int = 64) -> str:
@@ -148,97 +113,6 @@ def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence
   splits = [Split(rng.integers(0, 256, (n, *image_shape), dtype=np.uint8),
                   rng.integers(0, num_classes, n).astype(np.int32)) for n in sizes]
   return _with_stats("synthetic", *splits, [f"class_{i}" for i in range(num_classes)])
-
-
-def load_hdf5(directory: str, how_to_get: str = "", max_in_memory_gb: float = 8.0) -> Dataset:
-  """Reads `train.h5`, `val.h5`, `test.h5` (datasets `images`, `labels`; attribute `class_names`)
-  and `mean.json` written by the dataset builders. A split smaller than `max_in_memory_gb` is read
-  into memory once (random batch reads from HDF5 are ~30x slower); larger ones stay on disk as h5py
-  datasets read batch by batch. Without
-  a `val.h5` (a build with no validation split, like the seed's Flowers-17) the test split is
-  also the validation split, as in the seed."""
-  import h5py
-  paths = [os.path.join(directory, f"{s}.h5") for s in ("train", "val", "test")]
-  if not os.path.exists(paths[1]):
-    paths[1] = paths[2]
-  missing = [p for p in paths if not os.path.exists(p)]
-  if missing and os.path.exists(paths[0]):  # part of a dataset: not the dataset of how_to_get's advice
-    raise DatasetNotFoundError(f"{directory} holds train.h5 but no {os.path.basename(missing[0])}: a partial "
-                               "dataset; rebuild it with `python -m experiments.build_dataset ... --overwrite`")
-  if missing:
-    raise DatasetNotFoundError(f"no HDF5 dataset at {missing[0]}" + (f"; {how_to_get}" if how_to_get else ""))
-  splits, class_names = [], None
-  for path in paths:
-    try:
-      f = h5py.File(path, "r")
-    except OSError as e:
-      raise DatasetNotFoundError(f"{path} is not a readable HDF5 file ({e}); rebuild it with "
-                                 "`python -m experiments.build_dataset`") from None
-    missing = [k for k in ("images", "labels") if k not in f] + [a for a in ("class_names",) if a not in f.attrs]
-    if missing:
-      raise ConfigError(f"{path} has no {missing[0]!r} (expected datasets images, labels and the "
-                        "class_names attribute, as experiments.build_dataset writes them)")
-    images, raw_labels = f["images"], f["labels"]
-    if raw_labels.ndim != 1 or raw_labels.dtype.kind not in "iu":
-      raise ConfigError(f"{path}: labels must be one integer per image (found {raw_labels.dtype} "
-                        f"{raw_labels.shape}); rebuild it with `python -m experiments.build_dataset`")
-    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(raw_labels):
-      raise ConfigError(f"{path}: images must be uint8 N x H x W x C with one label each (found "
-                        f"{images.dtype} {images.shape}, {len(raw_labels)} labels)")
-    try:  # h5py opens a file whose chunks are damaged; reading them fails
-      labels = np.asarray(raw_labels, np.int32)
-      if images.size <= max_in_memory_gb * 2**30:
-        images = images[()]
-    except OSError as e:
-      raise DatasetNotFoundError(f"cannot read {path}: it is damaged ({e}); rebuild it with "
-                                 "`python -m experiments.build_dataset ... --overwrite`") from None
-    names = _class_names(path, f.attrs["class_names"])
-    if class_names is not None and names != class_names:
-      raise ConfigError(f"{path}: its class names ({', '.join(names[:3])}, ...) differ from train.h5's "
-                        f"({', '.join(class_names[:3])}, ...); the splits come from different builds")
-    class_names = names
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-      raise ConfigError(f"{path}: labels run from {labels.min()} to {labels.max()} but there are "
-                        f"{len(class_names)} class names")
-    if path == paths[0]:
-      empty = [class_names[k] for k in np.flatnonzero(np.bincount(labels, minlength=len(class_names)) == 0)]
-      if empty:
-        raise ConfigError(f"{path}: class {empty[0]!r} has no training image ({len(empty)} of "
-                          f"{len(class_names)} classes have none); a model cannot learn it: rebuild without it")
-    splits.append(Split(images, labels))
-  mean = std = None
-  mean_path = os.path.join(directory, "mean.json")
-  if os.path.exists(mean_path):  # builders: {"mean": [..], "std": [..]} (+ the seed's "R", "G", "B")
-    try:
-      with open(mean_path) as f:
-        m = json.load(f)
-      mean = tuple(float(v) for v in m["mean"]) if "mean" in m else tuple(float(m[k]) for k in ("R", "G", "B"))
-      std = tuple(float(v) for v in m["std"]) if "std" in m else None
-    except (ValueError, KeyError, TypeError) as e:
-      raise ConfigError(f"{mean_path} is not the builders' mean file ({type(e).__name__}: {e}); expected "
-                        '{"mean": [..], "std": [..]} or the seed\'s {"R": .., "G": .., "B": ..}: rebuild the '
-                        "dataset or delete it") from None
-    if not all(np.isfinite(v) for v in (*mean, *(std or ()))):
-      raise ConfigError(f"{mean_path} holds a mean or std that is not a finite number ({m}); rebuild the "
-                        "dataset or delete the file")
-    channels = splits[0].images.shape[-1]
-    if len(mean) != channels or (std is not None and len(std) != channels):
-      raise ConfigError(f"{mean_path} holds {len(mean)} channel mean(s) for images of {channels} channel(s); "
-                        "it belongs to another dataset: rebuild the dataset or delete it")
-  return Dataset(os.path.basename(os.path.normpath(directory)), *splits, class_names, mean, std)
-
-
-def _class_names(path: str, value) -> list[str]:
-  """The `class_names` attribute of an HDF5 split as a list of at least two strings."""
-  if isinstance(value, (str, bytes)) or np.ndim(value) != 1:
-    raise ConfigError(f"{path}: the class_names attribute must be a list of names, one per class (found "
-                      f"{type(value).__name__} {str(value)[:40]!r})")
-  names = [c.decode() if isinstance(c, bytes) else c for c in value]
-  if not all(isinstance(n, str) for n in names):
-    raise ConfigError(f"{path}: class_names must be strings (found {type(names[0]).__name__})")
-  if len(names) < 2:
-    raise ConfigError(f"{path}: {len(names)} class(es): classification needs at least two")
-  return names
 
 
 def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,

@@ -16,7 +16,6 @@ from cnnzoo.data import Loader
 from cnnzoo.errors import RunStopped, Terminated, UserError
 from cnnzoo.models import conv
 from cnnzoo.training import monitor, steps
-from cnnzoo.training import state as state_lib
 from cnnzoo.training import callbacks, resume, stages
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.build import Chunk, Run, Step, build, steps_per_dispatch  # noqa: F401 (loop.build etc.)
@@ -59,26 +58,6 @@ def params_fingerprint(params) -> str:
   for leaf in jax.tree.leaves(jax.device_get(params)):
     h.update(np.ascontiguousarray(leaf).tobytes())
   return h.hexdigest()
-
-
-def _print_header(run: Run, config, start_epoch: int) -> None:
-  if jax.process_index() != 0:
-    return
-  s = run.state
-  devices = jax.devices()
-  print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
-        f"{state_lib.count_params(s.batch_stats):,} non-trainable")
-  note = conv.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
-  print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
-        f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
-  ds = run.dataset
-  crop = config.data.crop_size
-  views = (f"; the model sees {crop}x{crop} crops (train random, val {config.data.eval_crop}, "
-           f"test {config.data.test_crop or config.data.eval_crop})" if crop else "")
-  print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
-        f"images {ds.image_shape}, {ds.num_classes} classes{views}")
-  if start_epoch:
-    print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
 
 
 def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every: int):
@@ -249,7 +228,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     if ds.mean_image is not None:  # normalize="pixel_mean": predict subtracts the same image
       with paths.atomic(os.path.join(workdir, MEAN_IMAGE), ".tmp.npy") as tmp:
         np.save(tmp, ds.mean_image)
-  _print_header(run, config, start)
+  monitor.print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
   steps_per_epoch = run.train_loader.steps_per_epoch

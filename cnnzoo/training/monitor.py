@@ -12,6 +12,8 @@ import os
 import jax
 
 from cnnzoo import paths, progress
+from cnnzoo.models import conv
+from cnnzoo.training import state as state_lib
 
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
 
@@ -188,3 +190,24 @@ def format_record(record: dict) -> str:
   parts = [f"{k} {record[k]:.4g}" for k in keys if k in record]
   return (f"epoch {record['epoch']}  " + "  ".join(parts)
           + f"  ({record['seconds']:.1f} s, {record['img_per_sec']:.0f} img/s)")
+
+
+def print_header(run, config, start_epoch: int) -> None:
+  """What a run prints as it starts (process 0): the model, the devices and kernels, the data."""
+  if jax.process_index() != 0:
+    return
+  s = run.state
+  devices = jax.devices()
+  print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
+        f"{state_lib.count_params(s.batch_stats):,} non-trainable")
+  note = conv.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
+  print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
+        f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
+  ds = run.dataset
+  crop = config.data.crop_size
+  views = (f"; the model sees {crop}x{crop} crops (train random, val {config.data.eval_crop}, "
+           f"test {config.data.test_crop or config.data.eval_crop})" if crop else "")
+  print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
+        f"images {ds.image_shape}, {ds.num_classes} classes{views}")
+  if start_epoch:
+    print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
