@@ -219,3 +219,25 @@ def test_the_cifar_config_trains_on_its_tfds_source(tmp_path):
   assert results["dataset"] == "cifar10" and results["test_count"] == 20 and results["epochs"] == 1
   history = json.loads((tmp_path / "history.json").read_text())
   assert history[0]["val_loss"] == pytest.approx(results["test_loss"], rel=1e-6)
+
+
+def test_a_damaged_chunk_of_a_streamed_hdf5_split_is_one_user_error(tmp_path):
+  """h5py opens a file whose compressed chunks are damaged; the read of a batch fails: one line
+  naming the file and the images, not an h5py traceback mid-epoch."""
+  import h5py
+  from cnnzoo.errors import UserError
+  path = str(tmp_path / "train.h5")
+  with h5py.File(path, "w") as f:
+    f.create_dataset("images", data=np.random.default_rng(0).integers(0, 256, (32, 2, 2, 1), np.uint8),
+                     chunks=(8, 2, 2, 1), compression="gzip")
+    start = f["images"].id.get_chunk_info(2).byte_offset
+  with open(path, "r+b") as f:
+    f.seek(start)
+    f.write(b"\xff" * 16)
+  with h5py.File(path, "r") as f:
+    split = Split(f["images"], np.zeros(32, np.int32))
+    got = []
+    with pytest.raises(UserError, match=r"cannot read images 16\.\.23 of .*train\.h5: it is damaged"):
+      for batch in Loader(split, 8, parallel.make_mesh(), train=False, on_device=False, prefetch=0).epoch(0):
+        got.append(batch)
+    assert len(got) == 2

@@ -134,7 +134,9 @@ class Loader:
       uniq, inverse = np.unique(idx, return_inverse=True)
       try:
         batch_images = np.asarray(images[uniq])[inverse]
-      except OSError as e:  # a damaged chunk of a split streamed from disk
+      except OSError as e:  # an HDF5 split streamed from disk whose chunk is damaged
+        if not hasattr(images, "file"):  # not an h5py dataset: the error is its own
+          raise
         raise UserError(f"cannot read images {uniq[0]}..{uniq[-1]} of {images.file.filename}: it is damaged "
                         f"({e}); rebuild the dataset with `python -m experiments.build_dataset ... --overwrite`") from None
     return {"image": batch_images, "label": np.asarray(self.split.labels[idx], np.int32), "mask": mask}
