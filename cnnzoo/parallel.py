@@ -45,7 +45,7 @@ def use_compilation_cache() -> str | None:
 # CNNZOO_CPU_CONV chooses the CPU's convolution kernels. auto (the default): oneDNN's on one CPU
 # device where its handlers load (cnnzoo/models/onednn.py: train steps 1.1-2.2x faster across the
 # zoo than XLA's), else XLA's; onednn: oneDNN's or an error; ynnpack: XLA:CPU's default (YNNPACK);
-# eigen: XLA:CPU with Eigen's convolutions (train steps 15-35% faster than YNNPACK's, 2026-11-28).
+# eigen: XLA:CPU with Eigen's convolutions (faster train steps than YNNPACK's: benchmarks/README.md).
 CPU_CONV_ENV = "CNNZOO_CPU_CONV"
 CPU_CONV_FLAGS = {"auto": (), "onednn": (), "ynnpack": (),  # oneDNN comes through FFI calls: no XLA flag
                   "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)}

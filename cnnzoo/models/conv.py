@@ -2,14 +2,11 @@
 `conv_general_dilated`, the drop-in `nn.Conv(conv_general_dilated=...)` that every cnnzoo model's
 `layers.Conv` uses.
 
-XLA:CPU's kernel gradient of a convolution is slow where the channels are few: with the jaxlib of
-2026-11-24 MiniVGGNet's 32x32 32->32 layer took 1,041 ms at batch 128 on 2 AMD EPYC cores, where
-its forward pass took 52 ms. With jax 0.10.2 (2026-11-29, same machine type) the gap is smaller
-but remains (ms, XLA's vs im2col): 32x32 3->32 25 vs 4.9, ResNet-20's 1x1 stride-2 projection
-5.9 vs 1.5, VGG's 112x112 64->128 at batch 8 532 vs 268. The gradient as a sum over chunks of a
-few images of (patches^T @ output gradient) -- each chunk's patch matrix small enough to stay in
-cache, one matmul per chunk, the chunks in a lax.scan -- is the faster form there
-(benchmarks/README.md).
+XLA:CPU's kernel gradient of a convolution is slow where the channels are few (several times its
+forward pass; the measurements: benchmarks/README.md, "Measurements behind the code's choices").
+The gradient as a sum over chunks of a few images of (patches^T @ output gradient) -- each chunk's
+patch matrix small enough to stay in cache, one matmul per chunk, the chunks in a lax.scan -- is the
+faster form there.
 
 So on the CPU (one device) every plain NHWC/HWIO convolution has its own VJP: the forward pass
 is XLA's, the input gradient is `input_grad` (XLA's own sum, written in the form XLA:CPU hands to
@@ -40,17 +37,10 @@ from cnnzoo.models import onednn
 
 KERNEL_GRAD = os.environ.get("CNNZOO_CONV_KERNEL_GRAD", "auto")  # auto (im2col on the CPU) | xla | im2col
 CHUNK_BYTES = 4 << 20  # the patch matrix of one chunk: about the size of a core's L2 + L3 share
-# Before 2026-11-29 convolutions below 100 MFLOP kept XLA's kernel gradient (as fast per step:
-# LeNet's 30 MFLOP conv2 on a batch of 32, 0.65 vs 2.0 ms alone); the README's first command takes
-# 7.5-8.1 s with that rule and 7.7-7.8 s without, and without it the epoch loop is bitwise the
-# per-step loop (with it, LeNet's loop ran 9 ms a step against 3.7 and drifted 4e-8 in 39 steps).
-# 1x1 convolutions: their im2col form is a (strided) reshape and one matmul, 3-10x faster than
-# XLA's (ResNet-20's 34 MFLOP projections: 4.6 vs 0.4 ms alone).
-# With Eigen's convolutions (CNNZOO_CPU_CONV=eigen) XLA's kernel gradient beats im2col once a
-# patch is wider than 3x3x32 (ms XLA vs im2col: 112x112 64->128 at batch 8 118 vs 239; ResNet-18's
-# step 1,312-1,425 vs 1,473-1,826 ms), and until 2026-11-29 such layers kept XLA's backward pass
-# there. Inside an epoch loop that form made MiniVGGNet's step 1,989 ms against 111 per call (and
-# not bitwise); with this one everywhere the loop takes 94 ms, so every width takes it.
+# Every convolution takes the im2col kernel gradient, small and wide ones too: one form everywhere
+# keeps the epoch loop bitwise equal to the per-step loop, and XLA's form inside a loop body is the
+# slower one (the measurements that decided it: benchmarks/README.md, "Measurements behind the
+# code's choices").
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 

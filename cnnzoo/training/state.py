@@ -78,9 +78,9 @@ def create(model: nn.Module, tx: optax.GradientTransformation, input_shape, seed
 
 
 # XLA:CPU spends most of the initial state's compile on the random draws (one threefry hash per
-# parameter array) in LLVM's -O2. At -O1 it compiles them 3x faster with bitwise the same values
-# (2026-11-29, 2 AMD EPYC cores: LeNet 1.84 -> 0.60 s, MiniVGGNet 2.76 -> 1.02 s; -O0 is faster
-# still but draws other normal values). tests/test_optim.py checks the bits against -O2.
+# parameter array) in LLVM's -O2. At -O1 it compiles them ~3x faster with bitwise the same values
+# (-O0 draws other normal values; benchmarks/README.md has the times). tests/test_optim.py checks
+# the bits against -O2.
 INIT_OPTIMIZATION_LEVEL = 1
 
 
