@@ -13,8 +13,7 @@ import select
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # on PYTHONPATH (conftest starts it so)
 
 
 def preload():

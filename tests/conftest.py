@@ -29,7 +29,6 @@ TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitte
 if os.environ.get("CNNZOO_TEST_XLA_FLAGS") != "0":  # 0: a child process that checks users' flags
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 # the XLA:CPU flags cnnzoo's entry points add ($CNNZOO_CPU_CONV=eigen: Eigen's convolutions; none
 # by default): in-process tests compute as the command lines do
 from cnnzoo import parallel  # noqa: E402
@@ -181,7 +180,8 @@ class ForkServer:
     self.cond = threading.Condition()
     self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "cli_batch.py"), "--serve"],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                                 env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                                 env=dict(os.environ, JAX_PLATFORMS="cpu",  # a script: its folder is not ROOT
+                                          PYTHONPATH=os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH"))))))
     threading.Thread(target=self._read, daemon=True).start()
 
   def _read(self):

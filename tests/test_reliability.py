@@ -203,9 +203,9 @@ def test_a_second_run_on_the_same_workdir_is_refused(tiny_digits, tmp_path):
 def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
   workdir = str(tmp_path)
   holder = subprocess.Popen([sys.executable, "-c", (
-      "import sys, time; sys.path.insert(0, sys.argv[1]); from cnnzoo.training import workdir as w\n"
-      "with w.lock(sys.argv[2]):\n  print('locked', flush=True); time.sleep(600)"), ROOT, workdir],
-      stdout=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+      "import sys, time; from cnnzoo.training import workdir as w\n"
+      "with w.lock(sys.argv[1]):\n  print('locked', flush=True); time.sleep(600)"), workdir],
+      stdout=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert holder.stdout.readline().strip() == "locked"
   with pytest.raises(workdir_lib.WorkdirBusyError, match=f"pid {holder.pid}"):
     with workdir_lib.lock(workdir):
