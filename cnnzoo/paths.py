@@ -26,10 +26,19 @@ def check_writable(path: str, flag: str) -> None:
     raise UserError(f"{flag}={path}: {existing} is a file, not a directory; choose another {flag}")
   created = []
   try:
-    for folder in reversed(missing):
-      os.mkdir(folder)
-      created.append(folder)
-    fd, probe = tempfile.mkstemp(prefix=".cnnzoo-write-test-", dir=target)
+    for attempt in range(3):  # another process (a multi-host run's peer) may create or remove it meanwhile
+      for folder in reversed(missing):
+        try:
+          os.mkdir(folder)
+          created.append(folder)
+        except FileExistsError:
+          pass
+      try:
+        fd, probe = tempfile.mkstemp(prefix=".cnnzoo-write-test-", dir=target)
+        break
+      except FileNotFoundError:
+        if attempt == 2:
+          raise
     os.close(fd)
     os.remove(probe)
   except OSError as e:

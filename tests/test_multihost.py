@@ -32,7 +32,7 @@ def test_two_processes_train_like_one(tmp_path, lenet_reference, forkserver):
                              "--num_processes=2", f"--process_id={i}"], env) for i in range(2)]
   outs = [(p.wait(), p.stdout, p.stderr)[1:] for p in procs]
   for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+    assert p.returncode == 0, "\n---\n".join(f"rc {q.returncode}: " + e[-1500:] for q, (_, e) in zip(procs, outs))
   assert "devices: 2 x cpu, XLA's convolutions (2 process(es)); global batch 32" in outs[0][0]
   assert "test: " in outs[0][0] and "test: " not in outs[1][0]  # only process 0 reports and writes
   single = lenet_reference(2, devices_env(1))  # the same command line and flags, one process, one device
