@@ -113,8 +113,7 @@ def graph_of(model: nn.Module, shape) -> Graph:
         by_leaf[leaf] = len(nodes)
         nodes.append(Node(leaf, kinds.get(leaf, "Layer"), ()))
       index = by_leaf[leaf]
-    elif inputs and _kind(eqn, len(set(inputs))):
-      kind = _kind(eqn, len(set(inputs)))
+    elif inputs and (kind := _kind(eqn, len(set(inputs)))):
       base = "/".join(_scope(eqn) + [_snake(kind)])
       used[base] = used.get(base, 0) + 1  # Keras' names: activation, activation_1, ...
       index = len(nodes)
