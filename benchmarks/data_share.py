@@ -47,8 +47,8 @@ def time_loops(loops, n, repeats):
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli, parallel
+  cli.choose_platform()
   import jax
   import numpy as np
 

@@ -25,8 +25,8 @@ _PER_CALL = flags.DEFINE_integer("per_call", 0, "steps_per_dispatch of the loop 
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli
+  cli.choose_platform()
   import jax
   import numpy as np
 

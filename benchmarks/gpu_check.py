@@ -47,8 +47,8 @@ def devices() -> tuple[str, list]:
     gpus = []
   if gpus:
     return "gpu", [d.device_kind for d in gpus]
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli
+  cli.choose_platform()
   return "cpu", [d.device_kind for d in jax.devices()]
 
 

@@ -22,8 +22,8 @@ _IN_MEMORY = flags.DEFINE_bool("in_memory", True, "Read the split into memory fi
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli, parallel
+  cli.choose_platform()
   import h5py
   import jax
   import numpy as np

@@ -167,11 +167,11 @@ def _best_ms(fn, repeats=5):
 
 
 def per_shape(dnnl: OneDNN) -> None:
-  """oneDNN's three passes against cnnzoo's (XLA's forward, `conv.input_grad`, `conv.im2col_kernel_grad`)."""
+  """oneDNN's three passes against cnnzoo's (XLA's forward, `xla.input_grad`, `xla.im2col_kernel_grad`)."""
   import jax
   import numpy as np
   from jax import lax
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import xla
   print("| shape (N,H,W,Cin->Cout,k,stride) | XLA fwd | oneDNN fwd | cnnzoo input grad | oneDNN | "
         "cnnzoo kernel grad | oneDNN | largest relative difference | oneDNN's kernels |")
   print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -183,8 +183,8 @@ def per_shape(dnnl: OneDNN) -> None:
     wt = (rng.standard_normal((k, k, cin, cout)) * 0.1).astype(np.float32)
     dy = rng.standard_normal(c.y_shape, np.float32)
     fwd = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")))
-    ig = jax.jit(lambda dy, w: conv.input_grad(dy, w, (h, wd), (s, s), pads))
-    kg = jax.jit(lambda x, dy: conv.im2col_kernel_grad(x, dy, (k, k, cin, cout), (s, s), pads))
+    ig = jax.jit(lambda dy, w: xla.input_grad(dy, w, (h, wd), (s, s), pads))
+    kg = jax.jit(lambda x, dy: xla.im2col_kernel_grad(x, dy, (k, k, cin, cout), (s, s), pads))
     ours = [fwd(x, wt), ig(dy, wt), kg(x, dy)]
     theirs = [c.forward(x, wt), c.input_grad(dy, wt), c.kernel_grad(x, dy)]
     diff = max(float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b))) for a, b in zip(ours, theirs))
@@ -200,7 +200,7 @@ def whole_step(dnnl: OneDNN, names, rounds: int) -> None:
   import jax.numpy as jnp
   import numpy as np
   import torch
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import dispatch
 
   convs = {}
 
@@ -226,9 +226,12 @@ def whole_step(dnnl: OneDNN, names, rounds: int) -> None:
     return dx, dw
 
   onednn_conv.defvjp(lambda x, w, s, p, prec: (onednn_conv(x, w, s, p, prec), (x, w)), onednn_conv_bwd)
-  conv._conv = onednn_conv  # what every plain convolution of cnnzoo's models calls on one CPU device
+  # every plain convolution of cnnzoo's models through these callbacks
+  callbacks = dispatch.Backend("onednn_callback", lambda: "", lambda *_: "",
+                               lambda x, w, strides, pads, precision=None: onednn_conv(x, w, strides, pads, precision))
   for name in names:
-    model, state, step, batch, _ = vs_pytorch.cnnzoo_step(name, 128)
+    with dispatch.use(dispatch.Kernels((callbacks, dispatch.LAX))):
+      model, state, step, batch, _ = vs_pytorch.cnnzoo_step(name, 128)
     net = {"minivggnet": torch_twins.torch_minivggnet, "resnet20_v1": torch_twins.torch_resnet20_v1}[name](torch)
     torch_twins.copy_weights(torch, state.variables(), net)
     losses = (vs_pytorch.first_loss_without_dropout(model, state, batch),
@@ -255,8 +258,8 @@ def whole_step(dnnl: OneDNN, names, rounds: int) -> None:
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli
+  cli.choose_platform()
   dnnl = OneDNN()
   if _WHOLE.value:
     import torch

@@ -75,8 +75,8 @@ def part_of(op_name: str, kind: str, out_shape: str, kernel_shapes: set) -> str:
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()  # the CPU flags cnnzoo's entry points use
+  from cnnzoo import cli
+  cli.choose_platform()  # the CPU flags cnnzoo's entry points use
   import jax
   from cnnzoo.training import loop
   config = load_config(_CONFIG.value, _BATCH.value)

@@ -22,8 +22,8 @@ _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute
 def build(name: str, batch_size: int, dtype: str = "float32"):
   """(jitted step, state, batch) for `name`: the loop's `train_step` with SGD momentum and L2 5e-4
   on a synthetic uint8 batch at the model's input shape, sharded over all devices (not compiled)."""
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli, parallel
+  cli.choose_platform()
   import jax
   import jax.numpy as jnp
   import numpy as np

@@ -39,18 +39,25 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "--profile: calls per part (best o
 
 # ----------------------------------------------------------------------------- the two steps
 
-def _cnnzoo_setup(name, batch_size, kernel_grad):
-  """(model, initial state, the unjitted train step, a host batch) with `kernel_grad` set for the
-  step's tracing (conv.KERNEL_GRAD is read when a program is traced: compile it right after)."""
+def kernels_with(kernel_grad):
+  """The process's kernels with CNNZOO_CONV_KERNEL_GRAD=`kernel_grad` (auto: the default; xla:
+  XLA's convolutions and their own gradients), for dispatch.use around a step's tracing."""
+  import dataclasses
+  import jax
+  from cnnzoo.kernels import dispatch, settings
+  return dispatch.resolve(dataclasses.replace(settings.from_env(), kernel_grad=kernel_grad), jax.default_backend(),
+                          jax.device_count())
+
+
+def _cnnzoo_setup(name, batch_size):
+  """(model, initial state, the unjitted train step, a host batch)."""
   import functools
   import numpy as np
   import optax
   from cnnzoo import models
   from cnnzoo.data.ops import normalize
-  from cnnzoo.models import conv
   from cnnzoo.training import state as state_lib
   from cnnzoo.training import steps
-  conv.KERNEL_GRAD = kernel_grad
   model = models.create_model(name, num_classes=10)
   state = state_lib.create(model, optax.sgd(0.01, momentum=0.9), (32, 32, 3), 0)
   step = functools.partial(steps.train_step, preprocess=lambda k, x: normalize(x, "scale"), num_classes=10)
@@ -60,12 +67,15 @@ def _cnnzoo_setup(name, batch_size, kernel_grad):
   return model, state, step, batch
 
 
-def cnnzoo_step(name, batch_size, kernel_grad="auto"):
+def cnnzoo_step(name, batch_size, kernel_grad=None):
   import jax
-  model, state, step, batch = _cnnzoo_setup(name, batch_size, kernel_grad)
+  from cnnzoo.kernels import dispatch
+  model, state, step, batch = _cnnzoo_setup(name, batch_size)
   batch = jax.device_put(batch)
   t = time.perf_counter()
-  step = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
+  kernels = dispatch.active() if kernel_grad is None else kernels_with(kernel_grad)
+  with dispatch.use(kernels):  # traced (and compiled) under these kernels
+    step = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
   return model, state, step, batch, time.perf_counter() - t
 
 
@@ -76,7 +86,7 @@ def cnnzoo_loop(name, batch_size, steps_per_call):
   import jax.numpy as jnp
   import numpy as np
   from cnnzoo.training import steps
-  _, state, step, batch = _cnnzoo_setup(name, batch_size, "auto")
+  _, state, step, batch = _cnnzoo_setup(name, batch_size)
   batches = jax.device_put(jax.tree.map(lambda a: np.stack([a] * steps_per_call), batch))
   run = jax.jit(lambda state, sums, batches: steps.train_steps(state, sums, batches, jnp.int32(steps_per_call),
                                                                 step=step), donate_argnums=(0, 1))
@@ -216,13 +226,12 @@ def jax_parts(layers, repeats):
   import jax
   import jax.numpy as jnp
   from jax import lax
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import dispatch, xla
   from cnnzoo.models.layers import BatchNorm
   key = jax.random.key(0)
   out = {k: 0.0 for k in ("conv forward", "conv input gradient", "conv kernel gradient",
                           "BatchNorm forward + backward", "dense forward + backward")}
   xla_kernel_grad = 0.0
-  conv.KERNEL_GRAD = "auto"
 
   def timed(f, *args):
     f = jax.jit(f)
@@ -233,14 +242,14 @@ def jax_parts(layers, repeats):
     if layer[0] == "conv":
       _, xs, ks, strides, padding = layer
       x, w = jax.random.normal(key, xs), jax.random.normal(key, ks) * 0.1
-      f = lambda x, w: conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=conv._NHWC)
+      f = lambda x, w: dispatch.conv_general_dilated(x, w, strides, padding, dimension_numbers=xla.NHWC)
       y, vjp = jax.vjp(f, x, w)
       dy = jnp.ones_like(y)
       out["conv forward"] += timed(f, x, w)
       out["conv input gradient"] += timed(lambda x, w, dy: jax.vjp(lambda x: f(x, w), x)[1](dy)[0], x, w, dy)
       out["conv kernel gradient"] += timed(lambda x, w, dy: jax.vjp(lambda w: f(x, w), w)[1](dy)[0], x, w, dy)
       pads = lax.padtype_to_pads(xs[1:3], ks[:2], strides, padding) if isinstance(padding, str) else padding
-      xla_kernel_grad += timed(lambda x, w, dy: conv.reference_kernel_grad(x, w, dy, strides, pads), x, w, dy)
+      xla_kernel_grad += timed(lambda x, w, dy: xla.reference_kernel_grad(x, w, dy, strides, pads), x, w, dy)
     elif layer[0] == "bn":
       x = jax.random.normal(key, layer[1])
       bn = BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-3)
@@ -327,14 +336,14 @@ def profile(name, batch_size, row, repeats):
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()  # the CPU flags cnnzoo's entry points use
+  from cnnzoo import cli
+  cli.choose_platform()  # the CPU flags cnnzoo's entry points use
   import jax
   import torch
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import dispatch
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), batch {_BATCH.value}, float32; XLA_FLAGS "
-        f"{os.environ.get('XLA_FLAGS', '')!r}; cnnzoo's default{conv.cpu_conv_note(why=True)}, "
+        f"{os.environ.get('XLA_FLAGS', '')!r}; cnnzoo's default{dispatch.default().note(why=True)}, "
         "the second column CNNZOO_CONV_KERNEL_GRAD=xla (XLA's convolutions and their gradients)")
   rows = [compare(name, _BATCH.value, _ROUNDS.value, _STEPS.value, _LOOP_STEPS.value) for name in _MODELS.value]
   k = _LOOP_STEPS.value

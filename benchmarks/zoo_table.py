@@ -83,7 +83,7 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
   from benchmarks import train_throughput
   from cnnzoo import models
   from cnnzoo.data.ops import normalize
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import dispatch
   step, state, batch = train_throughput.build(name, batch_size)
   info = models.model_info(name)
   model = models.create_model(name, num_classes=info.num_classes)
@@ -91,8 +91,8 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
   variables = state.variables(state.params)
   compiled = infer.lower(variables, batch["image"]).compile()
   cost = compiled.cost_analysis()
-  if conv.uses_onednn():  # XLA counts no FLOPs inside oneDNN's FFI calls: count XLA's own form
-    with conv.xla_convolutions():
+  if dispatch.active().name == "onednn":  # XLA counts no FLOPs inside oneDNN's FFI calls: count XLA's own form
+    with dispatch.use(dispatch.active().without_ffi()):
       cost = jax.jit(lambda v, x: model.apply(v, normalize(x, "scale"), train=False)).lower(
           variables, batch["image"]).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -115,8 +115,8 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
-  parallel.choose_platform()
+  from cnnzoo import cli
+  cli.choose_platform()
   import jax
   rows = [f for f in FAMILIES if not _MODELS.value or f[1] in _MODELS.value]
   peak = matmul_peak_gflops()

@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from cnnzoo.errors import Terminated, UserError
+from cnnzoo.kernels import settings as kernel_settings
 
 EXIT_USER_ERROR = 2
 
@@ -87,6 +88,13 @@ def quiet_logs() -> None:
     return
   logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
   logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
+
+
+def choose_platform() -> None:
+  """parallel.choose_platform with the XLA:CPU flags the kernel settings need (CNNZOO_CPU_CONV=eigen
+  has one; a bad value is one line)."""
+  from cnnzoo import parallel  # lazy: it imports JAX, which an entry point imports after its flags parse
+  parallel.choose_platform(kernel_settings.from_env().xla_flags)
 
 
 def check_config(config_flag, reference=None) -> None:

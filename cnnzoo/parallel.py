@@ -42,45 +42,26 @@ def use_compilation_cache() -> str | None:
   return path
 
 
-# CNNZOO_CPU_CONV chooses the CPU's convolution kernels. auto (the default): oneDNN's on one CPU
-# device where its handlers load (cnnzoo/models/onednn.py: train steps 1.1-2.2x faster across the
-# zoo than XLA's), else XLA's; onednn: oneDNN's or an error; ynnpack: XLA:CPU's default (YNNPACK);
-# eigen: XLA:CPU with Eigen's convolutions (faster train steps than YNNPACK's: benchmarks/README.md).
-CPU_CONV_ENV = "CNNZOO_CPU_CONV"
-CPU_CONV_FLAGS = {"auto": (), "onednn": (), "ynnpack": (),  # oneDNN comes through FFI calls: no XLA flag
-                  "eigen": ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)}
-
-
-def cpu_conv() -> str:
-  """$CNNZOO_CPU_CONV: auto (the default), onednn, ynnpack or eigen; a ConfigError for anything else."""
-  choice = os.environ.get(CPU_CONV_ENV, "auto") or "auto"
-  if choice not in CPU_CONV_FLAGS:
-    raise ConfigError(f"{CPU_CONV_ENV} must be {', '.join(CPU_CONV_FLAGS)}, not {choice!r}")
-  return choice
-
-
-def add_cpu_xla_flags() -> str:
-  """Appends the XLA:CPU flags of $CNNZOO_CPU_CONV (only eigen has any) to $XLA_FLAGS,
-  each unless the user's XLA_FLAGS already set that flag (theirs wins). XLA reads XLA_FLAGS when
-  JAX starts its backend: call this before the first device query or computation. Returns the new
-  XLA_FLAGS."""
-  choice = cpu_conv()
-  flags = os.environ.get("XLA_FLAGS", "")
-  for flag in CPU_CONV_FLAGS[choice]:
-    if flag.split("=")[0] + "=" not in flags:
-      flags = f"{flags} {flag}".strip()
-  os.environ["XLA_FLAGS"] = flags
-  return flags
-
-
 def _gpu_present() -> bool:
   return os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version")
 
 
-def choose_platform() -> None:
+def add_xla_flags(flags) -> str:
+  """Appends `flags` to $XLA_FLAGS, each unless the user's XLA_FLAGS already sets that flag (theirs
+  wins). XLA reads XLA_FLAGS when JAX starts its backend: call this before the first device query.
+  Returns the new XLA_FLAGS."""
+  value = os.environ.get("XLA_FLAGS", "")
+  for flag in flags:
+    if flag.split("=")[0] + "=" not in value:
+      value = f"{value} {flag}".strip()
+  os.environ["XLA_FLAGS"] = value
+  return value
+
+
+def choose_platform(cpu_xla_flags=()) -> None:
   """Uses the CPU when no NVIDIA GPU is present and the user has not set JAX_PLATFORMS, turns on
   the persistent compilation cache (use_compilation_cache) and, where the CPU is the platform, adds
-  the XLA:CPU flags $CNNZOO_CPU_CONV asks for (add_cpu_xla_flags).
+  `cpu_xla_flags` (cli.choose_platform passes the kernels' flags: kernels/settings.py).
 
   The jax[cuda12] plugin prints a long traceback when it finds no GPU; asking for the CPU up front
   avoids it. On a GPU machine (a /dev/nvidia0 or /proc/driver/nvidia exists) nothing changes.
@@ -92,11 +73,11 @@ def choose_platform() -> None:
     jax.config.update("jax_platforms", platforms)
   if platforms:
     if "cpu" in platforms.split(","):
-      add_cpu_xla_flags()
+      add_xla_flags(cpu_xla_flags)
     return
   if _gpu_present():
     return
-  add_cpu_xla_flags()
+  add_xla_flags(cpu_xla_flags)
   jax.config.update("jax_platforms", "cpu")
 
 
@@ -169,11 +150,10 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
 def hardware(cpu_note: str = "") -> str:
   """What a run ran on, for results.json and RESULTS.md: "2 x NVIDIA H100 80GB HBM3 (1 process)" or,
   on the CPU, the processor's model name and core count, then `cpu_note` (which convolutions:
-  cnnzoo.models.conv.cpu_conv_note())."""
+  kernels.dispatch.Kernels.note())."""
   devices = jax.devices()
   kind = devices[0].device_kind
   if devices[0].platform == "cpu":
-    import os
     name = "cpu"
     try:
       with open("/proc/cpuinfo") as f:

@@ -11,7 +11,8 @@ WORKDIR/eval_SPLIT, or COMMON_PARENT/ensemble_eval_SPLIT for several runs).
 
 from absl import flags
 
-from cnnzoo import cli, native
+from cnnzoo import cli
+from cnnzoo.kernels import build as onednn_build
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "A run directory; repeat for an ensemble.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"], "Which split to evaluate.")
@@ -24,12 +25,12 @@ def main(argv):
   del argv
   cli.quiet_logs()
   from cnnzoo import parallel
-  parallel.choose_platform()
+  cli.choose_platform()
   parallel.check_platform()
   from cnnzoo.evaluation import runs
   runs.evaluate_runs(_WORKDIRS.value, _SPLIT.value, _CHECKPOINT.value, _OUT.value)
 
 
 if __name__ == "__main__":
-  native.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
   cli.run(main)

@@ -15,7 +15,8 @@ Writes OUT/{train,val,test}_features.h5 (`features` N x D float32, `labels`, `cl
 
 from absl import flags
 
-from cnnzoo import cli, native
+from cnnzoo import cli
+from cnnzoo.kernels import build as onednn_build
 
 _MODEL = flags.DEFINE_string("model", None, "Zoo model (its convolutional base) for --keras_weights.")
 _WEIGHTS = flags.DEFINE_string("keras_weights", None, "Keras .h5 / .weights.h5 file of --model.")
@@ -39,7 +40,7 @@ def main(argv):
   del argv
   cli.quiet_logs()
   from cnnzoo import parallel
-  parallel.choose_platform()
+  cli.choose_platform()
   parallel.check_platform()
   from cnnzoo.transfer import features
   if bool(_WEIGHTS.value) == bool(_WORKDIR.value):
@@ -56,5 +57,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  native.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
   cli.run(main)

@@ -16,7 +16,8 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from cnnzoo import cli, native
+from cnnzoo import cli
+from cnnzoo.kernels import build as onednn_build
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)
@@ -70,7 +71,7 @@ def main(argv):
 
   from cnnzoo import parallel
   from cnnzoo.training import workdir as workdir_lib
-  parallel.choose_platform()
+  cli.choose_platform()
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   parallel.check_platform()
   config = _CONFIG.value
@@ -104,5 +105,5 @@ def resume_command(args: list[str]) -> str:
 
 
 if __name__ == "__main__":
-  native.start()  # a first run on the CPU compiles oneDNN's handlers while main() imports JAX (cnnzoo/native.py)
+  onednn_build.start()  # a first run on the CPU compiles oneDNN's handlers while main() imports JAX
   cli.run(main)

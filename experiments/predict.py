@@ -10,7 +10,8 @@ Keras' preprocess_input for the family. An image that does not decode is skipped
 
 from absl import flags
 
-from cnnzoo import cli, native
+from cnnzoo import cli
+from cnnzoo.kernels import build as onednn_build
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A cnnzoo run directory.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "With --workdir: best, latest or an epoch.")
@@ -32,7 +33,7 @@ def main(argv):
     cli.fail("--keras_weights needs --model=NAME (the zoo model the file belongs to, e.g. vgg16)")
   cli.quiet_logs()
   from cnnzoo import parallel
-  parallel.choose_platform()
+  cli.choose_platform()
   parallel.check_platform()
   from cnnzoo.evaluation import predict
   predictor = (predict.from_run(_WORKDIR.value, _CHECKPOINT.value) if _WORKDIR.value
@@ -43,5 +44,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  native.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
   cli.run(main, positional=True)

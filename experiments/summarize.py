@@ -31,7 +31,7 @@ _TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn
 def main(argv):
   del argv
   from cnnzoo import parallel
-  parallel.choose_platform()
+  cli.choose_platform()
   parallel.check_platform()
   from cnnzoo import models
   from cnnzoo.models import inspect

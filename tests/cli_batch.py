@@ -67,8 +67,8 @@ def start(case, out: str, err: str) -> int:
     traceback.print_exc()
     code = 1
   finally:
-    from cnnzoo import native
-    native._abandon()  # as the interpreter's atexit would: os._exit skips it
+    from cnnzoo.kernels import build
+    build.abandon()  # as the interpreter's atexit would: os._exit skips it
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

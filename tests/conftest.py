@@ -32,7 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the XLA:CPU flags cnnzoo's entry points add ($CNNZOO_CPU_CONV=eigen: Eigen's convolutions; none
 # by default): in-process tests compute as the command lines do
 from cnnzoo import parallel  # noqa: E402
-parallel.add_cpu_xla_flags()
+from cnnzoo.kernels import settings as kernel_settings  # noqa: E402
+parallel.add_xla_flags(kernel_settings.from_env().xla_flags)
 
 import pytest  # noqa: E402
 

@@ -76,3 +76,14 @@ def test_every_documented_command_parses():
       elif name.removeprefix("no") not in known and name not in known:
         problems.append(f"{where}: {module} has no flag --{name}")
   assert not problems, "\n".join(problems)
+
+
+def test_the_environment_variables_table_lists_every_variable_cnnzoo_reads():
+  """docs/performance.md's table names exactly the CNNZOO_* variables the package reads (the
+  suite's own switches live in tests/ and benchmarks/, not in cnnzoo/), at most five."""
+  read = set()
+  for path in glob.glob(os.path.join(ROOT, "cnnzoo", "**", "*.py"), recursive=True):
+    read |= set(re.findall(r"\b(CNNZOO_[A-Z_]+)", open(path).read()))
+  table = open(os.path.join(ROOT, "docs", "performance.md")).read().split("## Environment variables")[1]
+  documented = set(re.findall(r"^\| `(CNNZOO_[A-Z_]+)` \|", table, re.M))
+  assert documented == read and len(read) <= 5, (sorted(read), sorted(documented))

@@ -17,7 +17,7 @@ from ml_collections import ConfigDict
 
 from conftest import fast_keras
 from cnnzoo import models
-from cnnzoo.models import conv
+from cnnzoo.kernels import dispatch
 from cnnzoo.models.resnet_cifar import KerasCifarResNet
 from cnnzoo.training import optim, steps
 from cnnzoo.training import state as state_lib
@@ -128,7 +128,7 @@ def no_augmentation(key, images):
 
 STEP = jax.jit(functools.partial(steps.train_step, preprocess=no_augmentation, num_classes=10))
 XLA_STEP = jax.jit(functools.partial(steps.train_step, preprocess=no_augmentation, num_classes=10))  # traced
-# only inside conv.xla_convolutions(): XLA's convolutions where the default would call oneDNN
+# only inside dispatch.use(...without_ffi()): XLA's convolutions where the default would call oneDNN
 MODELS = {name: make() for name, (make, _, _) in TWINS.items()}
 
 
@@ -183,7 +183,7 @@ def test_cnnzoo_trains_like_keras_step_by_step(case, name):
     # the largest floor (3.0e-5); later steps are chaos. (On ResNet-8 it is within the floor.) With
     # XLA's convolutions: under oneDNN's (and Eigen's) the floor after Adam's first update is 2.9e-4,
     # as Adam's first step follows the sign of near-zero gradients, and hides the difference.
-    with conv.xla_convolutions():
+    with dispatch.use(dispatch.active().without_ffi()):
       ours_x, optax_x = (our_losses(name, case, s, params, stats, batches[:2], XLA_STEP) for s in ("keras", "optax"))
       floor_x = np.max([np.abs(our_losses(name, case, "keras", nudged(params, seed), stats, batches[:2], XLA_STEP)
                                - ours_x) for seed in range(1, NUDGES + 1)], axis=0)

@@ -209,8 +209,8 @@ def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
 
 
 CONV_PROBE = """
-from cnnzoo import parallel
-parallel.choose_platform()
+from cnnzoo import cli
+cli.choose_platform()
 import jax, jax.numpy as jnp
 conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
 text = conv.lower(jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32))).compile().as_text()
@@ -221,28 +221,25 @@ print("ynnpack" if "__ynn_fusion" in text else "xla" if " convolution(" in text 
 def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(monkeypatch):
   import subprocess
   from cnnzoo import parallel
-  from cnnzoo.errors import ConfigError
+  from cnnzoo.kernels import settings
   def probe(**extra):
-    env = {k: v for k, v in os.environ.items() if k != parallel.CPU_CONV_ENV}
+    env = {k: v for k, v in os.environ.items() if k != settings.CPU_CONV_ENV}
     env.update(XLA_FLAGS="", **extra)
     return subprocess.run([sys.executable, "-c", CONV_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
   # what a command line compiles a convolution of this size to: YNNPACK's fusion by default,
   # XLA's own convolution (Eigen) with CNNZOO_CPU_CONV=eigen
   assert probe() == "ynnpack" and probe(CNNZOO_CPU_CONV="eigen") == "xla"
-  (flag,) = parallel.CPU_CONV_FLAGS["eigen"]
-  monkeypatch.setenv(parallel.CPU_CONV_ENV, "eigen")
+  (flag,) = settings.CPU_CONV_FLAGS["eigen"]
+  monkeypatch.setenv(settings.CPU_CONV_ENV, "eigen")
+  assert settings.from_env().xla_flags == (flag,)
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-  assert parallel.add_cpu_xla_flags() == f"--xla_force_host_platform_device_count=2 {flag}"
-  assert parallel.add_cpu_xla_flags() == f"--xla_force_host_platform_device_count=2 {flag}"  # once
+  assert parallel.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"
+  assert parallel.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"  # once
   theirs = "--xla_cpu_experimental_ynn_fusion_type=+individual_convolution"
   monkeypatch.setenv("XLA_FLAGS", theirs)
-  assert parallel.add_cpu_xla_flags() == theirs
-  monkeypatch.setenv(parallel.CPU_CONV_ENV, "onednn")  # no XLA flag: oneDNN comes through FFI calls
-  assert parallel.add_cpu_xla_flags() == theirs
-  monkeypatch.setenv(parallel.CPU_CONV_ENV, "mkl")
-  with pytest.raises(ConfigError, match="CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'"):
-    parallel.add_cpu_xla_flags()
+  assert parallel.add_xla_flags((flag,)) == theirs
+  assert settings.Settings("onednn").xla_flags == ()  # no XLA flag: oneDNN comes through FFI calls
 
 
 def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, forkserver):

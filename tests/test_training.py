@@ -131,15 +131,13 @@ def check_loop_bitwise(name):
 def test_auto_steps_per_dispatch(tiny_digits, monkeypatch):
   """One call a step where a loop would not pay: batches from the host, and XLA's own convolution
   backward pass on the CPU (17 s instead of 0.3 s a MiniVGGNet step inside a loop body)."""
-  from cnnzoo.models import conv
+  from cnnzoo.kernels import dispatch, settings
   run = loop.build(tiny_digits)
-  auto = lambda: loop.steps_per_dispatch(tiny_digits, run.train_loader, run.mesh)
+  auto = lambda kernels=run.kernels: loop.steps_per_dispatch(tiny_digits, run.train_loader, run.mesh, kernels)
   assert auto() == 39  # the progress bar off: the whole epoch
   tiny_digits.monitor.progress = True
   assert auto() == 20  # monitor.log_every_steps
-  monkeypatch.setattr(conv, "KERNEL_GRAD", "xla")
-  assert auto() == 1
-  monkeypatch.setattr(conv, "KERNEL_GRAD", "auto")
+  assert auto(dispatch.resolve(settings.Settings(kernel_grad="xla"), "cpu", 1)) == 1
   monkeypatch.setattr(run.train_loader, "on_device", False)
   assert auto() == 1
 

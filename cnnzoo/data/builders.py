@@ -23,6 +23,7 @@ import numpy as np
 from cnnzoo import paths
 from cnnzoo.data.images import ImageTooLarge, channel_stats, load_image, open_image, resize_image  # noqa: F401 -- the builders' API
 from cnnzoo.errors import UserError
+from cnnzoo import progress as progress_lib
 
 FLOWERS17 = ("Daffodil", "Snowdrop", "LilyValley", "Bluebell", "Crocus", "Iris", "Tigerlily", "Tulip",
              "Fritillary", "Sunflower", "Daisy", "ColtsFoot", "Dandelion", "Cowslip", "Buttercup",
@@ -153,7 +154,6 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True, ch
   """Writes one split to `path` atomically (images size x size x `channels`); returns (written
   count, skipped paths)."""
   import h5py
-  from cnnzoo import progress as progress_lib
   tmp = path + ".partial"
   skipped, n = [], 0
   try:

@@ -9,6 +9,10 @@ interrupted (bitwise, as any run), and finished members are only re-tested.
 import os
 
 from cnnzoo.errors import UserError
+from cnnzoo.evaluation import runs
+from cnnzoo.training import loop
+from cnnzoo.training import validate
+from cnnzoo.training import workdir as workdir_lib
 
 
 def member_dirs(workdir: str, members: int) -> list[str]:
@@ -18,10 +22,6 @@ def member_dirs(workdir: str, members: int) -> list[str]:
 def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, echo=print,
                    command: dict | None = None) -> dict:
   """Trains (or resumes) every member, then evaluates the ensemble; returns its evaluation."""
-  from cnnzoo.evaluation import runs
-  from cnnzoo.training import loop
-  from cnnzoo.training import validate
-  from cnnzoo.training import workdir as workdir_lib
   validate.check(config)
   n = config.ensemble.members
   if resume_epoch is not None or init_from is not None:

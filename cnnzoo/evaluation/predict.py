@@ -17,6 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnzoo.errors import UserError
+from cnnzoo import models
+from cnnzoo.data.ops import make_preprocess, model_image_shape
+from cnnzoo.training.restore import choose_epoch
+from cnnzoo.training import workdir as workdir_lib
+from cnnzoo.training.checkpoint import Checkpointer
+from cnnzoo.transfer.features import MODES, default_mode, preprocess_input
+from cnnzoo.models.keras_weights import load_keras_weights
+from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
 
 
 @dataclasses.dataclass
@@ -54,11 +62,6 @@ def read_class_names(path: str, class_names: list) -> list:
 
 def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
   """The model of a cnnzoo run at `checkpoint`, with the run's evaluation views and normalization."""
-  from cnnzoo import models
-  from cnnzoo.data.ops import make_preprocess, model_image_shape
-  from cnnzoo.training.restore import choose_epoch
-  from cnnzoo.training import workdir as workdir_lib
-  from cnnzoo.training.checkpoint import Checkpointer
   config = workdir_lib.read_config(workdir)
   info_path = os.path.join(workdir, "dataset.json")
   if not os.path.isfile(info_path):
@@ -84,7 +87,7 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
   mean_image = None
   if config.data.normalize == "pixel_mean":
     import numpy as np
-    path = os.path.join(workdir, "mean_image.npy")
+    path = os.path.join(workdir, workdir_lib.MEAN_IMAGE)
     if not os.path.isfile(path):
       raise UserError(f"{workdir} normalizes by the training mean image but has no mean_image.npy")
     mean_image = np.load(path)
@@ -101,9 +104,6 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
 
 def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Predictor:
   """A zoo model with its classifier, weights from a Keras .h5 file, Keras' preprocess_input."""
-  from cnnzoo import models
-  from cnnzoo.transfer.features import MODES, default_mode, preprocess_input
-  from cnnzoo.models.keras_weights import load_keras_weights
   model, variables = load_keras_weights(path, model_name)
   mode = preprocess or default_mode(model_name)
   if mode not in MODES:
@@ -119,7 +119,6 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
 def load_images(paths, shape, mode, warn=None):
   """(uint8 array of the files that decode, their paths); each one that does not: one warning line."""
   from PIL import Image
-  from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
   warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
   images, kept = [], []
   for p in paths:

@@ -13,6 +13,9 @@ import numpy as np
 from cnnzoo import metrics
 from cnnzoo.errors import UserError
 from cnnzoo.training.restore import restore_run
+from cnnzoo.training import loop
+from cnnzoo import paths
+from cnnzoo.training import monitor
 
 
 @dataclasses.dataclass
@@ -29,7 +32,6 @@ class Member:
 
 def predict_run(workdir: str, split: str = "test", checkpoint: str = "best") -> Member:
   """Rebuilds the run in `workdir` and returns its class probabilities on `split` (test | val)."""
-  from cnnzoo.training import loop
   if split not in ("test", "val"):
     raise UserError(f"--split={split}: expected test or val")
   config, run, state, epoch = restore_run(workdir, checkpoint)
@@ -70,8 +72,6 @@ def evaluate_runs(workdirs: list[str], split: str = "test", checkpoint: str = "b
                   out: str | None = None, echo=print) -> dict:
   """Evaluates each run (and their ensemble when there are several) and writes to `out`:
   evaluation.json, classification_report.txt and confusion_matrix.png. Returns the json."""
-  from cnnzoo import paths
-  from cnnzoo.training import monitor
   if not workdirs:
     raise UserError("give at least one --workdir")
   if len(set(map(os.path.abspath, workdirs))) != len(workdirs):

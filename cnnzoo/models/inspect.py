@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnzoo.models import conv
+from cnnzoo.kernels import dispatch
 from cnnzoo.models.registry import create_model, model_info
+from cnnzoo.models.registry import list_models
 
 
 @dataclasses.dataclass
@@ -45,7 +46,7 @@ def summarize(name: str, input_shape=None, num_classes=None, flops: bool = True,
   total = float("nan")
   if flops:
     x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
-    with conv.xla_convolutions():  # XLA counts no FLOPs inside oneDNN's FFI calls
+    with dispatch.use(dispatch.active().without_ffi()):  # XLA counts no FLOPs inside oneDNN's FFI calls
       compiled = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -137,7 +138,6 @@ def tabulate(name: str, input_shape=None, num_classes=None, terminal: bool | Non
 def markdown_table(names=None) -> str:
   """The README's model table: name, input, params, GFLOPs, reference; one row per model (all
   registered models by default)."""
-  from cnnzoo.models.registry import list_models
   rows = ["| model | input | classes | trainable | non-trainable | GFLOPs | reference |",
           "|---|---|---:|---:|---:|---:|---|"]
   for name in names or list_models():

@@ -20,6 +20,10 @@ import numpy as np
 
 from cnnzoo import models
 from cnnzoo.errors import UserError
+from cnnzoo.models.resnet_keras import KerasResNet
+from cnnzoo.models.vgg import VGG
+from cnnzoo.models.inception import InceptionResNetV2, InceptionV3
+from cnnzoo.errors import ConfigError
 
 
 class KerasWeightsError(UserError):
@@ -156,10 +160,7 @@ KERAS_ORDER: dict[type, Callable] = {}
 
 
 def _register_orders():
-  from cnnzoo.models.resnet_keras import KerasResNet
-  from cnnzoo.models.vgg import VGG
   KERAS_ORDER.setdefault(KerasResNet, _resnet_keras_order)
-  from cnnzoo.models.inception import InceptionResNetV2, InceptionV3
   KERAS_ORDER.setdefault(VGG, lambda layers: layers)  # sequential: creation order is Keras' order
   KERAS_ORDER.setdefault(InceptionV3, _order_by_conv_sequence(_V3))
   KERAS_ORDER.setdefault(InceptionResNetV2, _order_by_conv_sequence(_IRV2))
@@ -247,7 +248,6 @@ def load_into_state(state, config, num_classes: int, sharding=None):
   """`state` with the Keras file `config.model.keras_weights` loaded: into the base of a surgery
   model (`model.head` set; the file's classifier, if any, ignored), or into the whole model (the
   file's classifier must have `num_classes` outputs). KerasWeightsError if it does not fit."""
-  from cnnzoo.errors import ConfigError
   head = bool(config.model.get("head"))
   path, name = config.model.keras_weights, config.model.name
   kwargs = config.model.kwargs.to_dict()

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnnzoo.models import conv as conv_lib
+from cnnzoo.kernels import dispatch
 from cnnzoo.models.pooling import max_pool
 
 
@@ -18,10 +18,10 @@ BatchNorm = functools.partial(nn.BatchNorm, use_fast_variance=False)
 
 
 class Conv(nn.Conv):
-  """flax's nn.Conv -- the same parameters, names, initializers and forward pass -- whose kernel
-  gradient on the CPU is computed as chunked im2col matmuls, 5-20x faster than XLA:CPU's own
-  (cnnzoo/models/conv.py). Every cnnzoo model builds its convolutions with it."""
-  conv_general_dilated: Any = conv_lib.conv_general_dilated
+  """flax's nn.Conv -- the same parameters, names, initializers and forward pass -- whose
+  convolutions go to the process's kernels (oneDNN's, or XLA's with cnnzoo's faster backward pass,
+  on the CPU: cnnzoo/kernels/). Every cnnzoo model builds its convolutions with it."""
+  conv_general_dilated: Any = dispatch.conv_general_dilated
 
 
 class LocalResponseNorm(nn.Module):

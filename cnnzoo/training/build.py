@@ -3,16 +3,24 @@ a config -- checked and built before the first step (training.loop runs it)."""
 
 import dataclasses
 import functools
+from typing import Callable
 
+import flax.linen as nn
 import jax
 import numpy as np
+import optax
+from jax.sharding import Mesh
 
 from cnnzoo import models, parallel
-from cnnzoo.data import Loader, load_dataset, sources
+from cnnzoo.data import Dataset, Loader, load_dataset, sources
 from cnnzoo.data.loader import fits_on_device, materialize
 from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError
+from cnnzoo.kernels import dispatch
+from cnnzoo.kernels.dispatch import XLA
+from cnnzoo.models.transfer import create_transfer_model
 from cnnzoo.training import stages, steps, validate
+from cnnzoo.training.stages import Stage
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import trainable as trainable_lib
 
@@ -46,26 +54,25 @@ class Chunk:
     return self.jitted(state, sums, batches, np.int32(count), self.source)
 
 
-def steps_per_dispatch(config, loader: Loader, mesh) -> int:
+def steps_per_dispatch(config, loader: Loader, mesh, kernels: dispatch.Kernels) -> int:
   """How many train steps one call runs (config.steps_per_dispatch; 0 = auto).
 
   auto: on a device-resident split, the steps between two progress-bar updates
   (monitor.log_every_steps), or the whole epoch without a bar, as one compiled loop; one step a
   call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
   inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
-  (CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
+  (kernels without `xla`, e.g. CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
   17 s). On one CPU device every setting trains bitwise the same at XLA's default flags, with
   oneDNN's convolutions (the default) and with XLA's (tests/test_training.py); any N > 1 shares one
   compilation. (With oneDNN's, LLVM -O0 together with XLA's elemental emitters -- the suite's
   flags -- round Keras' Adam differently for N = 1 than N > 1.)"""
-  from cnnzoo.models import conv
   k = config.get("steps_per_dispatch", 0)
   if k > 1 and not loader.on_device:
     raise ConfigError(f"--config.steps_per_dispatch={k} needs a training split kept on the device; it is "
                       "streamed from the host (data.on_device / data.max_on_device_gb): set it to 0 or 1")
   if k:
     return min(k, loader.steps_per_epoch)
-  if not loader.on_device or (jax.default_backend() == "cpu" and (mesh.devices.size > 1 or not conv.own_backward())):
+  if not loader.on_device or (jax.default_backend() == "cpu" and (mesh.devices.size > 1 or XLA not in kernels.backends)):
     return 1
   every = config.monitor.log_every_steps if config.monitor.progress else loader.steps_per_epoch
   return min(every, loader.steps_per_epoch)
@@ -76,27 +83,29 @@ class Run:
   """Everything built from the config before the first step."""
   model_name: str
   identity: dict  # what a checkpoint must match to be resumed by this config
-  dataset: object
+  dataset: Dataset
   state: state_lib.TrainState
-  schedule: object
+  schedule: optax.Schedule
   train_loader: Loader
   val_loader: Loader
   test_loader: Loader
   train_step: Step
   eval_step: Step  # validation views (data.eval_crop)
   test_step: Step  # test views (data.test_crop)
-  mesh: object
-  model: object = None  # the flax module (feature extraction, surgery)
-  stages: list = None  # stages.Stage, one per stage of the recipe (one for most configs)
-  train_step_for: object = None  # stage -> its Step (a stage may freeze other BatchNorm layers)
+  mesh: Mesh
+  model: nn.Module | None = None  # the flax module (feature extraction, surgery)
+  stages: list[Stage] | None = None  # one per stage of the recipe (one for most configs)
+  train_step_for: Callable[[Stage], Step] | None = None  # a stage may freeze other BatchNorm layers
   train_chunk: Chunk | None = None  # several steps a call (steps_per_dispatch > 1), else None
-  train_chunk_for: object = None  # stage -> its Chunk
+  train_chunk_for: Callable[[Stage], Chunk] | None = None
+  kernels: dispatch.Kernels | None = None  # the convolution backends its programs were traced with
 
 
 def build(config, abstract: bool = False) -> Run:
   """Builds the dataset, model, optimizer, initial state and jitted steps of `config`.
   `abstract`: the state as shapes only (jax.eval_shape), for checks that trace and compile nothing."""
   validate.check(config)
+  kernels = dispatch.active()  # resolved once per process (or a test's dispatch.use); results.json records it
   mesh = parallel.make_mesh()
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
@@ -170,14 +179,14 @@ def build(config, abstract: bool = False) -> Run:
   # share, source or files) would mix them; the same data moved to another folder is the same
   identity["data"] = {"class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)],
                       "content": sources.fingerprint(ds)}
-  run = Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader,
-            test_loader, train_step, eval_step, test_step, mesh, model, plan)
-  run.train_step_for = lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source)
-  per_call = steps_per_dispatch(config, train_loader, mesh)
+  per_call = steps_per_dispatch(config, train_loader, mesh, kernels)
+  chunk_for = None
   if per_call > 1:
-    run.train_chunk_for = lambda stage: Chunk(chunk_jit_for(stage.inference_modules), train_loader.source, per_call)
-    run.train_chunk = run.train_chunk_for(plan[0])
-  return run
+    chunk_for = lambda stage: Chunk(chunk_jit_for(stage.inference_modules), train_loader.source, per_call)
+  return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader, test_loader, train_step,
+             eval_step, test_step, mesh, model, plan,
+             train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
+             train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels)
 
 
 def _create_model(config, num_classes: int, image_shape):
@@ -186,7 +195,6 @@ def _create_model(config, num_classes: int, image_shape):
   kwargs = config.model.kwargs.to_dict()
   try:
     if config.model.get("head"):
-      from cnnzoo.models.transfer import create_transfer_model
       model = create_transfer_model(config.model.name, num_classes=num_classes, head=config.model.head,
                                     hidden=config.model.head_hidden, dropout=config.model.head_dropout,
                                     dtype=jax.numpy.dtype(config.model.dtype), **kwargs)

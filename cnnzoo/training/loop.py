@@ -11,21 +11,20 @@ import jax
 import numpy as np
 from absl import logging
 
-from cnnzoo import metrics, parallel, paths
+from cnnzoo import metrics, parallel
 from cnnzoo.data import Loader
 from cnnzoo.errors import RunStopped, Terminated, UserError
-from cnnzoo.models import conv
 from cnnzoo.training import monitor, steps
 from cnnzoo.training import callbacks, resume, stages
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.build import Chunk, Run, Step, build, steps_per_dispatch  # noqa: F401 (loop.build etc.)
 from cnnzoo.training.checkpoint import Checkpointer
+from cnnzoo.models.keras_weights import load_into_state
 
 # summed step metrics, one dispatch per step (eager `a + b` per metric cost ~2 s of the README's
 # first command: four op dispatches per step); the same float32 adds, so the same sums
 add_metrics = jax.jit(lambda a, b: jax.tree.map(jax.numpy.add, a, b))
 
-MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
 
 
 
@@ -136,7 +135,6 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   if init_from is not None:  # read (and checked) before anything is written
     run.state = resume.init_from(run, init_from)
   elif config.model.get("keras_weights") and not resume.finished_epochs(directory):
-    from cnnzoo.models.keras_weights import load_into_state  # a fresh run starts from the file
     run.state = load_into_state(run.state, config, run.identity["num_classes"], parallel.replicated(run.mesh))
   ck = config.checkpoint
   with workdir_lib.lock(workdir):
@@ -218,16 +216,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
                     f"{epochs}) to end the run there")
   truncate = bool(epochs) and start < epochs[-1]
 
-  if jax.process_index() == 0:  # one writer; the other processes share the folder
-    workdir_lib.write_config(config, workdir, start)
-    ds = run.dataset
-    monitor.write_json_atomic(os.path.join(workdir, "dataset.json"), {  # what predict needs of the data
-        "name": ds.name, "class_names": list(ds.class_names), "image_shape": list(ds.image_shape),
-        "mean": list(ds.mean) if ds.mean is not None else None,
-        "std": list(ds.std) if ds.std is not None else None})
-    if ds.mean_image is not None:  # normalize="pixel_mean": predict subtracts the same image
-      with paths.atomic(os.path.join(workdir, MEAN_IMAGE), ".tmp.npy") as tmp:
-        np.save(tmp, ds.mean_image)
+  workdir_lib.write_run_files(workdir, config, run.dataset, start)
   monitor.print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
@@ -245,16 +234,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     t0 = time.perf_counter()
     stage = stages.stage_of(run.stages, epoch + 1)
     if stage.index != current.index or (epoch == start and staged):
-      state = stages.with_stage(state, run.stages, current, stage, parallel.replicated(run.mesh))
-      if run.train_step_for is not None:
-        run.train_step = run.train_step_for(stage)
-      if run.train_chunk_for is not None:
-        run.train_chunk = run.train_chunk_for(stage)
-      if jax.process_index() == 0 and staged:
-        changes = ", ".join(f"{k}={v}" for k, v in stage.overrides.items()) or "the config as it is"
-        print(f"stage {stage.index} of {len(run.stages)}: epochs {stage.start + 1}-{stage.end}, {changes}"
-              + (" (a fresh optimizer)" if stage.fresh and stage.index > 1 else ""), flush=True)
-      current = stage
+      state, current = _enter_stage(run, state, current, stage), stage
     lr = float(stage.schedule(epoch * steps_per_epoch))
     if plateau is not None:
       lr = float(np.float32(lr * callbacks.lr_scale(state.opt_state)))
@@ -275,13 +255,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     if staged:
       record["stage"] = stage.index
     if plateau is not None:
-      new_lr = plateau.on_epoch_end(record, lr)
-      if new_lr != float(np.float32(lr)):
-        base = float(stage.schedule(epoch * steps_per_epoch))
-        state = state.replace(opt_state=callbacks.with_lr_scale(state.opt_state, new_lr / base,
-                                                                parallel.replicated(run.mesh)))
-        if jax.process_index() == 0:
-          print(f"epoch {epoch + 1}: ReduceLROnPlateau reducing the learning rate to {new_lr:.4g}", flush=True)
+      state = _plateau_step(run, state, plateau, record, lr, float(stage.schedule(epoch * steps_per_epoch)))
     stop = early is not None and early.on_epoch_end(epoch, record)
     if plateau is not None or early is not None:
       record["callbacks"] = {name: cb.state() for cb, name in ((plateau, "plateau"), (early, "early_stop"))
@@ -311,6 +285,39 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   if history and start == config.num_epochs:  # nothing trained now: refresh the files from the checkpoint
     for write in writers:
       write(history)
+  results = _test(run, config, workdir, ckpt, state, history)
+  for write in writers:
+    getattr(write, "close", lambda: None)()
+  return results
+
+
+def _enter_stage(run, state, current, stage):
+  """The state and steps of `stage` of a multi-stage recipe (its optimizer, its frozen layers)."""
+  state = stages.with_stage(state, run.stages, current, stage, parallel.replicated(run.mesh))
+  if run.train_step_for is not None:
+    run.train_step = run.train_step_for(stage)
+  if run.train_chunk_for is not None:
+    run.train_chunk = run.train_chunk_for(stage)
+  if jax.process_index() == 0 and len(run.stages) > 1:
+    changes = ", ".join(f"{k}={v}" for k, v in stage.overrides.items()) or "the config as it is"
+    print(f"stage {stage.index} of {len(run.stages)}: epochs {stage.start + 1}-{stage.end}, {changes}"
+          + (" (a fresh optimizer)" if stage.fresh and stage.index > 1 else ""), flush=True)
+  return state
+
+
+def _plateau_step(run, state, plateau, record: dict, lr: float, scheduled: float):
+  """ReduceLROnPlateau after an epoch: the state with the new rate's scale where it reduces."""
+  new_lr = plateau.on_epoch_end(record, lr)
+  if new_lr == float(np.float32(lr)):
+    return state
+  if jax.process_index() == 0:
+    print(f"epoch {record['epoch']}: ReduceLROnPlateau reducing the learning rate to {new_lr:.4g}", flush=True)
+  return state.replace(opt_state=callbacks.with_lr_scale(state.opt_state, new_lr / scheduled,
+                                                         parallel.replicated(run.mesh)))
+
+
+def _test(run, config, workdir: str, ckpt, state, history) -> dict:
+  """The test split's evaluation: results.json, test_report.txt and the printed report."""
   _phase("test", len(history))
   test = evaluate(run, state, run.test_loader, run.test_step, probabilities=True)
   labels, names = np.asarray(run.test_loader.split.labels), run.dataset.class_names
@@ -320,7 +327,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
              "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
              "test_report": report["classification_report"],
-             "hardware": parallel.hardware(conv.cpu_conv_note())}
+             "hardware": parallel.hardware(run.kernels.note()), "kernels": run.kernels.name}
   if jax.process_index() == 0:
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     text = metrics.report_text(test["probs"], labels, names)
@@ -329,6 +336,4 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
       print(text.rstrip())
     print(f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}  "
           f"top-5 {results['test_top5_accuracy']:.4f}  ({results['test_count']} images)")
-  for write in writers:
-    getattr(write, "close", lambda: None)()
   return results

@@ -12,7 +12,6 @@ import os
 import jax
 
 from cnnzoo import paths, progress
-from cnnzoo.models import conv
 from cnnzoo.training import state as state_lib
 
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
@@ -200,7 +199,7 @@ def print_header(run, config, start_epoch: int) -> None:
   devices = jax.devices()
   print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
         f"{state_lib.count_params(s.batch_stats):,} non-trainable")
-  note = conv.cpu_conv_note(why=True) if devices[0].platform == "cpu" else ""
+  note = run.kernels.note(why=True) if devices[0].platform == "cpu" else ""
   print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
         f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset

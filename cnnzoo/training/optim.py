@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from cnnzoo.errors import ConfigError
+from cnnzoo.training import keras_optim
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -121,7 +122,6 @@ def build_optimizer(cfg, schedule: Schedule, labels=None, plateau: bool = False)
 def _core_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
   name = cfg.name
   if cfg.get("semantics", "optax") == "keras":  # Keras 3's arithmetic (keras_optim.py)
-    from cnnzoo.training import keras_optim
     if cfg.weight_decay:
       raise ConfigError("optim.weight_decay has no Keras form here; with optim.semantics=keras use optim.l2 "
                         "(the Keras kernel_regularizer the journal uses) or optim.semantics=optax")

@@ -3,8 +3,11 @@ that cannot work gets one ConfigError naming the flag and the values that do."""
 
 import math
 import numbers
+import os
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.kernels import dispatch
+from cnnzoo.training.callbacks import MODES, MONITORED
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "poly", "linear", "step", "piecewise", "cosine", "keras_time")
@@ -33,14 +36,22 @@ def _choice(path: str, value, choices) -> None:
 
 def check(c) -> None:
   """Raises ConfigError for the first field of config `c` whose value cannot work."""
-  from cnnzoo.models import conv
-  conv.check_setting()  # the environment's CNNZOO_CONV_KERNEL_GRAD, before anything is built
+  dispatch.default()  # the environment's kernel settings (CNNZOO_CPU_CONV, ...), before anything is built
+  _check_run(c)
+  _check_model(c.model, c.optim)
+  _check_data(c.data)
+  _check_optim(c.optim)
+  _check_schedule(c.schedule, c.num_epochs)
+  _check_checkpoint(c)
+
+
+def _check_run(c) -> None:
+  """The run's own fields: seed, epochs, callbacks, the ensemble, the monitor."""
   _number("seed", c.seed, low=0, high=2**32 - 1, integer=True)  # NumPy's and JAX's seeds are 32-bit
   if c.get("ensemble") and c.ensemble.members and c.seed + c.ensemble.members - 1 > 2**32 - 1:
     raise ConfigError(f"--config.seed={c.seed}: the ensemble's members take seeds seed .. seed + "
                       f"{c.ensemble.members - 1}, past 4294967295; lower it")
   _number("num_epochs", c.num_epochs, low=1, integer=True)
-  from cnnzoo.training.callbacks import MODES, MONITORED
   for name in ("plateau", "early_stop"):
     if name in c and c[name].use:
       _choice(f"{name}.monitor", c[name].monitor, MONITORED)
@@ -59,7 +70,10 @@ def check(c) -> None:
   _number("monitor.plot_min_seconds", c.monitor.get("plot_min_seconds", 0.0), low=0)
   if "ensemble" in c:
     _number("ensemble.members", c.ensemble.members, low=0, high=1000, integer=True)
-  m = c.model
+
+
+def _check_model(m, o) -> None:
+  """config.model, and optim.trainable (what of the model trains)."""
   if not m.name:
     raise ConfigError("--config.model.name: no model given (see `python -m experiments.summarize --table`)")
   _number("model.num_classes", m.num_classes, low=0, integer=True)
@@ -69,11 +83,10 @@ def check(c) -> None:
     _number("model.head_hidden", m.head_hidden, low=-1, integer=True)
     _number("model.head_dropout", m.head_dropout, low=-1, high=1, high_open=True)
   if m.get("keras_weights"):
-    import os
     if not os.path.isfile(m.keras_weights):
       raise ConfigError(f"--config.model.keras_weights={m.keras_weights}: no such file (Keras .h5 weights: see "
                         "the README's Pretrained Keras weights)")
-  trainable = c.optim.get("trainable", "all")
+  trainable = o.get("trainable", "all")
   if not isinstance(trainable, str) or not (trainable in ("all", "head", "bn")
                                             or trainable.startswith(("from:", "re:"))):
     raise ConfigError(f"--config.optim.trainable={trainable!r}: choose all, head, bn, from:LAYER or re:REGEX")
@@ -81,7 +94,10 @@ def check(c) -> None:
   shape = tuple(m.input_shape or ())
   if shape and (len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape)):
     raise ConfigError(f"--config.model.input_shape={shape}: expected (height, width, channels) as positive integers")
-  d = c.data
+
+
+def _check_data(d) -> None:
+  """config.data."""
   _number("data.batch_size", d.batch_size, low=1, integer=True)
   _number("data.eval_batch_size", d.eval_batch_size, low=0, integer=True)
   _number("data.image_size", d.image_size, low=1, integer=True)
@@ -114,7 +130,10 @@ def check(c) -> None:
   if d.std:
     for v in d.std:
       _number("data.std", v, low=0, low_open=True)
-  o = c.optim
+
+
+def _check_optim(o) -> None:
+  """config.optim."""
   _choice("optim.name", o.name, OPTIMIZERS)
   _choice("optim.semantics", o.get("semantics", "optax"), ("optax", "keras"))
   _number("optim.lr", o.lr, low=0, low_open=True)
@@ -125,7 +144,10 @@ def check(c) -> None:
   for name in ("l2", "weight_decay", "clip_grad_norm", "aux_loss_weight"):
     _number(f"optim.{name}", o[name], low=0)
   _number("optim.label_smoothing", o.label_smoothing, low=0, high=1, high_open=True)
-  s = c.schedule
+
+
+def _check_schedule(s, num_epochs: int) -> None:
+  """config.schedule."""
   _choice("schedule.name", s.name, SCHEDULES)
   _number("schedule.power", s.power, low=0, low_open=True)
   _number("schedule.end_lr", s.end_lr, low=0)
@@ -135,9 +157,9 @@ def check(c) -> None:
   _number("schedule.step_offset", s.step_offset, low=0, integer=True)
   _number("schedule.decay", s.decay, low=0)
   _number("schedule.warmup_epochs", s.warmup_epochs, low=0, integer=True)
-  if s.warmup_epochs >= c.num_epochs:
+  if s.warmup_epochs >= num_epochs:
     raise ConfigError(f"--config.schedule.warmup_epochs={s.warmup_epochs}: must be less than "
-                      f"num_epochs={c.num_epochs}")
+                      f"num_epochs={num_epochs}")
   _number("schedule.warmup_init_lr", s.warmup_init_lr, low=0)
   if len(tuple(s.boundaries)) != len(tuple(s.scales)):
     raise ConfigError(f"--config.schedule.boundaries={tuple(s.boundaries)} and --config.schedule.scales="
@@ -146,6 +168,10 @@ def check(c) -> None:
     _number("schedule.boundaries", b, low=0, integer=True)
   for v in s.scales:
     _number("schedule.scales", v, low=0, low_open=True)
+
+
+def _check_checkpoint(c) -> None:
+  """config.checkpoint, the monitor's step interval and steps_per_dispatch."""
   k = c.checkpoint
   _number("checkpoint.keep", k.keep, low=1, integer=True)
   _number("checkpoint.keep_every", k.keep_every, low=0, integer=True)

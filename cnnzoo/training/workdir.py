@@ -8,11 +8,14 @@ import re
 import time
 
 import jax
+import numpy as np
 
 from cnnzoo import paths
 from cnnzoo.errors import RunStopped, UserError
+from cnnzoo.training import monitor
 
 LOCK_NAME = ".lock"
+MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
 
 
 class WorkdirBusyError(UserError):
@@ -94,6 +97,21 @@ def _remove_if_empty(path: str) -> None:
     pass
 
 
+def write_run_files(workdir: str, config, ds, start_epoch: int) -> None:
+  """config.json, dataset.json (what predict needs of the data `ds`) and, for normalize=pixel_mean,
+  the mean image; process 0 writes, the other processes share the folder."""
+  if jax.process_index() != 0:
+    return
+  write_config(config, workdir, start_epoch)
+  monitor.write_json_atomic(os.path.join(workdir, "dataset.json"), {
+      "name": ds.name, "class_names": list(ds.class_names), "image_shape": list(ds.image_shape),
+      "mean": list(ds.mean) if ds.mean is not None else None,
+      "std": list(ds.std) if ds.std is not None else None})
+  if ds.mean_image is not None:  # predict subtracts the same image
+    with paths.atomic(os.path.join(workdir, MEAN_IMAGE), ".tmp.npy") as tmp:
+      np.save(tmp, ds.mean_image)
+
+
 def write_config(config, workdir: str, start_epoch: int) -> None:
   """Writes config.json; a resumed run with changed values keeps the old file beside it
   (`config.until_epochN.json`)."""
@@ -171,7 +189,6 @@ class Status:
     record = {"state": state, "pid": os.getpid(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **self.command}
     if message:
       record["message"] = message
-    from cnnzoo.training import monitor
     try:
       monitor.write_json_atomic(self.path, record)
     except OSError:  # a full disk: the run's own error says so; the table reads the rest

@@ -20,6 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnzoo.errors import UserError
+from cnnzoo import models
+from cnnzoo.models.keras_weights import load_keras_weights
+from cnnzoo.data.ops import make_preprocess
+from cnnzoo.training.restore import restore_run
+from cnnzoo import paths
+from cnnzoo.data import idx, sources
+from cnnzoo import progress
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -134,8 +141,6 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
                        image_size: int = 0) -> Extractor:
   """A zoo model (convolutional base, no classifier) with the weights of a Keras .h5 file, fed
   image_size x image_size images (0: the model's default input, e.g. 224 for VGG16)."""
-  from cnnzoo import models
-  from cnnzoo.models.keras_weights import load_keras_weights
   model, variables = load_keras_weights(path, model_name, include_top=False)
   mode = mode or default_mode(model_name)
   if mode not in MODES:
@@ -147,8 +152,6 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
 
 def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
   """The model of a cnnzoo run, its checkpoint and its own evaluation preprocessing."""
-  from cnnzoo.data.ops import make_preprocess
-  from cnnzoo.training.restore import restore_run
   config, run, state, epoch = restore_run(workdir, checkpoint)
   ds = run.dataset
   _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
@@ -177,7 +180,6 @@ def write_features(path: str, extractor: Extractor, images, labels, class_names,
   """Writes `features` (N x D float32, batch by batch), `labels` and `class_names` to `path`
   through a temporary file renamed at the end: never a half-written features file."""
   import h5py
-  from cnnzoo import paths
   dim = check_layer(extractor, int(images.shape[-1]))
   with paths.atomic(path) as tmp, h5py.File(tmp, "w") as f:
     feats = f.create_dataset("features", (len(images), dim), np.float32)
@@ -235,7 +237,6 @@ SPLITS = ("train", "val", "test")
 def open_dataset(data: str):
   """--data: a builder HDF5 folder, `digits`, `fashion_mnist` / `mnist` (their IDX files, found as
 data.name finds them), or a tensorflow-datasets name."""
-  from cnnzoo.data import idx, sources
   if data == "digits":
     return sources.load_digits()
   if data in idx.CLASS_NAMES and not os.path.isdir(data):
@@ -255,7 +256,6 @@ def run(*, model=None, keras_weights=None, workdir=None, checkpoint="latest", da
         preprocess=None, image_size=0, out, batch_size=64, splits=SPLITS, list_layers=False,
         overwrite=False, echo=print) -> dict:
   """experiments.extract_features: checks everything, then writes OUT/SPLIT_features.h5 per split."""
-  from cnnzoo import paths
   paths.check_writable(out, "--out")
   taken = [output_path(out, s) for s in splits if os.path.exists(output_path(out, s))]
   if taken and not overwrite and not list_layers:
@@ -273,7 +273,6 @@ def run(*, model=None, keras_weights=None, workdir=None, checkpoint="latest", da
     return {}
   check_fits(extractor, ds.image_shape)
   os.makedirs(out, exist_ok=True)
-  from cnnzoo import progress
   written = {}
   for split in splits:
     part = getattr(ds, split)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from cnnzoo.errors import UserError
-from cnnzoo import metrics
+from cnnzoo import metrics, paths
 
 SEED_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
@@ -37,7 +37,6 @@ def fit(features, labels, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, fold
 def save(path: str, estimator, attrs: dict) -> None:
   """coef_, intercept_, classes_ and C as HDF5 datasets, `attrs` as attributes (atomically)."""
   import h5py
-  from cnnzoo import paths
   with paths.atomic(path) as tmp, h5py.File(tmp, "w") as f:
     f["coef"] = estimator.coef_
     f["intercept"] = estimator.intercept_
@@ -94,8 +93,8 @@ def probabilities(model, features: np.ndarray, num_classes: int) -> np.ndarray:
 def train(features_dir: str, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, out: str | None = None,
           echo=print) -> dict:
   """experiments.train_logreg: fit on train, report on test, save the model and the report."""
-  from cnnzoo.training import monitor
-  from cnnzoo.transfer import features as features_lib
+  from cnnzoo.training import monitor  # lazy, as below
+  from cnnzoo.transfer import features as features_lib  # lazy: the model zoo and training stack (~0.5 s of imports) only when used
   train_path = features_lib.output_path(features_dir, "train")
   test_path = features_lib.output_path(features_dir, "test")
   for p in (train_path, test_path):
@@ -131,7 +130,7 @@ def train(features_dir: str, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, o
 
 def evaluate_saved(path: str, features_dir: str, split: str = "test", echo=print) -> dict:
   """Applies a saved regression to DIR's SPLIT features (checked to come from the same extraction)."""
-  from cnnzoo.transfer import features as features_lib
+  from cnnzoo.transfer import features as features_lib  # lazy: as above
   model, attrs = load(path)
   where = features_lib.output_path(features_dir, split)
   if not os.path.isfile(where):

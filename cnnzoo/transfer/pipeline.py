@@ -16,6 +16,13 @@ import time
 import numpy as np
 
 from cnnzoo.errors import ConfigError, UserError
+from cnnzoo import models
+from cnnzoo import parallel, progress
+from cnnzoo.kernels import dispatch
+from cnnzoo.data import load_dataset
+from cnnzoo.training import monitor
+from cnnzoo.training import workdir as workdir_lib
+from cnnzoo.transfer import features, logreg
 
 FEATURES_DIR = "features"
 
@@ -23,7 +30,6 @@ FEATURES_DIR = "features"
 def _extractor(config, channels: int):
   """The Extractor of the config: model.keras_weights, or (features.random_weights, smoke runs
   only) the base's own random initialization."""
-  from cnnzoo.transfer import features
   f = config.features
   size = int(config.model.input_shape[0]) if config.model.input_shape else 0
   if config.model.keras_weights:
@@ -36,7 +42,6 @@ def _extractor(config, channels: int):
     raise ConfigError(f"features.use needs model.keras_weights (a Keras .h5 file of {config.model.name})")
   import jax
   import jax.numpy as jnp
-  from cnnzoo import models
   info = models.model_info(config.model.name)
   shape = tuple(config.model.input_shape or info.input_shape)
   model = models.create_model(config.model.name, num_classes=1, include_top=False, **config.model.kwargs.to_dict())
@@ -48,7 +53,6 @@ def _extractor(config, channels: int):
 
 def _reusable(path: str, attrs: dict, count: int) -> bool:
   """Whether the features file at `path` was written from the same extraction (and is whole)."""
-  from cnnzoo.transfer import features
   if not os.path.isfile(path):
     return False
   try:
@@ -60,12 +64,6 @@ def _reusable(path: str, attrs: dict, count: int) -> bool:
 
 def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   """Features of every split, the seed's logistic regression on them, results.json; returns it."""
-  from cnnzoo import parallel, progress
-  from cnnzoo.models import conv
-  from cnnzoo.data import load_dataset
-  from cnnzoo.training import monitor
-  from cnnzoo.training import workdir as workdir_lib
-  from cnnzoo.transfer import features, logreg
   f = config.features
   cs = [float(c) for c in f.C]
   if not cs or any(not np.isfinite(c) or c <= 0 for c in cs):
@@ -73,7 +71,6 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   if f.max_iter < 1 or f.jobs == 0 or f.jobs < -1:
     raise ConfigError("features.max_iter must be >= 1 and features.jobs positive or -1 (every core)")
   workdir_lib.check_writable(workdir)
-  from cnnzoo import models
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
@@ -104,7 +101,7 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
     results = {"kind": "features_logreg", "test_accuracy": result["rank1"], "test_top5": result["rank5"],
                "test_count": result["count"], "C": result["C"], "cv_accuracy": result["cv_accuracy"],
                "features": dim, "seconds": time.perf_counter() - began,
-               "hardware": parallel.hardware(conv.cpu_conv_note())}
+               "hardware": parallel.hardware(dispatch.active().note()), "kernels": dispatch.active().name}
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     status.write("finished")
   return results

@@ -1,13 +1,16 @@
 // cnnzoo's convolutions through oneDNN 3.2 (PyPI onednn-cpu-gomp) as XLA:CPU FFI handlers: NHWC float32
 // activations read and written in place, HWIO weights reordered into the blocked layout oneDNN picks for
 // each pass (its brgemm / JIT kernels; with plain HWIO weights both backward passes fall back to
-// im2col + GEMM). Built by cnnzoo/models/onednn.py on first use. The wheel has no headers: the few C API
-// functions are declared below and the enum values are oneDNN 3.2's (include/oneapi/dnnl/dnnl_types.h).
+// im2col + GEMM). Built by cnnzoo/kernels/build.py on first use. The wheel has no headers: the few C API
+// functions are declared below and the enum values are oneDNN 3.2's (include/oneapi/dnnl/dnnl_types.h);
+// kernels/onednn.py refuses a library whose dnnl_version() is not 3.2. Every oneDNN status is checked:
+// a failure is an XLA error naming the step, never a silent wrong result.
 #include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 #include "xla/ffi/api/ffi.h"
@@ -44,16 +47,23 @@ constexpr int Q_WEI = 131, Q_DWEI = 132;
 
 struct Engine {
   h engine = nullptr, stream = nullptr;
-  Engine() { dnnl_engine_create(&engine, 1, 0); dnnl_stream_create(&stream, engine, 1); }
+  int status = 0;  // dnnl_success is 0
+  Engine() {
+    status = dnnl_engine_create(&engine, 1, 0);
+    if (status == 0) status = dnnl_stream_create(&stream, engine, 1);
+  }
 };
 Engine& engine() { static Engine e; return e; }
 
-h md_strides(std::vector<int64_t> dims, std::vector<int64_t> strides) {
+h md_strides(std::vector<int64_t> dims, std::vector<int64_t> strides, bool& ok) {
   int64_t d[12] = {0}, s[12] = {0};
   for (size_t i = 0; i < dims.size(); ++i) { d[i] = dims[i]; s[i] = strides[i]; }
-  h m; dnnl_memory_desc_create_with_strides(&m, 4, d, F32, s); return m;
+  h m = nullptr; ok &= dnnl_memory_desc_create_with_strides(&m, 4, d, F32, s) == 0; return m;
 }
-h md_any(std::vector<int64_t> dims) { int64_t d[12] = {0}; for (size_t i = 0; i < 4; ++i) d[i] = dims[i]; h m; dnnl_memory_desc_create_with_tag(&m, 4, d, F32, ANY); return m; }
+h md_any(std::vector<int64_t> dims, bool& ok) {
+  int64_t d[12] = {0}; for (size_t i = 0; i < 4; ++i) d[i] = dims[i];
+  h m = nullptr; ok &= dnnl_memory_desc_create_with_tag(&m, 4, d, F32, ANY) == 0; return m;
+}
 
 struct Conv {
   h src, dst, hwio, pds[3], prims[3], reorders[3];
@@ -63,27 +73,36 @@ struct Conv {
        int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
     Engine& e = engine();
     int64_t ho = (hh + pt + pb - kh) / s + 1, wo = (ww + pl + pr - kw) / s + 1;
-    src = md_strides({n, ci, hh, ww}, {hh * ww * ci, 1, ww * ci, ci});
-    dst = md_strides({n, co, ho, wo}, {ho * wo * co, 1, wo * co, co});
-    hwio = md_strides({co, ci, kh, kw}, {1, co, kw * ci * co, ci * co});
+    src = md_strides({n, ci, hh, ww}, {hh * ww * ci, 1, ww * ci, ci}, ok);
+    dst = md_strides({n, co, ho, wo}, {ho * wo * co, 1, wo * co, co}, ok);
+    hwio = md_strides({co, ci, kh, kw}, {1, co, kw * ci * co, ci * co}, ok);
+    h any = md_any({co, ci, kh, kw}, ok);
+    if (!ok) return;
     int64_t st[12] = {s, s}, dil[12] = {0, 0}, L[12] = {pt, pl}, R[12] = {pb, pr};
-    ok &= dnnl_convolution_forward_primitive_desc_create(&pds[0], e.engine, FWD, DIRECT, src, md_any({co, ci, kh, kw}), nullptr, dst, st, dil, L, R, nullptr) == 0;
-    ok &= dnnl_convolution_backward_data_primitive_desc_create(&pds[1], e.engine, DIRECT, src, md_any({co, ci, kh, kw}), dst, st, dil, L, R, pds[0], nullptr) == 0;
-    ok &= dnnl_convolution_backward_weights_primitive_desc_create(&pds[2], e.engine, DIRECT, src, md_any({co, ci, kh, kw}), nullptr, dst, st, dil, L, R, pds[0], nullptr) == 0;
+    ok &= dnnl_convolution_forward_primitive_desc_create(&pds[0], e.engine, FWD, DIRECT, src, any, nullptr, dst, st, dil, L, R, nullptr) == 0;
+    if (!ok) return;
+    ok &= dnnl_convolution_backward_data_primitive_desc_create(&pds[1], e.engine, DIRECT, src, any, dst, st, dil, L, R, pds[0], nullptr) == 0;
+    ok &= dnnl_convolution_backward_weights_primitive_desc_create(&pds[2], e.engine, DIRECT, src, any, nullptr, dst, st, dil, L, R, pds[0], nullptr) == 0;
     if (!ok) return;
     for (int i = 0; i < 3; ++i) ok &= dnnl_primitive_create(&prims[i], pds[i]) == 0;
     wmd[0] = dnnl_primitive_desc_query_md(pds[0], Q_WEI, 0);
     wmd[1] = dnnl_primitive_desc_query_md(pds[1], Q_WEI, 0);
     wmd[2] = dnnl_primitive_desc_query_md(pds[2], Q_DWEI, 0);
-    h rpd;
+    if (!ok || !wmd[0] || !wmd[1] || !wmd[2]) { ok = false; return; }
+    h rpd = nullptr;
     ok &= dnnl_reorder_primitive_desc_create(&rpd, hwio, e.engine, wmd[0], e.engine, nullptr) == 0; ok &= dnnl_primitive_create(&reorders[0], rpd) == 0;
     ok &= dnnl_reorder_primitive_desc_create(&rpd, hwio, e.engine, wmd[1], e.engine, nullptr) == 0; ok &= dnnl_primitive_create(&reorders[1], rpd) == 0;
     ok &= dnnl_reorder_primitive_desc_create(&rpd, wmd[2], e.engine, hwio, e.engine, nullptr) == 0; ok &= dnnl_primitive_create(&reorders[2], rpd) == 0;
   }
 };
 
-// One call at a time: XLA:CPU may run independent convolutions (a layer's two gradients) on two threads,
-// and the primitives share one stream; oneDNN already spreads each call over every core.
+// One call at a time. Needed, not a convenience: XLA:CPU may run independent convolutions (a layer's two
+// gradients) on two of its pool's threads at once, and the wheel's oneDNN is built with
+// ONEDNN_ENABLE_CONCURRENT_EXEC=OFF, whose documented thread-safety ("dnnl_scratchpad_mode_library")
+// lets primitives run in parallel only on the thread that created them -- XLA's pool moves calls
+// between threads -- and shares one scratchpad among them. Lifting it would take user-managed
+// scratchpads and a stream per thread, and two OpenMP teams would then share the same cores: oneDNN
+// already spreads each call over every core.
 std::mutex mu;
 std::map<std::vector<int64_t>, std::unique_ptr<Conv>> cache;
 
@@ -94,7 +113,7 @@ int run(ch prim, std::vector<std::tuple<int, ch, void*>> args) {
   for (auto& [arg, md, ptr] : args) { h m = nullptr; st |= dnnl_memory_create(&m, md, e.engine, ptr); mems.push_back(m); packed.push_back({arg, m}); }
   if (st) { for (h m : mems) if (m) dnnl_memory_destroy(m); return st; }
   st = dnnl_primitive_execute(prim, e.stream, (int)packed.size(), packed.data());
-  dnnl_stream_wait(e.stream);
+  if (st == 0) st = dnnl_stream_wait(e.stream);
   for (h m : mems) dnnl_memory_destroy(m);
   return st;
 }
@@ -106,6 +125,9 @@ ffi::Error Impl(int which, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b, ffi
   auto kd = which == 2 ? out->dimensions() : b.dimensions();
   std::vector<int64_t> key = {xd[0], xd[1], xd[2], xd[3], kd[0], kd[1], kd[2], kd[3], s, pt, pb, pl, pr};
   std::lock_guard<std::mutex> lock(mu);
+  if (engine().status)
+    return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN: cannot create a CPU engine and stream (status " +
+                      std::to_string(engine().status) + ")");
   auto& c = cache[key];
   if (!c) c = std::make_unique<Conv>(xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], s, pt, pb, pl, pr);
   if (!c->ok) return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN: no convolution for these shapes");
