@@ -1,11 +1,12 @@
 """Figures of a set of predictions: rank-1 / rank-5 accuracy, scikit-learn's classification report
 and a confusion-matrix plot. Pure NumPy / scikit-learn / matplotlib on (examples, classes)
-probabilities; nothing here imports the rest of cnnzoo, so training uses it for results.json too.
+probabilities; of cnnzoo it imports only `paths` (atomic writes), so training uses it for
+results.json too.
 """
 
-import os
-
 import numpy as np
+
+from cnnzoo import paths
 
 
 def rank_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -81,7 +82,6 @@ def plot_confusion(matrix, class_names, path: str, title: str = "") -> None:
   ax.set_ylabel("true")
   ax.set_title(title or f"confusion matrix ({int(m.sum())} images)")
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
+  with paths.atomic(path, ".tmp.png") as tmp:
+    fig.savefig(tmp, dpi=100)
   plt.close(fig)
-  os.replace(tmp, path)

@@ -154,9 +154,8 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True, ch
   """Writes one split to `path` atomically (images size x size x `channels`); returns (written
   count, skipped paths)."""
   import h5py
-  tmp = path + ".partial"
   skipped, n = [], 0
-  try:
+  with paths.atomic(path, ".partial") as tmp:
     with h5py.File(tmp, "w") as f:
       chunk = (max(1, min(64, len(items))), size, size, channels)
       images = f.create_dataset("images", (len(items), size, size, channels), np.uint8, chunks=chunk,
@@ -179,11 +178,6 @@ def write_split(path, items, class_names, size, mode="aspect", progress=True, ch
         images.resize((n, size, size, channels))
       f["labels"] = labels[:n]
       f.attrs["class_names"] = [c.encode() for c in class_names]
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
   return n, skipped
 
 

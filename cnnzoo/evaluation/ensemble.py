@@ -12,7 +12,7 @@ from cnnzoo.errors import UserError
 from cnnzoo.evaluation import runs
 from cnnzoo.training import loop
 from cnnzoo.training import validate
-from cnnzoo.training import workdir as workdir_lib
+from cnnzoo import paths
 
 
 def member_dirs(workdir: str, members: int) -> list[str]:
@@ -27,7 +27,7 @@ def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, e
   if resume_epoch is not None or init_from is not None:
     raise UserError("--resume_epoch / --init_from apply to one run; for an ensemble pass them to a member: "
                     f"--workdir={os.path.join(workdir, 'member_K')} --config.ensemble.members=0")
-  workdir_lib.check_writable(workdir)
+  paths.check_writable(workdir, "--workdir")
   dirs = member_dirs(workdir, n)
   for k, member_dir in enumerate(dirs):
     member = config.copy_and_resolve_references()

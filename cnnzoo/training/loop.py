@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from cnnzoo import metrics, parallel
+from cnnzoo import metrics, parallel, paths
 from cnnzoo.data import Loader
 from cnnzoo.errors import RunStopped, Terminated, UserError
 from cnnzoo.training import monitor, steps
@@ -116,7 +116,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
     UserError: a config, flag or workdir that cannot work; nothing was written.
     RunStopped: the loss became NaN / Inf, or the disk filled; the last good checkpoint is kept.
   """
-  workdir_lib.check_writable(workdir)
+  paths.check_writable(workdir, "--workdir")
   directory = os.path.join(workdir, "checkpoints")
   if resume_epoch is not None and resume_epoch not in resume.finished_epochs(directory):
     raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {directory} "

@@ -121,13 +121,8 @@ class HistoryPlot:
       ax.legend()
     fig.suptitle(f"{self.title} (epoch {epochs[-1]})")
     fig.tight_layout()
-    tmp = self.path + ".tmp.png"  # one draw at a time: close() waits for the thread first
-    try:
+    with paths.atomic(self.path, ".tmp.png") as tmp:  # one draw at a time: close() waits for the thread first
       fig.savefig(tmp, dpi=90)
-      os.replace(tmp, self.path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
 
 
 class TensorBoard:

@@ -31,11 +31,6 @@ def default_workdir(config_spec: str) -> str:
   return os.path.join("runs", f"{name}-{arg}" if arg else name)
 
 
-def check_writable(workdir: str) -> None:
-  """Refuses a workdir that is empty, a file, below a file or not writable, before anything is written."""
-  paths.check_writable(workdir, "--workdir")
-
-
 @contextlib.contextmanager
 def lock(workdir: str):
   """Holds an exclusive lock on `workdir` (process 0 of a run) while the body runs.
@@ -123,8 +118,7 @@ def write_config(config, workdir: str, start_epoch: int) -> None:
       old = f.read()
     if old == text:
       return
-  tmp = path + ".tmp"
-  try:  # the new file first: a full disk leaves config.json as it was
+  with paths.atomic(path) as tmp:  # the new file first: a full disk leaves config.json as it was
     with open(tmp, "w") as f:
       f.write(text)
     if old is not None:
@@ -132,11 +126,6 @@ def write_config(config, workdir: str, start_epoch: int) -> None:
       while os.path.exists(keep):
         keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.{n}.json"), n + 1
       os.link(path, keep)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def read_config(workdir: str):

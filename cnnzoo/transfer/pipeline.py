@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnzoo.errors import ConfigError, UserError
 from cnnzoo import models
-from cnnzoo import parallel, progress
+from cnnzoo import parallel, paths, progress
 from cnnzoo.kernels import dispatch
 from cnnzoo.data import load_dataset
 from cnnzoo.training import monitor
@@ -70,7 +70,7 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
     raise ConfigError(f"features.C={tuple(f.C)}: every C must be a positive number")
   if f.max_iter < 1 or f.jobs == 0 or f.jobs < -1:
     raise ConfigError("features.max_iter must be >= 1 and features.jobs positive or -1 (every core)")
-  workdir_lib.check_writable(workdir)
+  paths.check_writable(workdir, "--workdir")
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
