@@ -61,7 +61,7 @@ def _model() -> ml_collections.ConfigDict:
   d.dtype = "float32"  # compute dtype; "bfloat16" on GPUs (parameters stay float32)
   d.kwargs = ml_collections.ConfigDict()  # overrides of the model's fields
   d.kernel_init = "flax"  # flax | glorot_uniform (Keras' default) | he_normal: conv / dense kernels
-  # Network surgery (cnnzoo/models/transfer.py): the model without its classifier plus a new head
+  # Network surgery (cnnzoo/models/heads.py): the model without its classifier plus a new head
   d.head = ""  # "" (the model's own classifier) | fc (the seed's FCHeadNet) | gap (global pool + Dense)
   d.head_hidden = -1  # hidden Dense units of the head (-1: fc 256, gap none)
   d.head_dropout = -1.0  # dropout before the head's output (-1: fc 0.5, gap none)

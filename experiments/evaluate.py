@@ -27,8 +27,8 @@ def main(argv):
   from cnnzoo import parallel
   cli.choose_platform()
   parallel.check_platform()
-  from cnnzoo.evaluation import runs
-  runs.evaluate_runs(_WORKDIRS.value, _SPLIT.value, _CHECKPOINT.value, _OUT.value)
+  from cnnzoo.evaluation import evaluate as evaluate_lib
+  evaluate_lib.evaluate_runs(_WORKDIRS.value, _SPLIT.value, _CHECKPOINT.value, _OUT.value)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def surgery(info, shape) -> None:
   import jax
   from cnnzoo import models
   from cnnzoo.models import inspect
-  from cnnzoo.models.transfer import create_transfer_model
+  from cnnzoo.models.heads import create_transfer_model
   from cnnzoo.training import trainable
   classes = _CLASSES.value or info.num_classes
   model = (create_transfer_model(info.name, num_classes=classes, head=_HEAD.value, hidden=_HEAD_HIDDEN.value)

@@ -58,7 +58,7 @@ CASES = [
      "mean.json holds a mean or std that is not a finite number"),
     (MAIN + ["--config.data.name=hdf5", "--config.data.dir={train_only}"],
      "holds train.h5 but no test.h5: a partial dataset; rebuild it with"),
-    # network surgery and what trains (cnnzoo/models/transfer.py, cnnzoo/training/trainable.py)
+    # network surgery and what trains (cnnzoo/models/heads.py, cnnzoo/training/trainable.py)
     (FINETUNE + ["--config.stages=()", "--config.optim.trainable=from:block9_conv1"],
      "optim.trainable=from:block9_conv1: no layer named 'block9_conv1'; the layers are: block1_conv1, block1_conv2, "
      "block1_pool,"),

@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import quiet
 from cnnzoo.errors import UserError
 from cnnzoo import metrics
-from cnnzoo.evaluation import runs
+from cnnzoo.evaluation import evaluate as evaluate_lib
 
 
 def test_rank_accuracy_and_report_by_hand():
@@ -72,13 +72,13 @@ def test_results_json_carries_the_classification_report(two_runs):
 
 
 def test_evaluate_counts_each_example_once_and_matches_training(two_runs, tmp_path):
-  member = runs.predict_run(two_runs[0], "test", "latest")
+  member = evaluate_lib.predict_run(two_runs[0], "test", "latest")
   assert member.probs.shape == (360, 10) and member.epoch == 1
   np.testing.assert_allclose(member.probs.sum(axis=1), 1.0, rtol=1e-5)
   results = json.loads(open(os.path.join(two_runs[0], "results.json")).read())
   assert metrics.rank_accuracy(member.probs, member.labels, 1) == results["test_accuracy"]
   assert metrics.rank_accuracy(member.probs, member.labels, 5) == results["test_top5_accuracy"]
-  out = runs.evaluate_runs([two_runs[0]], out=str(tmp_path / "eval"), echo=lambda s: None)
+  out = evaluate_lib.evaluate_runs([two_runs[0]], out=str(tmp_path / "eval"), echo=lambda s: None)
   assert out["count"] == 360 and out["rank1"] == results["test_accuracy"]
   assert sorted(os.listdir(tmp_path / "eval")) == ["classification_report.txt", "confusion_matrix.png",
                                                     "evaluation.json"]
@@ -87,9 +87,9 @@ def test_evaluate_counts_each_example_once_and_matches_training(two_runs, tmp_pa
 
 
 def test_a_two_member_ensemble_is_the_mean_of_their_probabilities(two_runs, tmp_path):
-  a, b = (runs.predict_run(d, "val", "latest") for d in two_runs)
+  a, b = (evaluate_lib.predict_run(d, "val", "latest") for d in two_runs)
   by_hand = (a.probs + b.probs) / 2
-  out = runs.evaluate_runs(two_runs, split="val", checkpoint="latest", out=str(tmp_path / "ens"),
+  out = evaluate_lib.evaluate_runs(two_runs, split="val", checkpoint="latest", out=str(tmp_path / "ens"),
                            echo=lambda s: None)
   assert out["ensemble_of"] == 2 and out["count"] == len(a.labels) == 180
   assert out["rank1"] == metrics.rank_accuracy(by_hand, a.labels, 1)
@@ -101,24 +101,24 @@ def test_a_two_member_ensemble_is_the_mean_of_their_probabilities(two_runs, tmp_
 
 def test_evaluate_refuses_what_cannot_be_evaluated(two_runs, tmp_path):
   with pytest.raises(UserError, match="no config.json"):
-    runs.evaluate_runs([str(tmp_path)], echo=lambda s: None)
+    evaluate_lib.evaluate_runs([str(tmp_path)], echo=lambda s: None)
   with pytest.raises(UserError, match="twice"):
-    runs.evaluate_runs([two_runs[0], two_runs[0]], echo=lambda s: None)
+    evaluate_lib.evaluate_runs([two_runs[0], two_runs[0]], echo=lambda s: None)
   with pytest.raises(UserError, match="no such checkpoint"):
-    runs.evaluate_runs([two_runs[0]], checkpoint="7", out=str(tmp_path / "x"), echo=lambda s: None)
+    evaluate_lib.evaluate_runs([two_runs[0]], checkpoint="7", out=str(tmp_path / "x"), echo=lambda s: None)
   assert not os.path.exists(tmp_path / "x")
 
 
 def test_an_ensemble_needs_one_dataset_and_the_same_examples():
   def member(name, dataset="digits", classes=("0", "1"), labels=(0, 1, 1)):
-    return runs.Member(name, 1, "lenet5", dataset, list(classes), np.array(labels), np.zeros((len(labels), 2)))
-  runs.check_compatible([member("a"), member("b")])
+    return evaluate_lib.Member(name, 1, "lenet5", dataset, list(classes), np.array(labels), np.zeros((len(labels), 2)))
+  evaluate_lib.check_compatible([member("a"), member("b")])
   with pytest.raises(UserError, match="same dataset and class list"):
-    runs.check_compatible([member("a"), member("b", dataset="cifar10")])
+    evaluate_lib.check_compatible([member("a"), member("b", dataset="cifar10")])
   with pytest.raises(UserError, match="same dataset and class list"):
-    runs.check_compatible([member("a"), member("b", classes=("0", "one"))])
+    evaluate_lib.check_compatible([member("a"), member("b", classes=("0", "one"))])
   with pytest.raises(UserError, match="same examples"):
-    runs.check_compatible([member("a"), member("b", labels=(0, 1, 0))])
+    evaluate_lib.check_compatible([member("a"), member("b", labels=(0, 1, 0))])
 
 
 def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path, forkserver):
@@ -135,7 +135,7 @@ def test_predict_files_with_the_runs_preprocessing(two_runs, tmp_path, forkserve
   got = predict.predict_files(predictor, [paths[0], str(tmp_path / "broken.png"), *paths[1:]], top=3,
                               echo=lambda s: None, warn=warnings.append)
   assert [p for p, _ in got] == paths and len(warnings) == 1 and "broken.png: skipped" in warnings[0]
-  member = runs.predict_run(two_runs[0], "test", "latest")
+  member = evaluate_lib.predict_run(two_runs[0], "test", "latest")
   for i, (_, best) in enumerate(got):
     assert len(best) == 3 and best[0][0] == member.class_names[int(np.argmax(member.probs[i]))]
     assert best[0][1] == pytest.approx(float(member.probs[i].max()), rel=1e-5)

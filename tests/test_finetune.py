@@ -14,7 +14,7 @@ import pytest
 
 from conftest import cli_batch, fast_keras, quiet, read_json, without_timing
 from cnnzoo.models import inspect
-from cnnzoo.models.transfer import create_transfer_model
+from cnnzoo.models.heads import create_transfer_model
 from cnnzoo.training import loop, trainable
 
 keras = fast_keras()

@@ -9,7 +9,7 @@ interrupted (bitwise, as any run), and finished members are only re-tested.
 import os
 
 from cnnzoo.errors import UserError
-from cnnzoo.evaluation import runs
+from cnnzoo.evaluation import evaluate as evaluate_lib
 from cnnzoo.training import loop
 from cnnzoo.training import validate
 from cnnzoo import paths
@@ -35,4 +35,4 @@ def train_ensemble(config, workdir: str, *, resume_epoch=None, init_from=None, e
     member.ensemble.members = 0
     echo(f"ensemble member {k + 1} of {n} (seed {member.seed}): {member_dir}")
     loop.train_and_evaluate(member, member_dir, command=command)
-  return runs.evaluate_runs(dirs, "test", "latest", out=os.path.join(workdir, "ensemble_eval_test"), echo=echo)
+  return evaluate_lib.evaluate_runs(dirs, "test", "latest", out=os.path.join(workdir, "ensemble_eval_test"), echo=echo)

@@ -18,7 +18,7 @@ from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import dispatch
 from cnnzoo.kernels.dispatch import XLA
-from cnnzoo.models.transfer import create_transfer_model
+from cnnzoo.models.heads import create_transfer_model
 from cnnzoo.training import stages, steps, validate
 from cnnzoo.training.stages import Stage
 from cnnzoo.training import state as state_lib
