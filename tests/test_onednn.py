@@ -83,7 +83,7 @@ def test_an_epoch_loop_calls_onednn_and_trains_like_a_call_a_step(use_onednn, ti
   tiny_digits.num_epochs = 1
   auto, sums_auto, run = trained(quiet(tiny_digits), 0, 1)
   from cnnzoo.training import steps
-  batches, count = next(run.train_loader.index_chunks(0, run.train_chunk.size))
+  batches, count = next(run.train_loader.chunks(0, run.train_chunk.size))
   hlo = run.train_chunk.jitted.lower(run.state, steps.zero_metrics(), batches, np.int32(count),
                                      run.train_chunk.source).as_text()
   assert hlo.count("CnnzooOnednnConvKernelGrad") == 2  # LeNet's two convolutions, inside the loop

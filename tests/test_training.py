@@ -118,6 +118,17 @@ def check_loop_bitwise(name):
     assert run.train_chunk.size == (run.train_loader.steps_per_epoch if per_call == 0 else 7)
     assert np.array_equal(got, reference) and sums == reference_sums
     assert run.train_chunk.jitted._cache_size() == 1  # the short last call reuses the compilation
+  # batches streamed from the host (HDF5 splits larger than data.max_on_device_gb): stacked 7 at a
+  # time through the same loop, the bits of a call a step on the same streamed batches
+  def streamed(base=config):
+    c = base()
+    c.data.on_device = "no"
+    return c
+  one, one_sums, run = trained(streamed(), 1, epochs)
+  assert not run.train_loader.on_device and run.train_chunk is None
+  got, sums, run = trained(streamed(), 7, epochs)
+  assert run.train_chunk.size == 7 and run.train_chunk.source is None
+  assert np.array_equal(got, one) and sums == one_sums
   # with the progress bar on (auto): a call per monitor.log_every_steps, the bar moved after each
   c = config()
   c.monitor.progress, c.monitor.log_every_steps = True, 4
@@ -132,14 +143,18 @@ def test_auto_steps_per_dispatch(tiny_digits, monkeypatch):
   """One call a step where a loop would not pay: batches from the host, and XLA's own convolution
   backward pass on the CPU (17 s instead of 0.3 s a MiniVGGNet step inside a loop body)."""
   from cnnzoo.kernels import dispatch, settings
+  from cnnzoo.training import build as build_lib
   run = loop.build(tiny_digits)
   auto = lambda kernels=run.kernels: loop.steps_per_dispatch(tiny_digits, run.train_loader, run.mesh, kernels)
   assert auto() == 39  # the progress bar off: the whole epoch
   tiny_digits.monitor.progress = True
   assert auto() == 20  # monitor.log_every_steps
   assert auto(dispatch.resolve(settings.Settings(kernel_grad="xla"), "cpu", 1)) == 1
-  monkeypatch.setattr(run.train_loader, "on_device", False)
-  assert auto() == 1
+  monkeypatch.setattr(run.train_loader, "on_device", False)  # streamed: host batches stacked K at a time
+  assert auto() == 20
+  batch_bytes = run.train_loader.split.images[:run.train_loader.batch_size].nbytes
+  monkeypatch.setattr(build_lib, "STREAMED_CHUNK_BYTES", 5 * batch_bytes + 1)  # five batches' images
+  assert auto() == 5
 
 
 

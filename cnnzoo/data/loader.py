@@ -73,37 +73,50 @@ class Loader:
     host-to-device copy overlap the running step); the order never changes.
     """
     order = self.order(epoch)
-    steps = range(start_step, self.steps_per_epoch)
     make = self._device_batch if self.on_device else self._host_batch
+    yield from self._prefetched(lambda step: make(order, step), range(start_step, self.steps_per_epoch))
+
+  def chunks(self, epoch: int, size: int) -> Iterator[tuple[dict, int]]:
+    """The batches of `epoch` `size` at a time, stacked on a leading axis, with the number of real
+    batches in each: index batches ({"index", "mask"}: (size, batch)) of a device-resident split,
+    else host batches ({"image": (size, batch, H, W, C), "label", "mask"}) prepared `prefetch`
+    chunks ahead. The last chunk is filled up with copies of its last batch, which are not run."""
+    order = self.order(epoch)
+    sharding = parallel.stacked_batch_sharding(self.sharding.mesh)
+
+    def chunk(start):
+      count = min(size, self.steps_per_epoch - start)
+      rows = [self._indices(order, start + min(i, count - 1)) for i in range(size)]
+      if self.on_device:
+        idx, mask = zip(*rows)
+        local = {"index": np.stack(idx)[:, self._rows].astype(np.int32), "mask": np.stack(mask)[:, self._rows]}
+      else:
+        parts = [self._gather(idx[self._rows], mask[self._rows]) for idx, mask in rows]
+        local = {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+      return parallel.put_global_batch(local, sharding), count
+
+    yield from self._prefetched(chunk, range(0, self.steps_per_epoch, size))
+
+  def _prefetched(self, make, items) -> Iterator:
+    """make(item) for each item in order; host batches made `prefetch` ahead by a background thread
+    (HDF5 reads and the host-to-device copy overlap the running step)."""
     if self.on_device or not self.prefetch:  # index batches are cheap: no thread needed
-      for step in steps:
-        yield make(order, step)
+      for item in items:
+        yield make(item)
       return
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cnnzoo-prefetch") as pool:
-      pending = collections.deque(pool.submit(make, order, s) for s in steps[:self.prefetch])
-      upcoming = iter(steps[self.prefetch:])
+      pending = collections.deque(pool.submit(make, item) for item in items[:self.prefetch])
+      upcoming = iter(items[self.prefetch:])
       try:
         while pending:
-          batch = pending.popleft().result()
-          step = next(upcoming, None)
-          if step is not None:
-            pending.append(pool.submit(make, order, step))
-          yield batch
+          done = pending.popleft().result()
+          item = next(upcoming, None)
+          if item is not None:
+            pending.append(pool.submit(make, item))
+          yield done
       finally:  # the consumer stopped early: drop what was queued
         for future in pending:
           future.cancel()
-
-  def index_chunks(self, epoch: int, size: int) -> Iterator[tuple[dict, int]]:
-    """The index batches of `epoch` (a device-resident split) `size` at a time, stacked:
-    ({"index": int32 (size, batch), "mask": bool (size, batch)}, the number of real batches in
-    it); the last chunk is filled up with copies of its last batch, which are not run."""
-    order = self.order(epoch)
-    sharding = parallel.stacked_batch_sharding(self.sharding.mesh)
-    for start in range(0, self.steps_per_epoch, size):
-      count = min(size, self.steps_per_epoch - start)
-      idx, mask = zip(*(self._indices(order, start + min(i, count - 1)) for i in range(size)))
-      local = {"index": np.stack(idx)[:, self._rows].astype(np.int32), "mask": np.stack(mask)[:, self._rows]}
-      yield parallel.put_global_batch(local, sharding), count
 
   def _indices(self, order: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
     idx = order[step * self.batch_size:(step + 1) * self.batch_size]

@@ -54,27 +54,30 @@ class Chunk:
     return self.jitted(state, sums, batches, np.int32(count), self.source)
 
 
+STREAMED_CHUNK_BYTES = 256 << 20  # auto: the images of one chunk of streamed host batches, at most
+
+
 def steps_per_dispatch(config, loader: Loader, mesh, kernels: dispatch.Kernels) -> int:
   """How many train steps one call runs (config.steps_per_dispatch; 0 = auto).
 
-  auto: on a device-resident split, the steps between two progress-bar updates
-  (monitor.log_every_steps), or the whole epoch without a bar, as one compiled loop; one step a
-  call when the batches come from the host, over several CPU devices (XLA:CPU's collectives
-  inside a loop body have hung there), and on the CPU without cnnzoo's convolution backward pass
-  (kernels without `xla`, e.g. CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to
-  17 s). On one CPU device every setting trains bitwise the same at XLA's default flags, with
+  auto: the steps between two progress-bar updates (monitor.log_every_steps), or the whole epoch
+  without a bar, as one compiled loop -- over index batches of a device-resident split, or over
+  host batches stacked STREAMED_CHUNK_BYTES at most at a time (Loader.chunks); one step a call
+  over several CPU devices (XLA:CPU's collectives inside a loop body have hung there) and on the
+  CPU without cnnzoo's convolution backward pass (kernels without `xla`, e.g.
+  CNNZOO_CONV_KERNEL_GRAD=xla: XLA's own inside a loop body took MiniVGGNet's step from 0.3 to 17 s). On one CPU device every setting trains bitwise the same at XLA's default flags, with
   oneDNN's convolutions (the default) and with XLA's (tests/test_training.py); any N > 1 shares one
   compilation. (With oneDNN's, LLVM -O0 together with XLA's elemental emitters -- the suite's
   flags -- round Keras' Adam differently for N = 1 than N > 1.)"""
   k = config.get("steps_per_dispatch", 0)
-  if k > 1 and not loader.on_device:
-    raise ConfigError(f"--config.steps_per_dispatch={k} needs a training split kept on the device; it is "
-                      "streamed from the host (data.on_device / data.max_on_device_gb): set it to 0 or 1")
   if k:
     return min(k, loader.steps_per_epoch)
-  if not loader.on_device or (jax.default_backend() == "cpu" and (mesh.devices.size > 1 or XLA not in kernels.backends)):
+  if jax.default_backend() == "cpu" and (mesh.devices.size > 1 or XLA not in kernels.backends):
     return 1
   every = config.monitor.log_every_steps if config.monitor.progress else loader.steps_per_epoch
+  if not loader.on_device:  # K host batches are on the host and the device at once (twice, prefetched)
+    image_bytes = int(np.prod(loader.split.images.shape[1:])) * loader.split.images.dtype.itemsize
+    every = min(every, max(1, STREAMED_CHUNK_BYTES // (image_bytes * loader.batch_size)))
   return min(every, loader.steps_per_epoch)
 
 

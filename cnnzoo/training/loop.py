@@ -82,7 +82,7 @@ def _train_epoch_in_chunks(run: Run, state, epoch: int, bar: monitor.ProgressBar
   """train_epoch with `run.train_chunk.size` steps a call (the progress bar moves once a call)."""
   sums, data_seconds = jax.device_put(steps.zero_metrics(), parallel.replicated(run.mesh)), 0.0
   t0 = time.perf_counter()
-  chunks = run.train_loader.index_chunks(epoch, run.train_chunk.size)
+  chunks = run.train_loader.chunks(epoch, run.train_chunk.size)
   for _ in range(-(-run.train_loader.steps_per_epoch // run.train_chunk.size)):
     t = time.perf_counter()
     batches, count = next(chunks)
