@@ -3,19 +3,19 @@ them (benchmarks/vs_pytorch.py and onednn_probe.py compare the two frameworks' t
 same weights). PyTorch is passed in: it is a benchmark-only dependency (requirements-bench.txt)."""
 
 
-def torch_minivggnet(torch, num_classes=10):
+def torch_minivggnet(torch, num_classes=10, in_channels=3, size=32):
   """cnnzoo's MiniVGGNet: [conv-ReLU-BN]x2, pool, dropout .25, twice; FC 512-ReLU-BN, dropout .5."""
   nn = torch.nn
   bn2 = lambda c: nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)  # Keras' momentum 0.99 = PyTorch's 0.01
   layers = []
-  cin = 3
+  cin = in_channels
   for width in (32, 64):
     for _ in range(2):
       layers += [nn.Conv2d(cin, width, 3, padding=1), nn.ReLU(), bn2(width)]
       cin = width
     layers += [nn.MaxPool2d(2), nn.Dropout(0.25)]
   # flax flattens NHWC: permute so that the first Dense sees the same order
-  layers += [Permute(torch, (0, 2, 3, 1)), nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(),
+  layers += [Permute(torch, (0, 2, 3, 1)), nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 512), nn.ReLU(),
              nn.BatchNorm1d(512, eps=1e-3, momentum=0.01), nn.Dropout(0.5), nn.Linear(512, num_classes)]
   return nn.Sequential(*layers)
 
@@ -27,7 +27,7 @@ def Permute(torch, dims):  # noqa: N802 (a module factory)
   return _Permute()
 
 
-def torch_resnet20_v1(torch, num_classes=10):
+def torch_resnet20_v1(torch, num_classes=10, in_channels=3):
   """The Keras example's resnet_v1 of depth 20 (cnnzoo's resnet20_v1)."""
   nn = torch.nn
   bn = lambda c: nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
@@ -50,7 +50,7 @@ def torch_resnet20_v1(torch, num_classes=10):
   class Net(nn.Module):
     def __init__(self):
       super().__init__()
-      self.stem_conv, self.stem_bn = nn.Conv2d(3, 16, 3, 1, 1), bn(16)
+      self.stem_conv, self.stem_bn = nn.Conv2d(in_channels, 16, 3, 1, 1), bn(16)
       blocks, cin = [], 16
       for s in range(3):
         width = 16 * 2 ** s

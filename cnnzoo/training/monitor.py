@@ -8,6 +8,7 @@ comes from its checkpoint) redraws seamlessly. Only process 0 writes.
 import json
 import math
 import os
+import sys
 
 import jax
 
@@ -125,12 +126,26 @@ class HistoryPlot:
       fig.savefig(tmp, dpi=90)
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without PyTorch: where torch is installed tensorboardX
+  imports it (2.1 s on 2 cores) only to accept torch tensors; cnnzoo writes Python floats. A None in
+  sys.modules makes its `import torch` fail into its own fallback, and is removed right after."""
+  blocked = "torch" not in sys.modules
+  if blocked:
+    sys.modules["torch"] = None
+  try:
+    from tensorboardX import SummaryWriter  # lazy: only runs that write TensorBoard events pay for it
+  finally:
+    if blocked:
+      del sys.modules["torch"]
+  return SummaryWriter
+
+
 class TensorBoard:
   """Epoch scalars as TensorBoard events in the workdir."""
 
   def __init__(self, workdir: str):
-    from tensorboardX import SummaryWriter
-    self._writer = SummaryWriter(workdir)
+    self._writer = _summary_writer_class()(workdir)
 
   def __call__(self, history: list[dict]) -> None:
     record = history[-1]
