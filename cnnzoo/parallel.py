@@ -25,8 +25,8 @@ def use_compilation_cache() -> str | None:
   evaluation loads its compiled programs instead of compiling them again: in ~/.cache/cnnzoo/xla,
   or $CNNZOO_XLA_CACHE ("" turns it off); JAX_COMPILATION_CACHE_DIR, if set, wins. Returns the
   folder in use. Programs that compile in at least MIN_CACHED_COMPILE_SECONDS are stored (JAX's
-  default is 1 s, which left the README's first command compiling its two evaluation programs,
-  0.17 s each, on every run: warm 7.13-7.37 s with them stored against 7.47-7.59 s)."""
+  default is 1 s, which left the README's first command compiling its two evaluation programs on
+  every run: benchmarks/README.md, "Measurements behind the code's choices")."""
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return os.environ["JAX_COMPILATION_CACHE_DIR"]
   path = os.environ.get(CACHE_ENV, DEFAULT_CACHE)

@@ -58,8 +58,8 @@ def input_grad(dy, w, in_hw, strides, pads, precision=None):
   top level of a program), but XLA's form -- a reversed kernel read with dimension labels
   `01oi` -- is turned into a YNNPACK convolution only in a program's entry computation. Inside a
   loop body (an epoch as one `lax.fori_loop`, training.build's steps_per_dispatch) it is left to
-  XLA:CPU's generic emitter: MiniVGGNet's step at batch 64 took 416-474 ms there against 155-270
-  ms per dispatch; this form runs as fast in both and gives both the same bits."""
+  XLA:CPU's generic emitter, 2-3x slower (benchmarks/README.md, "Measurements behind the code's
+  choices"); this form runs as fast in both and gives both the same bits."""
   kh, kw = w.shape[:2]
   flipped = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
   pad = []

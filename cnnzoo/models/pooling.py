@@ -1,7 +1,7 @@
 """Max pooling with a fast gradient: `max_pool` is flax's `nn.max_pool` (the same forward, the
 same call), with its gradient computed from one strided slice per window tap instead of XLA's
-`select_and_scatter`, which XLA:CPU runs slowly (MiniVGGNet's two pools at batch 128: 96 + 51 ms
-of a ~660 ms step; this form 2.8 + 1.3 ms. 3x3 stride 2 pools: 207-259 -> 25-46 ms).
+`select_and_scatter`, which XLA:CPU runs 10-40x slower (the measurements: benchmarks/README.md,
+"Measurements behind the code's choices").
 
 The gradient is the one JAX gives (select_and_scatter_add with a >= select): each window sends
 its output gradient to its first maximum in row-major window order. Windows that do not overlap
