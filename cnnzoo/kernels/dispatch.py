@@ -14,9 +14,10 @@ always last.
   and XLA:CPU's 8 forced host devices on 2 cores then time out in their all-reduce rendezvous
   (tests/test_training.py's 8-device run).
 
-`default()` resolves once, from the environment and JAX's devices, when a run is built
-(training/build.py records its name in results.json) or the first convolution is traced; `use()`
-puts another choice in force for the tracing inside it (tests, XLA's cost analysis).
+`default()` resolves once, from the environment and JAX's devices, when a run is built or the
+first convolution is traced; a run binds its programs to the kernels it was built with (`bound`,
+training/build.py; results.json records their name); `use()` puts another choice in force for the
+tracing inside it (tests, XLA's cost analysis).
 """
 
 import contextlib
@@ -117,6 +118,16 @@ def use(kernels: Kernels):
     yield kernels
   finally:
     _ACTIVE.reset(token)
+
+
+def bound(kernels: Kernels, fn: Callable) -> Callable:
+  """`fn` that runs (and so is traced, inside jax.jit) with `kernels` in force, wherever it is
+  first called: how a run passes its kernels to its programs."""
+  @functools.wraps(fn)
+  def with_kernels(*args, **kwargs):
+    with use(kernels):
+      return fn(*args, **kwargs)
+  return with_kernels
 
 
 def active() -> Kernels:

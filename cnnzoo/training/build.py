@@ -113,20 +113,7 @@ def build(config, abstract: bool = False) -> Run:
   info = models.model_info(config.model.name)
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
-  for split_name, split in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
-    if len(split) == 0:
-      raise ConfigError(f"dataset {ds.name!r}: the {split_name} split has no images")
-    if tuple(split.images.shape[1:]) != tuple(ds.image_shape):
-      raise ConfigError(f"dataset {ds.name!r}: {split_name} images are {tuple(split.images.shape[1:])}, "
-                        f"train images {tuple(ds.image_shape)}; every split must have one size")
-  seen = tuple(model_image_shape(config.data, ds.image_shape))
-  if config.model.input_shape and tuple(config.model.input_shape) not in (tuple(ds.image_shape), seen):
-    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the data's images are "
-                      f"{tuple(ds.image_shape)}" + (f" (the model sees {seen} crops)" if seen != tuple(ds.image_shape)
-                                                   else "") + "; leave it () (the data decides) or resize the data")
-  num_classes = config.model.num_classes or ds.num_classes
-  if num_classes != ds.num_classes:
-    raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
+  num_classes = _check_data(config, ds)
   model = _create_model(config, num_classes, model_image_shape(config.data, ds.image_shape))
   resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
   prefetch = config.data.prefetch
@@ -143,6 +130,7 @@ def build(config, abstract: bool = False) -> Run:
     validate.check(stage.config)
   schedule, tx = plan[0].schedule, plan[0].tx
   repl, batch = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  bound = functools.partial(dispatch.bound, kernels)  # every program traces with the run's kernels
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
                            kernel_init=config.model.get("kernel_init", "flax"), abstract=abstract)
   if config.data.normalize == "pixel_mean" and ds.mean_image is None:
@@ -156,32 +144,25 @@ def build(config, abstract: bool = False) -> Run:
 
   @functools.lru_cache(maxsize=None)
   def train_jit_for(inference_modules: tuple):  # one jitted step per set of frozen BatchNorm layers
-    return jax.jit(_from_source(step_for(inference_modules)),
+    return jax.jit(bound(_from_source(step_for(inference_modules))),
                    in_shardings=(repl, batch, repl), out_shardings=(repl, repl), donate_argnums=0)
 
   @functools.lru_cache(maxsize=None)
   def chunk_jit_for(inference_modules: tuple):
     step = _from_source(step_for(inference_modules))
-    return jax.jit(lambda state, sums, batches, count, source: steps.train_steps(
-        state, sums, batches, count, step=lambda state, batch: step(state, batch, source)),
+    return jax.jit(bound(lambda state, sums, batches, count, source: steps.train_steps(
+        state, sums, batches, count, step=lambda state, batch: step(state, batch, source))),
                    in_shardings=(repl, repl, parallel.stacked_batch_sharding(mesh), repl, repl),
                    out_shardings=(repl, repl), donate_argnums=(0, 1))
 
   train_jit = train_jit_for(plan[0].inference_modules)
-  eval_jit = lambda pre: jax.jit(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common)),
+  eval_jit = lambda pre: jax.jit(bound(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common))),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
   test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)
   train_step = Step(train_jit, train_loader.source)
   eval_step, test_step = Step(val_jit, val_loader.source), Step(test_jit, test_loader.source)
-  identity = {"model": config.model.name, "num_classes": num_classes,
-              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
-  if config.model.get("head"):
-    identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
-  # what the run learns from: a resume on other data or other splits (another split seed, validation
-  # share, source or files) would mix them; the same data moved to another folder is the same
-  identity["data"] = {"class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)],
-                      "content": sources.fingerprint(ds)}
+  identity = _identity(config, ds, num_classes, image_shape)
   per_call = steps_per_dispatch(config, train_loader, mesh, kernels)
   chunk_for = None
   if per_call > 1:
@@ -190,6 +171,39 @@ def build(config, abstract: bool = False) -> Run:
              eval_step, test_step, mesh, model, plan,
              train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
              train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels)
+
+
+def _check_data(config, ds) -> int:
+  """The number of classes, once the dataset `ds` is checked against `config` (non-empty splits of
+  one image size, the model's input_shape and num_classes)."""
+  for split_name, split in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
+    if len(split) == 0:
+      raise ConfigError(f"dataset {ds.name!r}: the {split_name} split has no images")
+    if tuple(split.images.shape[1:]) != tuple(ds.image_shape):
+      raise ConfigError(f"dataset {ds.name!r}: {split_name} images are {tuple(split.images.shape[1:])}, "
+                        f"train images {tuple(ds.image_shape)}; every split must have one size")
+  seen = tuple(model_image_shape(config.data, ds.image_shape))
+  if config.model.input_shape and tuple(config.model.input_shape) not in (tuple(ds.image_shape), seen):
+    raise ConfigError(f"--config.model.input_shape={tuple(config.model.input_shape)} but the data's images are "
+                      f"{tuple(ds.image_shape)}" + (f" (the model sees {seen} crops)" if seen != tuple(ds.image_shape)
+                                                   else "") + "; leave it () (the data decides) or resize the data")
+  num_classes = config.model.num_classes or ds.num_classes
+  if num_classes != ds.num_classes:
+    raise ConfigError(f"model.num_classes={num_classes} but dataset {ds.name!r} has {ds.num_classes} classes")
+  return num_classes
+
+
+def _identity(config, ds, num_classes: int, image_shape) -> dict:
+  """What a checkpoint must match to be resumed by this config: the model and what the run learns
+  from (a resume on other data or other splits -- another split seed, validation share, source or
+  files -- would mix them; the same data moved to another folder is the same)."""
+  identity = {"model": config.model.name, "num_classes": num_classes,
+              "kwargs": config.model.kwargs.to_dict(), "image_shape": list(image_shape)}
+  if config.model.get("head"):
+    identity["head"] = [config.model.head, config.model.head_hidden, config.model.head_dropout]
+  identity["data"] = {"class_names": list(ds.class_names), "sizes": [len(ds.train), len(ds.val), len(ds.test)],
+                      "content": sources.fingerprint(ds)}
+  return identity
 
 
 def _create_model(config, num_classes: int, image_shape):
