@@ -39,8 +39,10 @@ The variants and the published figures they stand beside (Fashion-MNIST README, 
   (The Keras example's Adam and steps at 40 / 60 / 80 / 90 % of its epochs would spend the last
   40 % of a short run below 1e-5.)
   Beside "ResNet18: 0.949".
-- `resnet20_erase`: the same plus random erasing (p 0.5, Zhong et al.'s defaults), the moonshot
-  toward "WRN-28-10 + Random Erasing: 0.963".
+- `resnet20_erase`: the same plus random erasing (p 0.5, Zhong et al.'s defaults) over 30 epochs
+  (the cosine stretched to 30: about an hour on a 2-core CPU), the moonshot toward "WRN-28-10 +
+  Random Erasing: 0.963" (Zhong et al.: WRN-28-10's error 4.01 % -> 3.65 % with random erasing,
+  a 36.5M-parameter network trained for 300 epochs; ResNet20 has 0.27M).
 - `alexnet`: seed 003's AlexNet-tiny (21.6M params at 28x28x1): Adam 1e-3, batch 64, pixels / 255,
   no augmentation, 5 epochs (shortened: ~4 minutes an epoch on a 2-core CPU). Beside "AlexNet:
   0.899" (the figure cited with the README's table).
@@ -116,9 +118,10 @@ def get_config(arg=None):
     c.schedule.per_step = True
     c.num_epochs = 15
   if "resnet20_erase" in args:
-    c.journal.run = "ResNet20 v1, Fashion-MNIST, SGD + cosine, crops + flips + random erasing, 15 epochs"
+    c.journal.run = "ResNet20 v1, Fashion-MNIST, SGD + cosine, crops + flips + random erasing, 30 epochs"
     c.reference.figure, c.reference.source = 0.963, "WRN-28-10 + Random Erasing"
     c.data.erase_prob = 0.5
+    c.num_epochs = 30
   if "alexnet" in args:
     c.journal.recipe = "our choice: seed 003's network and optimizer, 5 epochs"
     c.model.name = "alexnet_tiny"
