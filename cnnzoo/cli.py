@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from cnnzoo.errors import Terminated, UserError
+from cnnzoo.kernels import build as onednn_build
 from cnnzoo.kernels import settings as kernel_settings
 
 EXIT_USER_ERROR = 2
@@ -88,6 +89,34 @@ def quiet_logs() -> None:
     return
   logging.set_verbosity(logging.ERROR)  # orbax and tfds log chatter at INFO / WARNING
   logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
+
+
+TCMALLOC = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+            "/usr/lib64/libtcmalloc_minimal.so.4")  # Debian / Ubuntu (libtcmalloc-minimal4), Fedora / RHEL
+
+
+def start_compute() -> None:
+  """What a command that computes does first, before it imports JAX: run under tcmalloc
+  (use_tcmalloc), then start compiling oneDNN's handlers in the background (kernels/build.py)."""
+  use_tcmalloc()
+  onednn_build.start()
+
+
+def use_tcmalloc() -> None:
+  """Re-executes this command (os.execv: the same process id, flags and environment) with tcmalloc
+  preloaded, where it is installed and LD_PRELOAD is not set. Under glibc's malloc XLA:CPU's large
+  per-call temporaries go back to the OS after each call and are page-faulted in again by the next
+  (tens of thousands of minor faults a step); tcmalloc keeps them, which is most of the cost of one
+  call a step (benchmarks/README.md, "Memory allocators"). Setting LD_PRELOAD, even to "", keeps
+  the process as it starts."""
+  if "LD_PRELOAD" in os.environ or not sys.platform.startswith("linux"):
+    return
+  lib = next((path for path in TCMALLOC if os.path.exists(path)), None)
+  if lib is None:
+    return
+  os.environ["LD_PRELOAD"] = lib
+  sys.stdout.flush()
+  os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def choose_platform() -> None:

@@ -12,7 +12,6 @@ WORKDIR/eval_SPLIT, or COMMON_PARENT/ensemble_eval_SPLIT for several runs).
 from absl import flags
 
 from cnnzoo import cli
-from cnnzoo.kernels import build as onednn_build
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "A run directory; repeat for an ensemble.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"], "Which split to evaluate.")
@@ -32,5 +31,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  cli.start_compute()  # tcmalloc, and oneDNN's handlers compiling (a first run) while main() imports JAX
   cli.run(main)

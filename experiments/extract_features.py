@@ -16,7 +16,6 @@ Writes OUT/{train,val,test}_features.h5 (`features` N x D float32, `labels`, `cl
 from absl import flags
 
 from cnnzoo import cli
-from cnnzoo.kernels import build as onednn_build
 
 _MODEL = flags.DEFINE_string("model", None, "Zoo model (its convolutional base) for --keras_weights.")
 _WEIGHTS = flags.DEFINE_string("keras_weights", None, "Keras .h5 / .weights.h5 file of --model.")
@@ -57,5 +56,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  cli.start_compute()  # tcmalloc, and oneDNN's handlers compiling (a first run) while main() imports JAX
   cli.run(main)

@@ -17,7 +17,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnnzoo import cli
-from cnnzoo.kernels import build as onednn_build
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)
@@ -105,5 +104,5 @@ def resume_command(args: list[str]) -> str:
 
 
 if __name__ == "__main__":
-  onednn_build.start()  # a first run on the CPU compiles oneDNN's handlers while main() imports JAX
+  cli.start_compute()  # tcmalloc, and oneDNN's handlers compiling (a first run) while main() imports JAX
   cli.run(main)

@@ -11,7 +11,6 @@ Keras' preprocess_input for the family. An image that does not decode is skipped
 from absl import flags
 
 from cnnzoo import cli
-from cnnzoo.kernels import build as onednn_build
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A cnnzoo run directory.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "With --workdir: best, latest or an epoch.")
@@ -44,5 +43,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  onednn_build.start()  # oneDNN's handlers, if not built yet, compile while main() imports JAX
+  cli.start_compute()  # tcmalloc, and oneDNN's handlers compiling (a first run) while main() imports JAX
   cli.run(main, positional=True)

@@ -4,6 +4,9 @@ import os
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# the suite's command lines run as started (cnnzoo.cli.use_tcmalloc re-executes an entry point under
+# tcmalloc where it is installed; tests/test_runs.py checks that on its own)
+os.environ.setdefault("LD_PRELOAD", "")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One persistent XLA compilation cache for the session and every subprocess it starts: the suite

@@ -238,3 +238,21 @@ def test_the_backend_is_chosen_once_from_the_settings_and_named_in_each_run():
     assert dispatch.resolve(Settings(), "cpu", 1).without_ffi().name == "xla"
   with pytest.raises(ConfigError, match="^CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'$"):
     Settings("mkl")
+
+
+@needs_onednn
+def test_forward_only_programs_take_the_kernels_measured_faster_for_the_model():
+  """MiniVGGNet's forward-only programs (validation, test, predict, extract_features) take XLA's
+  convolutions (0.68x with oneDNN's, benchmarks.forward_kernels); its train step and every other
+  model keep oneDNN's."""
+  from configs import minivggnet_cifar10
+  from cnnzoo.training import loop
+  kernels = dispatch.resolve(Settings(), "cpu", 1)
+  assert kernels.for_forward("minivggnet").name == "xla" and kernels.for_forward("resnet20_v1").name == "onednn"
+  config = quiet(minivggnet_cifar10.get_config("smoke"))
+  with dispatch.use(kernels):
+    run = loop.build(config)
+  batch = next(run.val_loader.epoch(0))
+  evaluation = run.eval_step.jitted.lower(run.state, batch, run.eval_step.source).as_text()
+  train = run.train_step.jitted.lower(run.state, next(run.train_loader.epoch(0)), run.train_step.source).as_text()
+  assert "CnnzooOnednn" not in evaluation and "CnnzooOnednnConvKernelGrad" in train

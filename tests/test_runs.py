@@ -265,3 +265,29 @@ def test_a_run_directory_given_itself_is_one_run(tmp_path):
   (tmp_path / "ens" / "notes").mkdir()  # a folder with no run inside is still listed (as unreadable)
   assert overview.find_runs(str(tmp_path / "ens")) == [str(tmp_path / "ens" / f"member_{k}") for k in range(2)] + [
       str(tmp_path / "ens" / "notes")]
+
+
+TCMALLOC_PROBE = """
+import os, sys
+from cnnzoo import cli
+print(os.getpid(), flush=True)
+cli.use_tcmalloc()
+print(os.getpid(), os.environ.get("LD_PRELOAD"), "libtcmalloc" in open("/proc/self/maps").read(), sys.argv[1:])
+"""
+
+
+def test_a_command_re_executes_itself_under_tcmalloc_where_it_is_installed():
+  """cli.use_tcmalloc: the same process (pid), arguments and output, with tcmalloc loaded; a set
+  LD_PRELOAD (even empty) is left alone."""
+  import subprocess
+  from cnnzoo import cli
+  lib = next((p for p in cli.TCMALLOC if os.path.exists(p)), None)
+  env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+  run = lambda env: subprocess.run([sys.executable, "-c", TCMALLOC_PROBE, "--flag=1"], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+  kept = run(dict(env, LD_PRELOAD=""))
+  assert kept[1].split()[1:] == ["False", "['--flag=1']"] and kept[0] == kept[1].split()[0]
+  if lib is None:
+    pytest.skip("tcmalloc is not installed here (apt-get install libtcmalloc-minimal4)")
+  before, again, after = run(env)[:3]  # the script runs twice in one process: before and after the exec
+  assert before == again and after.split() == [before, lib, "True", "['--flag=1']"]

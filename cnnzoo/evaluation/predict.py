@@ -25,6 +25,7 @@ from cnnzoo.training.checkpoint import Checkpointer
 from cnnzoo.transfer.features import MODES, default_mode, preprocess_input
 from cnnzoo.models.keras_weights import load_keras_weights
 from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
+from cnnzoo.kernels import dispatch
 
 
 @dataclasses.dataclass
@@ -99,7 +100,8 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
     logits = model.apply(variables, views.reshape(v * n, *views.shape[2:]), train=False)
     return jnp.mean(jax.nn.softmax(logits.astype(jnp.float32).reshape(v, n, -1), axis=-1), axis=0)
 
-  return Predictor(jax.jit(apply), shape, names, "aspect", f"{config.model.name} ({workdir} epoch {epoch})")
+  forward = dispatch.bound(dispatch.active().for_forward(config.model.name), apply)
+  return Predictor(jax.jit(forward), shape, names, "aspect", f"{config.model.name} ({workdir} epoch {epoch})")
 
 
 def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Predictor:
@@ -113,7 +115,8 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
   names = imagenet_synsets() if classes == 1000 else [str(i) for i in range(classes)]
   apply = lambda images: jax.nn.softmax(
       model.apply(variables, preprocess_input(images, mode), train=False).astype(jnp.float32), axis=-1)
-  return Predictor(jax.jit(apply), shape, names, "plain", f"{model_name} ({os.path.basename(path)})")
+  forward = dispatch.bound(dispatch.active().for_forward(model_name), apply)
+  return Predictor(jax.jit(forward), shape, names, "plain", f"{model_name} ({os.path.basename(path)})")
 
 
 def load_images(paths, shape, mode, warn=None):

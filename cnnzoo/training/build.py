@@ -156,7 +156,8 @@ def build(config, abstract: bool = False) -> Run:
                    out_shardings=(repl, repl), donate_argnums=(0, 1))
 
   train_jit = train_jit_for(plan[0].inference_modules)
-  eval_jit = lambda pre: jax.jit(bound(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common))),
+  forward = functools.partial(dispatch.bound, kernels.for_forward(config.model.name))
+  eval_jit = lambda pre: jax.jit(forward(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common))),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
   test_jit = val_jit if test_pre is val_pre else eval_jit(test_pre)

@@ -27,6 +27,7 @@ from cnnzoo.training.restore import restore_run
 from cnnzoo import paths
 from cnnzoo.data import idx, sources
 from cnnzoo import progress
+from cnnzoo.kernels import dispatch
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -65,11 +66,12 @@ class Extractor:
   image_size: tuple  # (h, w) the model gets; other sizes are resized to it
   layer: str
   description: str
+  model_name: str = ""  # the registry name: its forward-only kernels (kernels.dispatch.FORWARD_WITH_XLA)
 
   @functools.cached_property
   def jitted(self):
     """`apply` compiled once per extractor (every split and batch reuses it)."""
-    return jax.jit(self.apply)
+    return jax.jit(dispatch.bound(dispatch.active().for_forward(self.model_name), self.apply))
 
   def apply(self, images):
     x = jnp.asarray(images)
@@ -147,7 +149,7 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
     raise UserError(f"--preprocess={mode}: choose one of {', '.join(MODES)}")
   size = (image_size, image_size) if image_size else tuple(models.model_info(model_name).input_shape[:2])
   return Extractor(model, variables, lambda x: preprocess_input(x, mode), size, layer,
-                   f"{model_name} ({os.path.basename(path)}, preprocess {mode})")
+                   f"{model_name} ({os.path.basename(path)}, preprocess {mode})", model_name)
 
 
 def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
@@ -157,7 +159,7 @@ def from_run(workdir: str, layer: str, checkpoint: str = "latest") -> Extractor:
   _, val_pre, _ = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   first_view = lambda x: val_pre(x)[0]  # (views, N, h, w, C): the center / whole-image view
   return Extractor(run.model, state.variables(), first_view, tuple(ds.image_shape[:2]), layer,
-                   f"{config.model.name} ({workdir} epoch {epoch})")
+                   f"{config.model.name} ({workdir} epoch {epoch})", config.model.name)
 
 
 def extract(extractor: Extractor, images, batch_size: int = 64, progress=None):

@@ -48,7 +48,8 @@ def _extractor(config, channels: int):
   variables = jax.jit(lambda: model.init(jax.random.key(config.seed), jnp.zeros((1, *shape[:2], channels))))()
   mode = f.preprocess or features.default_mode(config.model.name)
   return features.Extractor(model, variables, lambda x: features.preprocess_input(x, mode), shape[:2], f.layer,
-                            f"{config.model.name} (random initialization, seed {config.seed}, preprocess {mode})")
+                            f"{config.model.name} (random initialization, seed {config.seed}, preprocess {mode})",
+                            config.model.name)
 
 
 def _reusable(path: str, attrs: dict, count: int) -> bool:
