@@ -37,3 +37,35 @@ def test_no_module_of_cnnzoo_is_longer_than_350_lines():
         if lines > 350:
           long[os.path.relpath(os.path.join(folder, name), ROOT)] = lines
   assert not long, long
+
+
+def test_no_module_of_cnnzoo_imports_itself_back():
+  """No import circle anywhere in the package, inside a floor too (the layers contract only sees
+  imports between floors): the strongly connected components of grimp's import graph are single modules."""
+  import grimp
+  graph = grimp.build_graph("cnnzoo")
+  edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+  index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+  def visit(v):  # Tarjan's strongly connected components
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    on_stack.add(v)
+    for w in edges[v]:
+      if w not in index:
+        visit(w)
+        low[v] = min(low[v], low[w])
+      elif w in on_stack:
+        low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+      component = []
+      while not component or component[-1] != v:
+        component.append(stack.pop())
+        on_stack.discard(component[-1])
+      if len(component) > 1:
+        circles.append(sorted(component))
+
+  for module in sorted(graph.modules):
+    if module not in index:
+      visit(module)
+  assert circles == [] and len(edges) > 60, circles
