@@ -139,11 +139,12 @@ BUILD_NOW = "from cnnzoo.kernels import build; build.start(); print(build.build(
 @needs_onednn
 def test_two_processes_starting_at_once_build_once(tmp_path):
   """The build runs under a file lock: the second process waits and takes the first one's file."""
+  import shlex
   import subprocess
   import sys
   log = tmp_path / "compiles.log"
   cxx = tmp_path / "cxx"  # the machine's compiler, counting its calls (--version is the key's)
-  real = build._compiler()[0]
+  real = " ".join(shlex.quote(part) for part in build._compiler())  # g++, or python -m ziglang c++
   cxx.write_text(f'#!/bin/sh\n[ "$1" = --version ] || echo built >> {log}\nexec {real} "$@"\n')
   cxx.chmod(0o755)
   env = dict(os.environ, CXX=str(cxx), CNNZOO_ONEDNN_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
