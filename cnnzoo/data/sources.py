@@ -115,15 +115,10 @@ def load_synthetic(image_shape: Sequence[int], num_classes: int, sizes: Sequence
   return _with_stats("synthetic", *splits, [f"class_{i}" for i in range(num_classes)])
 
 
-def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
-              how_to_get: str = "", resize: int = 0, test_fraction: float = 0.2) -> Dataset:
-  """A tensorflow-datasets image classification dataset read with `tfds.data_source` (no
-  TensorFlow needed once prepared). The official test split is the test split, or, for datasets
-  without one (cats_vs_dogs), `test_fraction` of train. The validation split is the official one
-  if it exists, else `validation_split` of train (or the test split, if 0). `resize` > 0 resizes
-  every image to resize x resize (aspect-aware, center crop; needed for datasets whose images
-  differ in size)."""
-  import tensorflow_datasets as tfds
+def _tfds_builder(name: str, data_dir: str | None):
+  """(tfds builder, its image feature, its label feature); one line when tfds cannot open `name`
+  or it is not image classification."""
+  import tensorflow_datasets as tfds  # lazy: ~1 s of imports, only for tfds datasets
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # unknown name or a builder that needs TensorFlow
@@ -134,12 +129,24 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
     raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {text[:300]}"
                                + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
                                + "; or use a builder folder (data.name=hdf5) or digits") from None
-  info = builder.info
-  image_key = next((k for k, v in info.features.items() if isinstance(v, tfds.features.Image)), None)
-  labels = [k for k, v in info.features.items() if isinstance(v, tfds.features.ClassLabel)]
+  features = builder.info.features
+  image_key = next((k for k, v in features.items() if isinstance(v, tfds.features.Image)), None)
+  labels = [k for k, v in features.items() if isinstance(v, tfds.features.ClassLabel)]
   if image_key is None or not labels:
     raise ConfigError(f"tfds dataset {name!r} is not image classification (no Image and ClassLabel features)")
-  label_key = "label" if "label" in labels else labels[0]  # cifar100: "label" (100), not "coarse_label"
+  return builder, image_key, "label" if "label" in labels else labels[0]  # cifar100: "label" (100), not "coarse_label"
+
+
+def load_tfds(name: str, data_dir: str | None, validation_split: float, split_seed: int,
+              how_to_get: str = "", resize: int = 0, test_fraction: float = 0.2) -> Dataset:
+  """A tensorflow-datasets image classification dataset read with `tfds.data_source` (no
+  TensorFlow needed once prepared). The official test split is the test split, or, for datasets
+  without one (cats_vs_dogs), `test_fraction` of train. The validation split is the official one
+  if it exists, else `validation_split` of train (or the test split, if 0). `resize` > 0 resizes
+  every image to resize x resize (aspect-aware, center crop; needed for datasets whose images
+  differ in size)."""
+  builder, image_key, label_key = _tfds_builder(name, data_dir)
+  info = builder.info
 
   def image(record):
     array = np.asarray(record[image_key], np.uint8)

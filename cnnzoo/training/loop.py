@@ -118,19 +118,7 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   """
   paths.check_writable(workdir, "--workdir")
   directory = os.path.join(workdir, "checkpoints")
-  if resume_epoch is not None and resume_epoch not in resume.finished_epochs(directory):
-    raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {directory} "
-                    f"(epochs on disk: {resume.finished_epochs(directory) or 'none'})")
-  if init_from is not None and resume.finished_epochs(directory):
-    raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
-                    "use a new --workdir")
-  if init_from is None and config.model.get("init_from") and not resume.finished_epochs(directory):
-    init_from = config.model.init_from  # the config's own starting point (a fresh run only)
-    source = init_from.partition(":")[0]
-    if not os.path.isdir(os.path.join(source, "checkpoints")):
-      raise UserError(f"this config starts from the weights of the run in {source} (model.init_from), which is "
-                      "not there: train that run first (its config's docstring says which), or set "
-                      "--config.model.init_from=DIR[:EPOCH]")
+  init_from = _starting_point(config, workdir, directory, resume_epoch, init_from)
   run = build(config)  # fails on bad config or missing data before anything is written
   if init_from is not None:  # read (and checked) before anything is written
     run.state = resume.init_from(run, init_from)
@@ -184,6 +172,26 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
         done = resume.finished_epochs(directory)
         print(f"stopped by {signal_name}; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
               "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
+
+
+def _starting_point(config, workdir: str, directory: str, resume_epoch, init_from):
+  """The run whose weights a fresh run starts from (--init_from, or the config's model.init_from),
+  once --resume_epoch / --init_from are checked against the checkpoints on disk."""
+  done = resume.finished_epochs(directory)
+  if resume_epoch is not None and resume_epoch not in done:
+    raise UserError(f"--resume_epoch={resume_epoch}: no such checkpoint in {directory} "
+                    f"(epochs on disk: {done or 'none'})")
+  if init_from is not None and done:
+    raise UserError(f"--init_from starts a new run but {workdir} already has checkpoints; "
+                    "use a new --workdir")
+  if init_from is None and config.model.get("init_from") and not done:
+    init_from = config.model.init_from  # the config's own starting point (a fresh run only)
+    source = init_from.partition(":")[0]
+    if not os.path.isdir(os.path.join(source, "checkpoints")):
+      raise UserError(f"this config starts from the weights of the run in {source} (model.init_from), which is "
+                      "not there: train that run first (its config's docstring says which), or set "
+                      "--config.model.init_from=DIR[:EPOCH]")
+  return init_from
 
 
 def _restore_best(run, ckpt, state, best: int, last: int):
