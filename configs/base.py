@@ -65,7 +65,8 @@ def _model() -> ml_collections.ConfigDict:
   d.head = ""  # "" (the model's own classifier) | fc (the seed's FCHeadNet) | gap (global pool + Dense)
   d.head_hidden = -1  # hidden Dense units of the head (-1: fc 256, gap none)
   d.head_dropout = -1.0  # dropout before the head's output (-1: fc 0.5, gap none)
-  d.keras_weights = ""  # a Keras .h5 loaded at the start (the base only when model.head is set)
+  d.keras_weights = ""  # a Keras .h5 loaded at the start (the base only when model.head is set); with
+  #                       features.use also `random`: the base's random initialization (a baseline)
   d.init_from = ""  # a fresh run starts from this run's weights, "DIR[:EPOCH]" (as --init_from does)
   return d
 
@@ -193,7 +194,6 @@ def _features() -> ml_collections.ConfigDict:
   d.C = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # the seed's grid search (3-fold)
   d.max_iter = 150
   d.jobs = 1  # parallel fits (-1: every core)
-  d.random_weights = False  # smoke runs only: the base's random initialization, no weight file
   return d
 
 

@@ -44,8 +44,7 @@ def smoke(c):
   """Features of a few synthetic 32 x 32 images from the randomly initialized base, two classes."""
   base.smoke(c, (32, 32, 3), 2)
   c.num_epochs = 0
-  c.model.keras_weights = ""
-  c.features.random_weights = True
+  c.model.keras_weights = "random"
   c.features.C = (1.0, 10.0)
   c.features.batch_size = 8
   return c

@@ -4,6 +4,7 @@ forked one after another from the worker's preloaded fork server (tests/cli_batc
 the cases cost no imports of their own."""
 
 import os
+import re
 
 import h5py
 import numpy as np
@@ -20,6 +21,7 @@ EXTRACT = ["experiments.extract_features"]
 LOGREG = ["experiments.train_logreg"]
 PREDICT = ["experiments.predict"]
 FINETUNE = ["experiments.main", "--config=configs/vgg16_flowers17_finetune.py:smoke", "--workdir={run}"]
+FEATURES = ["experiments.main", "--config=configs/vgg16_flowers17_features.py:smoke", "--workdir={run}"]
 
 # (entry point and flags, the message the one line must contain); {run} is a fresh workdir,
 # other {names} are fixtures made by `fixtures` below.
@@ -72,6 +74,10 @@ CASES = [
     (FINETUNE + ["--config.model.keras_weights=/no/such/vgg16.h5"],
      "--config.model.keras_weights=/no/such/vgg16.h5: no such file"),
     (FINETUNE + ["--config.model.keras_weights={file}"], "cannot read"),
+    (FINETUNE + ["--config.model.keras_weights=random"], "--config.model.keras_weights=random: only a features run "
+     "(features.use) takes it"),
+    (FEATURES + ["--config.model.keras_weights="], "features.use needs model.keras_weights: a Keras .h5 file of "
+     "vgg16, or `random` for its random initialization"),
     (MAIN + ["--config.optim.trainable=head"], "optim.trainable=head freezes the base of a surgery model: set "
      "model.head=fc or gap"),
     (MAIN + ["--config.optim.trainable=everything"], "--config.optim.trainable='everything': choose all, head, bn, "
@@ -343,10 +349,14 @@ def test_every_bad_input_gets_one_error_line_status_2_and_writes_nothing(fixture
   before = snapshot(base)
   results = cli_batch(cases)
   if os.environ.get("CNNZOO_BAD_INPUTS_REPORT"):  # the record: every command line and the line it printed
-    with open(os.environ["CNNZOO_BAD_INPUTS_REPORT"], "a") as out:  # both halves add their lines
-      for case, r in zip(cases, results):
-        argv = " ".join(a.replace(str(tmp_path), "TMP").replace(str(base), "FIXTURES") for a in case["argv"])
-        out.write(f"- `{case['module']} {argv}` (rc {r['rc']}): `{r['stderr'].strip()}`\n")
+    # both halves add their lines, each after its case's number: `sort -n FILE | cut -f2-` orders them
+    def masked(text):
+      text = text.replace(str(tmp_path), "TMP").replace(str(base), "FIXTURES")
+      return re.sub(r"a{20,}", lambda m: f"aaa…({len(m.group())} a)", text)
+    with open(os.environ["CNNZOO_BAD_INPUTS_REPORT"], "a") as out:
+      for i, (case, r) in enumerate(zip(cases, results)):
+        argv = masked(" ".join(case["argv"]))
+        out.write(f"{part + 2 * i}\t- `{case['module']} {argv}` (rc {r['rc']}): `{masked(r['stderr'].strip())}`\n")
   failures = []
   for case, message, r in zip(cases, expected, results):
     lines = [line for line in r["stderr"].splitlines() if line.strip()]

@@ -82,6 +82,9 @@ def _check_model(m, o) -> None:
     _choice("model.head", m.head, ("", "fc", "gap"))
     _number("model.head_hidden", m.head_hidden, low=-1, integer=True)
     _number("model.head_dropout", m.head_dropout, low=-1, high=1, high_open=True)
+  if m.get("keras_weights") == "random":
+    raise ConfigError("--config.model.keras_weights=random: only a features run (features.use) takes it; a "
+                      "trained model starts from its random initialization when keras_weights is empty")
   if m.get("keras_weights"):
     if not os.path.isfile(m.keras_weights):
       raise ConfigError(f"--config.model.keras_weights={m.keras_weights}: no such file (Keras .h5 weights: see "

@@ -32,6 +32,8 @@ from cnnzoo.kernels import dispatch
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MODES = ("caffe", "tf", "torch", "scale")
+# model.keras_weights of a features run that takes the base's random initialization (Keras' weights=None)
+RANDOM_WEIGHTS = "random"
 
 
 def default_mode(model_name: str) -> str:

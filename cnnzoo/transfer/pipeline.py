@@ -28,18 +28,20 @@ FEATURES_DIR = "features"
 
 
 def _extractor(config, channels: int):
-  """The Extractor of the config: model.keras_weights, or (features.random_weights, smoke runs
-  only) the base's own random initialization."""
+  """The Extractor of the config: model.keras_weights, a Keras .h5 file, or the word `random` (Keras'
+  `weights=None`): the base's own random initialization from config.seed -- a random-features
+  baseline for what the pretrained weights add, and what the smoke runs use (no weight file)."""
   f = config.features
   size = int(config.model.input_shape[0]) if config.model.input_shape else 0
-  if config.model.keras_weights:
+  if config.model.keras_weights and config.model.keras_weights != features.RANDOM_WEIGHTS:
     if not os.path.isfile(config.model.keras_weights):
       raise UserError(f"model.keras_weights={config.model.keras_weights}: no such file; this config needs the "
                       f"ImageNet weights of {config.model.name} ({config.data.how_to_get or 'see its docstring'})")
     return features.from_keras_weights(config.model.keras_weights, config.model.name, f.layer,
                                        f.preprocess or None, size)
-  if not f.random_weights:
-    raise ConfigError(f"features.use needs model.keras_weights (a Keras .h5 file of {config.model.name})")
+  if not config.model.keras_weights:
+    raise ConfigError(f"features.use needs model.keras_weights: a Keras .h5 file of {config.model.name}, or "
+                      f"`{features.RANDOM_WEIGHTS}` for its random initialization")
   import jax
   import jax.numpy as jnp
   info = models.model_info(config.model.name)
