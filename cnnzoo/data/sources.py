@@ -147,26 +147,7 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
   differ in size)."""
   builder, image_key, label_key = _tfds_builder(name, data_dir)
   info = builder.info
-
-  def image(record):
-    array = np.asarray(record[image_key], np.uint8)
-    if not resize:
-      return array
-    from PIL import Image
-    return resize_image(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array), resize)
-
-  def read(split):
-    source = builder.as_data_source(split=split)
-    images = [image(r) for r in source]
-    if len({im.shape for im in images}) > 1:
-      shapes = sorted({im.shape for im in images})[:2]
-      raise ConfigError(f"tfds dataset {name!r} has images of different sizes ({shapes[0]}, {shapes[1]}, ...); "
-                        "set --config.data.resize=SIZE")
-    images = np.stack(images)
-    if images.ndim == 3:
-      images = images[..., None]
-    return Split(images, np.asarray([r[label_key] for r in source], np.int32))
-
+  read = lambda split: _read_tfds_split(builder, name, split, image_key, label_key, resize)
   try:
     train = read("train")
   except ConfigError:
@@ -179,13 +160,6 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
         + (how_to_get or f"prepare it once with `tfds build {name}` (needs tensorflow) or set --config.data.dir")
     ) from None
   rng = np.random.default_rng(split_seed)
-
-  def carve(split, fraction):
-    order = rng.permutation(len(split))
-    n = int(round(fraction * len(split)))
-    take = lambda idx: Split(split.images[idx], split.labels[idx])
-    return take(order[n:]), take(order[:n])
-
   def optional(split):  # None when the dataset has no such split
     if info.splits:
       return read(split) if split in info.splits else None
@@ -200,14 +174,44 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
 
   test = optional("test")
   if test is None:
-    train, test = carve(train, test_fraction)
+    train, test = _carve(train, test_fraction, rng)
   val = optional("validation")
   if val is None and validation_split > 0:
-    train, val = carve(train, validation_split)
+    train, val = _carve(train, validation_split, rng)
   elif val is None:
     val = test  # the seed's habit on CIFAR: the test split doubles as validation
   names = list(info.features[label_key].names)
   return _with_stats(name, train, val, test, names)
+
+
+def _read_tfds_split(builder, name: str, split: str, image_key: str, label_key: str, resize: int) -> Split:
+  """One split of a tfds builder as uint8 N x H x W x C images (each resized to resize x resize
+  when `resize` > 0) and int32 labels."""
+  def image(record):
+    array = np.asarray(record[image_key], np.uint8)
+    if not resize:
+      return array
+    from PIL import Image  # lazy, as everywhere in data/: only resizing needs it
+    return resize_image(Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array), resize)
+
+  source = builder.as_data_source(split=split)
+  images = [image(r) for r in source]
+  if len({im.shape for im in images}) > 1:
+    shapes = sorted({im.shape for im in images})[:2]
+    raise ConfigError(f"tfds dataset {name!r} has images of different sizes ({shapes[0]}, {shapes[1]}, ...); "
+                      "set --config.data.resize=SIZE")
+  images = np.stack(images)
+  if images.ndim == 3:
+    images = images[..., None]
+  return Split(images, np.asarray([r[label_key] for r in source], np.int32))
+
+
+def _carve(split: Split, fraction: float, rng) -> tuple[Split, Split]:
+  """`split` cut in two at random: (the rest, `fraction` of it)."""
+  order = rng.permutation(len(split))
+  n = int(round(fraction * len(split)))
+  take = lambda idx: Split(split.images[idx], split.labels[idx])
+  return take(order[n:]), take(order[:n])
 
 
 def select_classes(ds: Dataset, classes) -> Dataset:

@@ -71,8 +71,9 @@ def layer_graph(name: str, input_shape=None, num_classes=None, **overrides) -> G
   return graph_of(model, shape)
 
 
-def graph_of(model: nn.Module, shape) -> Graph:
-  """The layer graph of `model` on (1, *shape) images."""
+def _traced(model: nn.Module, shape):
+  """The jaxpr of `model` on (1, *shape) images in training mode (so that Dropout layers do something
+  and get a box), the class name of every module path called, and the paths of its leaf layers."""
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False))
   leaves = {"/".join(p): p for p in model_layers(model, shape).paths}
   kinds = {}
@@ -83,12 +84,17 @@ def graph_of(model: nn.Module, shape) -> Graph:
     return next_fun(*args, **kwargs)
 
   x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
-  def forward(v, image):  # in training mode, so that Dropout layers do something and get a box
+  def forward(v, image):
     return model.apply(v, image, train=True, rngs={"dropout": jax.random.key(0)}, mutable=True)[0]
 
   with nn.intercept_methods(record):
     closed = jax.make_jaxpr(forward)(variables, x)
-  jaxpr = closed.jaxpr
+  return closed.jaxpr, kinds, leaves
+
+
+def graph_of(model: nn.Module, shape) -> Graph:
+  """The layer graph of `model` on (1, *shape) images."""
+  jaxpr, kinds, leaves = _traced(model, shape)
   image = jaxpr.invars[-1]
   nodes, edges, producer = [Node("input", "InputLayer", tuple(shape))], [], {image: 0}
   by_leaf, used = {}, {}
@@ -131,6 +137,11 @@ def graph_of(model: nn.Module, shape) -> Graph:
   output = producer.get(jaxpr.outvars[0])
   if output is None:
     raise UserError("the model's output does not depend on its input: nothing to draw")
+  return _pruned(nodes, edges, output)
+
+
+def _pruned(nodes, edges, output: int) -> Graph:
+  """The graph of the nodes that reach `output`, renumbered."""
   used = _reaching(output, edges)
   keep = [i for i in range(len(nodes)) if i in used]
   renumber = {old: new for new, old in enumerate(keep)}

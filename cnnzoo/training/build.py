@@ -114,16 +114,9 @@ def build(config, abstract: bool = False) -> Run:
   ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
                     num_classes=config.model.num_classes or info.num_classes)
   num_classes = _check_data(config, ds)
-  model = _create_model(config, num_classes, model_image_shape(config.data, ds.image_shape))
-  resident = lambda split: fits_on_device(split, config.data.on_device, config.data.max_on_device_gb)
-  prefetch = config.data.prefetch
-  train_loader = Loader(ds.train, config.data.batch_size, mesh, train=True, seed=config.seed,
-                        on_device=resident(ds.train), prefetch=prefetch)
-  eval_batch = config.data.eval_batch_size or config.data.batch_size
-  val_loader = Loader(ds.val, eval_batch, mesh, train=False, on_device=resident(ds.val), prefetch=prefetch)
-  test_loader = Loader(ds.test, eval_batch, mesh, train=False, on_device=resident(ds.test),
-                       prefetch=prefetch)
   image_shape = model_image_shape(config.data, ds.image_shape)
+  model = _create_model(config, num_classes, image_shape)
+  train_loader, val_loader, test_loader = _loaders(config.data, ds, mesh, config.seed)
   resolve = trainable_lib.resolver(model, image_shape, transfer=bool(config.model.get("head")))
   plan = stages.plan(config, train_loader.steps_per_epoch, resolve)  # one stage unless config.stages lists them
   for stage in plan[1:]:
@@ -172,6 +165,17 @@ def build(config, abstract: bool = False) -> Run:
              eval_step, test_step, mesh, model, plan,
              train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
              train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels)
+
+
+def _loaders(data, ds, mesh, seed: int) -> tuple[Loader, Loader, Loader]:
+  """The train (shuffled from `seed`), val and test Loaders of `ds`, each split on the device where
+  it fits (data.on_device, data.max_on_device_gb)."""
+  eval_batch = data.eval_batch_size or data.batch_size
+  common = lambda split: dict(on_device=fits_on_device(split, data.on_device, data.max_on_device_gb),
+                              prefetch=data.prefetch)
+  return (Loader(ds.train, data.batch_size, mesh, train=True, seed=seed, **common(ds.train)),
+          Loader(ds.val, eval_batch, mesh, train=False, **common(ds.val)),
+          Loader(ds.test, eval_batch, mesh, train=False, **common(ds.test)))
 
 
 def _check_data(config, ds) -> int:

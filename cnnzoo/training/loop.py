@@ -4,7 +4,6 @@ The run it trains is built by training.build (`build`, `Run`, re-exported here).
 
 import hashlib
 import os
-import sys
 import time
 
 import jax
@@ -13,7 +12,7 @@ from absl import logging
 
 from cnnzoo import metrics, parallel, paths
 from cnnzoo.data import Loader
-from cnnzoo.errors import RunStopped, Terminated, UserError
+from cnnzoo.errors import UserError
 from cnnzoo.training import monitor, steps
 from cnnzoo.training import callbacks, resume, stages
 from cnnzoo.training import workdir as workdir_lib
@@ -128,50 +127,8 @@ def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
   with workdir_lib.lock(workdir):
     ckpt = Checkpointer(directory, keep=ck.keep, best_metric=ck.best_metric,
                         best_mode=ck.best_mode, keep_every=ck.keep_every, async_save=ck.async_save)
-    failed, interrupted, signal_name = True, False, "Ctrl-C"
-    status = workdir_lib.Status(workdir, command)
-    before = resume.finished_epochs(directory)
-    try:
-      status.write("running")
-      results = _train(run, config, workdir, ckpt, resume_epoch)
-      failed = False
-      status.write("finished")
-      return results
-    except RunStopped as e:
-      status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
-      raise
-    except UserError as e:
-      if status.previous is not None and resume.finished_epochs(directory) == before:
-        status.restore()  # a resume refused (another optimizer, model, data...): the run as it was
-      else:
-        status.write("failed", str(e))
-      raise
-    except (OSError, ValueError, RuntimeError) as e:
-      reason = resume.disk_error(e)
-      if reason is None:
-        status.write("failed", f"{type(e).__name__}: {e}")
-        raise
-      done = resume.finished_epochs(directory)
-      stop = RunStopped(f"cannot write to {workdir}: {reason}; " + (
-          f"the checkpoint of epoch {done[-1]} is intact: free some space and rerun the same command "
-          "to resume from it" if done else "no checkpoint was written: free some space and rerun"))
-      status.write("stopped", str(stop))
-      raise stop from None
-    except KeyboardInterrupt as e:
-      signal_name = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
-      status.write("interrupted", signal_name)
-      interrupted = True
-      raise
-    finally:
-      try:
-        ckpt.close()  # waits for a checkpoint being written
-      except Exception:  # noqa: BLE001 -- already failing: the first error is the one to report
-        if not failed:
-          raise
-      if interrupted and jax.process_index() == 0:
-        done = resume.finished_epochs(directory)
-        print(f"stopped by {signal_name}; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
-              "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
+    with workdir_lib.recorded(workdir, command, directory, ckpt):
+      return _train(run, config, workdir, ckpt, resume_epoch)
 
 
 def _starting_point(config, workdir: str, directory: str, resume_epoch, init_from):
@@ -228,42 +185,15 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   monitor.print_header(run, config, start)
   writers = monitor.make_writers(workdir, config.monitor, f"{config.model.name} on {run.dataset.name}")
   bar = monitor.ProgressBar(config.monitor.progress)
-  steps_per_epoch = run.train_loader.steps_per_epoch
   last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
   current = stages.stage_of(run.stages, start)  # the stage whose optimizer `state` carries
-  staged = len(run.stages) > 1
-  plateau, early = callbacks.from_config(config)
-  saved = history[-1].get("callbacks", {}) if history else {}
-  for cb, name in ((plateau, "plateau"), (early, "early_stop")):
-    if cb is not None and name in saved:
-      cb.load(saved[name])
+  plateau, early = _callbacks(config, history)
   stopped = bool(early is not None and early.stopped_epoch)  # a finished early-stopped run: test only
   for epoch in range(start, config.num_epochs if not stopped else start):
-    t0 = time.perf_counter()
     stage = stages.stage_of(run.stages, epoch + 1)
-    if stage.index != current.index or (epoch == start and staged):
+    if stage.index != current.index or (epoch == start and len(run.stages) > 1):
       state, current = _enter_stage(run, state, current, stage), stage
-    lr = float(stage.schedule(epoch * steps_per_epoch))
-    if plateau is not None:
-      lr = float(np.float32(lr * callbacks.lr_scale(state.opt_state)))
-    bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
-    _phase("compile" if epoch == start else "train", epoch + 1)
-    state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
-    bar.close()
-    train_seconds = time.perf_counter() - t0
-    _phase("evaluate", epoch + 1)
-    val = evaluate(run, state, run.val_loader)
-    n = int(sums["count"])
-    resume.check_finite(float(sums["loss"]) / n, val["loss"], epoch + 1, lr, ckpt, last_saved)
-    record = {"epoch": epoch + 1, "lr": lr, "loss": float(sums["loss"]) / n,
-              "accuracy": float(sums["correct"]) / n, "val_loss": val["loss"],
-              "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
-              "seconds": time.perf_counter() - t0, "img_per_sec": n / train_seconds,
-              "data_seconds": data_seconds}
-    if staged:
-      record["stage"] = stage.index
-    if plateau is not None:
-      state = _plateau_step(run, state, plateau, record, lr, float(stage.schedule(epoch * steps_per_epoch)))
+    state, record = _epoch(run, config, state, epoch, stage, bar, plateau, ckpt, last_saved, first=epoch == start)
     stop = early is not None and early.on_epoch_end(epoch, record)
     if plateau is not None or early is not None:
       record["callbacks"] = {name: cb.state() for cb, name in ((plateau, "plateau"), (early, "early_stop"))
@@ -272,12 +202,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     if truncate:
       ckpt.delete_after(start)
       truncate = False
-    _phase("save", epoch + 1)
-    ckpt.save(epoch + 1, state.checkpoint_tree(),
-              meta={"identity": run.identity, "history": history,
-                    "position": {"epoch": epoch + 1, "step_in_epoch": 0}},
-              metrics={k: record[k] for k in ("val_loss", "val_accuracy", "loss", "accuracy")})
-    last_saved = epoch + 1
+    last_saved = _save(run, ckpt, state, history)
     for write in writers:
       write(history)
     if jax.process_index() == 0:
@@ -297,6 +222,54 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   for write in writers:
     getattr(write, "close", lambda: None)()
   return results
+
+
+def _save(run, ckpt, state, history) -> int:
+  """The checkpoint of the epoch `history` ends with (its state, the history so far); its number."""
+  epoch, record = len(history), history[-1]
+  _phase("save", epoch)
+  ckpt.save(epoch, state.checkpoint_tree(),
+            meta={"identity": run.identity, "history": history, "position": {"epoch": epoch, "step_in_epoch": 0}},
+            metrics={k: record[k] for k in ("val_loss", "val_accuracy", "loss", "accuracy")})
+  return epoch
+
+
+def _callbacks(config, history):
+  """The config's ReduceLROnPlateau and EarlyStopping, with the state the last epoch left them in."""
+  plateau, early = callbacks.from_config(config)
+  saved = history[-1].get("callbacks", {}) if history else {}
+  for cb, name in ((plateau, "plateau"), (early, "early_stop")):
+    if cb is not None and name in saved:
+      cb.load(saved[name])
+  return plateau, early
+
+
+def _epoch(run, config, state, epoch: int, stage, bar, plateau, ckpt, last_saved: int, first: bool):
+  """One epoch of `stage`: its steps, the validation, and the history record (after the plateau's
+  rate change, if any); a NaN / Inf loss stops the run with the last good checkpoint named."""
+  t0 = time.perf_counter()
+  steps_per_epoch = run.train_loader.steps_per_epoch
+  scheduled = float(stage.schedule(epoch * steps_per_epoch))
+  lr = scheduled if plateau is None else float(np.float32(scheduled * callbacks.lr_scale(state.opt_state)))
+  bar.start(epoch + 1, config.num_epochs, steps_per_epoch)
+  _phase("compile" if first else "train", epoch + 1)
+  state, sums, data_seconds = train_epoch(run, state, epoch, bar, config.monitor.log_every_steps)
+  bar.close()
+  train_seconds = time.perf_counter() - t0
+  _phase("evaluate", epoch + 1)
+  val = evaluate(run, state, run.val_loader)
+  n = int(sums["count"])
+  resume.check_finite(float(sums["loss"]) / n, val["loss"], epoch + 1, lr, ckpt, last_saved)
+  record = {"epoch": epoch + 1, "lr": lr, "loss": float(sums["loss"]) / n,
+            "accuracy": float(sums["correct"]) / n, "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
+            "seconds": time.perf_counter() - t0, "img_per_sec": n / train_seconds,
+            "data_seconds": data_seconds}
+  if len(run.stages) > 1:
+    record["stage"] = stage.index
+  if plateau is not None:
+    state = _plateau_step(run, state, plateau, record, lr, scheduled)
+  return state, record
 
 
 def _enter_stage(run, state, current, stage):

@@ -5,14 +5,15 @@ import errno
 import fcntl
 import os
 import re
+import sys
 import time
 
 import jax
 import numpy as np
 
 from cnnzoo import paths
-from cnnzoo.errors import RunStopped, UserError
-from cnnzoo.training import monitor
+from cnnzoo.errors import RunStopped, Terminated, UserError
+from cnnzoo.training import monitor, resume
 
 LOCK_NAME = ".lock"
 MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
@@ -182,3 +183,54 @@ class Status:
       monitor.write_json_atomic(self.path, record)
     except OSError:  # a full disk: the run's own error says so; the table reads the rest
       pass
+
+
+@contextlib.contextmanager
+def recorded(workdir: str, command, directory: str, ckpt):
+  """status.json around a run: `running`, then `finished`, `diverged` / `stopped` (RunStopped; a full
+  disk becomes one), `failed`, or `interrupted` (Ctrl-C, SIGTERM), or as it was when a resume is
+  refused; on the way out the checkpoint being written is waited for, and an interrupted run says
+  which checkpoint is kept."""
+  failed, interrupted, signal_name = True, False, "Ctrl-C"
+  status = Status(workdir, command)
+  before = resume.finished_epochs(directory)
+  try:
+    status.write("running")
+    yield
+    failed = False
+    status.write("finished")
+  except RunStopped as e:
+    status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
+    raise
+  except UserError as e:
+    if status.previous is not None and resume.finished_epochs(directory) == before:
+      status.restore()  # a resume refused (another optimizer, model, data...): the run as it was
+    else:
+      status.write("failed", str(e))
+    raise
+  except (OSError, ValueError, RuntimeError) as e:
+    reason = resume.disk_error(e)
+    if reason is None:
+      status.write("failed", f"{type(e).__name__}: {e}")
+      raise
+    done = resume.finished_epochs(directory)
+    stop = RunStopped(f"cannot write to {workdir}: {reason}; " + (
+        f"the checkpoint of epoch {done[-1]} is intact: free some space and rerun the same command "
+        "to resume from it" if done else "no checkpoint was written: free some space and rerun"))
+    status.write("stopped", str(stop))
+    raise stop from None
+  except KeyboardInterrupt as e:
+    signal_name = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+    status.write("interrupted", signal_name)
+    interrupted = True
+    raise
+  finally:
+    try:
+      ckpt.close()  # waits for a checkpoint being written
+    except Exception:  # noqa: BLE001 -- already failing: the first error is the one to report
+      if not failed:
+        raise
+    if interrupted and jax.process_index() == 0:
+      done = resume.finished_epochs(directory)
+      print(f"stopped by {signal_name}; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
+            "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)
