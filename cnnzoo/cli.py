@@ -240,8 +240,11 @@ def exit_now(code) -> None:
   """Ends the process as the interpreter would at exit -- other non-daemon threads joined, the
   atexit handlers run (orbax's, JAX's distributed shutdown), stdout and stderr flushed -- without
   then tearing down every imported module one by one: after a training run that teardown (JAX's
-  client, TensorFlow Datasets, scikit-learn, matplotlib) takes ~1.4 s and does nothing a finished
-  command needs. `code`: as SystemExit's (None is 0; a string is printed and exits 1)."""
+  client, TensorFlow Datasets, scikit-learn, matplotlib) does nothing a finished command needs and
+  costs a noticeable share of a short one (benchmarks/exit_teardown.py measures it: when it no longer
+  does, end with SystemExit instead). The one private call of cnnzoo, contained here; the suite's
+  test_the_cli_exit_does_what_the_interpreter_does_at_exit fails if it stops doing its job.
+  `code`: as SystemExit's (None is 0; a string is printed and exits 1)."""
   import atexit
   import threading
   if code is None:

@@ -395,7 +395,7 @@ def test_the_python_api_raises_user_errors(tmp_path):
 
 
 def test_the_cli_exit_does_what_the_interpreter_does_at_exit():
-  """cnnzoo.cli.exit_now (every entry point ends through it, skipping the ~1.4 s module teardown):
+  """cnnzoo.cli.exit_now (every entry point ends through it, skipping the module teardown: benchmarks/exit_teardown.py):
   the status as SystemExit's, other threads joined, atexit handlers run, buffered output flushed."""
   import subprocess
   import sys
