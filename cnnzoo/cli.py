@@ -120,10 +120,10 @@ def use_tcmalloc() -> None:
 
 
 def choose_platform() -> None:
-  """parallel.choose_platform with the XLA:CPU flags the kernel settings need (CNNZOO_CPU_CONV=eigen
+  """runtime.choose_platform with the XLA:CPU flags the kernel settings need (CNNZOO_CPU_CONV=eigen
   has one; a bad value is one line)."""
-  from cnnzoo import parallel  # lazy: it imports JAX, which an entry point imports after its flags parse
-  parallel.choose_platform(kernel_settings.from_env().xla_flags)
+  from cnnzoo import runtime  # lazy: it imports JAX, which an entry point imports after its flags parse
+  runtime.choose_platform(kernel_settings.from_env().xla_flags)
 
 
 def check_config(config_flag, reference=None) -> None:

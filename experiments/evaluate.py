@@ -23,9 +23,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   del argv
   cli.quiet_logs()
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   cli.choose_platform()
-  parallel.check_platform()
+  runtime.check_platform()
   from cnnzoo.evaluation import evaluate as evaluate_lib
   evaluate_lib.evaluate_runs(_WORKDIRS.value, _SPLIT.value, _CHECKPOINT.value, _OUT.value)
 

@@ -38,9 +38,9 @@ flags.mark_flags_as_required(["data", "out"])
 def main(argv):
   del argv
   cli.quiet_logs()
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   cli.choose_platform()
-  parallel.check_platform()
+  runtime.check_platform()
   from cnnzoo.transfer import features
   if bool(_WEIGHTS.value) == bool(_WORKDIR.value):
     cli.fail("give --keras_weights=FILE (with --model=NAME) or --workdir=RUN, one of the two")

@@ -68,11 +68,11 @@ def main(argv):
   cli.check_config(_CONFIG, reference=base.get_config())
   import jax
 
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   from cnnzoo.training import workdir as workdir_lib
   cli.choose_platform()
-  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  parallel.check_platform()
+  runtime.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  runtime.check_platform()
   config = _CONFIG.value
   workdir = _WORKDIR.value
   if workdir is None:

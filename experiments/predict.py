@@ -31,9 +31,9 @@ def main(argv):
   if _WEIGHTS.value and not _MODEL.value:
     cli.fail("--keras_weights needs --model=NAME (the zoo model the file belongs to, e.g. vgg16)")
   cli.quiet_logs()
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   cli.choose_platform()
-  parallel.check_platform()
+  runtime.check_platform()
   from cnnzoo.evaluation import predict
   predictor = (predict.from_run(_WORKDIR.value, _CHECKPOINT.value) if _WORKDIR.value
                else predict.from_keras(_MODEL.value, _WEIGHTS.value, _PREPROCESS.value))

@@ -30,9 +30,9 @@ _TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn
 
 def main(argv):
   del argv
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   cli.choose_platform()
-  parallel.check_platform()
+  runtime.check_platform()
   from cnnzoo import models
   from cnnzoo.models import inspect
   if _TABLE.value:

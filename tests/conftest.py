@@ -34,9 +34,9 @@ if os.environ.get("CNNZOO_TEST_XLA_FLAGS") != "0":  # 0: a child process that ch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the XLA:CPU flags cnnzoo's entry points add ($CNNZOO_CPU_CONV=eigen: Eigen's convolutions; none
 # by default): in-process tests compute as the command lines do
-from cnnzoo import parallel  # noqa: E402
+from cnnzoo import runtime  # noqa: E402
 from cnnzoo.kernels import settings as kernel_settings  # noqa: E402
-parallel.add_xla_flags(kernel_settings.from_env().xla_flags)
+runtime.add_xla_flags(kernel_settings.from_env().xla_flags)
 
 import pytest  # noqa: E402
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import lenet_cli, quiet
-from cnnzoo import parallel
+from cnnzoo import runtime
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import build, dispatch, onednn
 from cnnzoo.kernels.settings import Settings
@@ -235,7 +235,7 @@ def test_the_backend_is_chosen_once_from_the_settings_and_named_in_each_run():
   assert gone.note() == ", XLA's convolutions" and gone.name == "xla"
   if not WHY_NOT:
     assert note(Settings()) == note(Settings("onednn")) == ", oneDNN convolutions"
-    assert parallel.hardware(note(Settings())).endswith(", oneDNN convolutions (1 process)")
+    assert runtime.hardware(note(Settings())).endswith(", oneDNN convolutions (1 process)")
     assert dispatch.resolve(Settings(), "cpu", 1).without_ffi().name == "xla"
   with pytest.raises(ConfigError, match="^CNNZOO_CPU_CONV must be auto, onednn, ynnpack, eigen, not 'mkl'$"):
     Settings("mkl")

@@ -186,23 +186,23 @@ def test_output_to_a_file_has_no_escape_codes_and_progress_lines_are_rare(capsys
 
 def test_the_persistent_compilation_cache_folder(tmp_path, monkeypatch):
   import jax
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   before = jax.config.jax_compilation_cache_dir
   min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs
   try:
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
-    assert parallel.use_compilation_cache() == str(tmp_path / "theirs")  # JAX's own setting wins
+    assert runtime.use_compilation_cache() == str(tmp_path / "theirs")  # JAX's own setting wins
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
-    monkeypatch.setenv(parallel.CACHE_ENV, str(tmp_path / "ours"))
-    assert parallel.use_compilation_cache() == str(tmp_path / "ours") == jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "ours"))
+    assert runtime.use_compilation_cache() == str(tmp_path / "ours") == jax.config.jax_compilation_cache_dir
     assert (tmp_path / "ours").is_dir()
     # programs of 0.1 s or more are stored (JAX's default 1 s left the evaluation steps out)
-    assert jax.config.jax_persistent_cache_min_compile_time_secs == parallel.MIN_CACHED_COMPILE_SECONDS == 0.1
-    monkeypatch.setenv(parallel.CACHE_ENV, "")
-    assert parallel.use_compilation_cache() is None  # turned off
-    monkeypatch.delenv(parallel.CACHE_ENV)
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == runtime.MIN_CACHED_COMPILE_SECONDS == 0.1
+    monkeypatch.setenv(runtime.CACHE_ENV, "")
+    assert runtime.use_compilation_cache() is None  # turned off
+    monkeypatch.delenv(runtime.CACHE_ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert parallel.use_compilation_cache() == str(tmp_path / "home" / ".cache" / "cnnzoo" / "xla")
+    assert runtime.use_compilation_cache() == str(tmp_path / "home" / ".cache" / "cnnzoo" / "xla")
   finally:
     jax.config.update("jax_compilation_cache_dir", before)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
@@ -220,7 +220,7 @@ print("ynnpack" if "__ynn_fusion" in text else "xla" if " convolution(" in text 
 
 def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(monkeypatch):
   import subprocess
-  from cnnzoo import parallel
+  from cnnzoo import runtime
   from cnnzoo.kernels import settings
   def probe(**extra):
     env = {k: v for k, v in os.environ.items() if k != settings.CPU_CONV_ENV}
@@ -234,11 +234,11 @@ def test_cnnzoo_cpu_conv_chooses_xlas_convolutions_and_the_users_own_flag_wins(m
   monkeypatch.setenv(settings.CPU_CONV_ENV, "eigen")
   assert settings.from_env().xla_flags == (flag,)
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-  assert parallel.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"
-  assert parallel.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"  # once
+  assert runtime.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"
+  assert runtime.add_xla_flags((flag,)) == f"--xla_force_host_platform_device_count=2 {flag}"  # once
   theirs = "--xla_cpu_experimental_ynn_fusion_type=+individual_convolution"
   monkeypatch.setenv("XLA_FLAGS", theirs)
-  assert parallel.add_xla_flags((flag,)) == theirs
+  assert runtime.add_xla_flags((flag,)) == theirs
   assert settings.Settings("onednn").xla_flags == ()  # no XLA flag: oneDNN comes through FFI calls
 
 

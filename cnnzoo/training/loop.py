@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from cnnzoo import metrics, parallel, paths
+from cnnzoo import metrics, parallel, paths, runtime
 from cnnzoo.data import Loader
 from cnnzoo.errors import UserError
 from cnnzoo.training import monitor, steps
@@ -308,7 +308,7 @@ def _test(run, config, workdir: str, ckpt, state, history) -> dict:
              "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
              "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
              "test_report": report["classification_report"],
-             "hardware": parallel.hardware(run.kernels.note()), "kernels": run.kernels.name}
+             "hardware": runtime.hardware(run.kernels.note()), "kernels": run.kernels.name}
   if jax.process_index() == 0:
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     text = metrics.report_text(test["probs"], labels, names)

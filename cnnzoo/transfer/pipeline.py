@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnzoo.errors import ConfigError, UserError
 from cnnzoo import models
-from cnnzoo import parallel, paths, progress
+from cnnzoo import paths, progress, runtime
 from cnnzoo.kernels import dispatch
 from cnnzoo.data import load_dataset
 from cnnzoo.training import monitor
@@ -104,7 +104,7 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
     results = {"kind": "features_logreg", "test_accuracy": result["rank1"], "test_top5": result["rank5"],
                "test_count": result["count"], "C": result["C"], "cv_accuracy": result["cv_accuracy"],
                "features": dim, "seconds": time.perf_counter() - began,
-               "hardware": parallel.hardware(dispatch.active().note()), "kernels": dispatch.active().name}
+               "hardware": runtime.hardware(dispatch.active().note()), "kernels": dispatch.active().name}
     monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
     status.write("finished")
   return results
