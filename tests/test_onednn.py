@@ -233,7 +233,9 @@ def test_the_backend_is_chosen_once_from_the_settings_and_named_in_each_run():
   gone = dispatch.Kernels((dispatch.XLA, dispatch.LAX), Settings(), fallback="no libdnnl.so.3")
   assert gone.note(why=True) == ", XLA's convolutions (not oneDNN's: no libdnnl.so.3)"
   assert gone.note() == ", XLA's convolutions" and gone.name == "xla"
-  if not WHY_NOT:
+  if not WHY_NOT:  # asked for over several devices: XLA's, and the devices line says why
+    assert dispatch.resolve(Settings("onednn"), "cpu", 8).note(why=True) == (
+        ", XLA's convolutions (not oneDNN's: they run on one CPU device, and this process has 8)")
     assert note(Settings()) == note(Settings("onednn")) == ", oneDNN convolutions"
     assert runtime.hardware(note(Settings())).endswith(", oneDNN convolutions (1 process)")
     assert dispatch.resolve(Settings(), "cpu", 1).without_ffi().name == "xla"

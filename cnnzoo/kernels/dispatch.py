@@ -108,8 +108,8 @@ def resolve(settings: settings_lib.Settings, platform: str, device_count: int) -
   why = ONEDNN.unavailable()  # builds and loads the handlers (once per machine / process)
   if why and settings.cpu_conv == "onednn":
     raise ConfigError(f"CNNZOO_CPU_CONV=onednn: {why}")
-  if device_count != 1:  # onednn asked for over several devices: checked, not used (one device only)
-    return Kernels(backends, settings)
+  if device_count != 1:  # onednn asked for over several devices: checked, not used, and said so
+    return Kernels(backends, settings, f"they run on one CPU device, and this process has {device_count}")
   return Kernels(backends, settings, why) if why else Kernels((ONEDNN, *backends), settings)
 
 

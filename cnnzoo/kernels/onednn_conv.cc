@@ -102,7 +102,10 @@ struct Conv {
 // lets primitives run in parallel only on the thread that created them -- XLA's pool moves calls
 // between threads -- and shares one scratchpad among them. Lifting it would take user-managed
 // scratchpads and a stream per thread, and two OpenMP teams would then share the same cores: oneDNN
-// already spreads each call over every core.
+// already spreads each call over every core. Measured (benchmarks/README.md, "Measurements behind the
+// code's choices"): XLA does call in concurrently, rarely (1 of 7,566 calls found the lock held over
+// three ResNet-20 runs), and the lock costs no measurable time (an epoch 3.01-3.12 s with it,
+// 3.05-3.10 s without).
 std::mutex mu;
 std::map<std::vector<int64_t>, std::unique_ptr<Conv>> cache;
 
