@@ -175,7 +175,7 @@ def test_a_real_full_disk_tmpfs(tmp_path, lenet_reference, forkserver):
     proc = forkserver.run(lenet_cli(workdir, EPOCHS), env)
     assert proc.returncode == 3, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot write to ") and "No space left on device" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write to ") and "No space left on device" in lines[0], proc.stderr[-4000:]
     intact = int(lines[0].split("; the checkpoint of epoch ")[1].split()[0])
     assert lines[0].endswith(f"the checkpoint of epoch {intact} is intact: free some space and rerun the same "
                              "command to resume from it")

@@ -229,8 +229,10 @@ class Checkpointer:
     filling from elsewhere, is caught too, but orbax's background threads report it noisily.)"""
     need = int(sum(x.nbytes for x in jax.tree.leaves(state_tree)) * 1.1) + 2**16
     free = shutil.disk_usage(self.directory).free
+    if free < 2 * need:  # tight: measure again once the previous write, and orbax's removal of the
+      self.wait()        # checkpoints it no longer keeps, are done (orbax's save would wait for them)
+      free = shutil.disk_usage(self.directory).free
     if free < need:
-      self.wait()
       raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the checkpoint of epoch {epoch} needs about "
                                   f"{need / 2**20:.1f} MB, {free / 2**20:.1f} MB are free)")
 
