@@ -1,6 +1,5 @@
 """Small layers the Keras-era networks use that flax.linen does not provide."""
 
-import functools
 import math
 from typing import Any
 
@@ -12,9 +11,52 @@ from cnnzoo.kernels import dispatch
 from cnnzoo.models.pooling import max_pool
 
 
-# BatchNorm with batch variances as Keras computes them: mean((x - mean)^2) in two passes (Keras'
-# ops.moments uses jnp.var). flax's default E[x^2] - E[x]^2 loses precision when the mean is large.
-BatchNorm = functools.partial(nn.BatchNorm, use_fast_variance=False)
+def normalize(x, mean, var, scale, bias, epsilon: float, dtype=None):
+  """BatchNorm's arithmetic as Keras' JAX backend does it (ops.batch_normalization):
+  inv = scale / sqrt(var + epsilon), y = x * inv + (bias - mean * inv), one multiply-add an element
+  (flax's nn.BatchNorm computes (x - mean) * inv + bias, which keeps x - mean for the gradient: its
+  train step's BatchNorm passes take 1.3-1.9x as long; benchmarks/README.md). `scale` and `bias`
+  may be None (use_scale / use_bias False); `dtype` None is x's and the statistics' result type."""
+  inv = jax.lax.rsqrt(var + epsilon)
+  if scale is not None:
+    inv = inv * scale
+  shift = -mean * inv
+  if bias is not None:
+    shift = shift + bias
+  return jnp.asarray(x * inv + shift, dtype or jnp.result_type(x, mean))
+
+
+class BatchNorm(nn.BatchNorm):
+  """flax's nn.BatchNorm -- the same parameters (scale, bias), batch statistics (mean, var), moving
+  averages, initializers and dtypes -- computing as Keras does: batch variances in two passes,
+  mean((x - mean)^2) (Keras' ops.moments uses jnp.var; flax's default E[x^2] - E[x]^2 loses
+  precision when the mean is large), statistics in float32 at least, and `normalize`'s multiply-add.
+  Reduces over every axis but the last (`axis` -1); no cross-device `axis_name` (under jit and a
+  sharded batch XLA reduces over the global batch) and no `mask`."""
+  use_fast_variance: bool = False
+
+  @nn.compact
+  def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+    if self.axis not in (-1, x.ndim - 1) or self.axis_name is not None or mask is not None or self.use_fast_variance:
+      raise NotImplementedError("cnnzoo's BatchNorm normalizes the last axis, with two-pass variances, "
+                                "no axis_name and no mask")
+    use_running_average = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+    features = x.shape[-1:]
+    ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), features)
+    ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), features)
+    if use_running_average:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      axes = tuple(range(x.ndim - 1))
+      stats = x.astype(jnp.promote_types(self.dtype or x.dtype, jnp.float32))
+      mean = stats.mean(axes)
+      var = jnp.square(stats - mean).mean(axes)
+      if not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+    scale = self.param("scale", self.scale_init, features, self.param_dtype) if self.use_scale else None
+    bias = self.param("bias", self.bias_init, features, self.param_dtype) if self.use_bias else None
+    return normalize(x, mean, var, scale, bias, self.epsilon, self.dtype)
 
 
 class Conv(nn.Conv):

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.models.layers import normalize
 from cnnzoo.models.inspect import Layers, model_layers  # noqa: F401 -- model_layers: the API
 
 
@@ -108,7 +109,7 @@ def resolve(spec: str, params, layers: Layers, transfer: bool) -> Trainable:
 
 def inference_modules(paths):
   """An nn.intercept_methods interceptor for the modules at `paths`: a BatchNorm layer normalizes
-  with its moving statistics (flax's inference-mode arithmetic) and does not update them; any other
+  with its moving statistics (its inference-mode arithmetic) and does not update them; any other
   module (the `base` of a surgery model whose head alone trains) is called with train=False, as
   the seed ran a frozen base (Keras' `predict` on it: no dropout, BatchNorm's moving statistics)."""
   paths = frozenset(tuple(p) for p in paths)
@@ -122,13 +123,9 @@ def inference_modules(paths):
     x = args[0] if args else kwargs["x"]
     mean = module.get_variable("batch_stats", "mean")
     var = module.get_variable("batch_stats", "var")
-    mul = jax.lax.rsqrt(var + module.epsilon)
-    if module.use_scale:
-      mul = mul * module.get_variable("params", "scale")
-    y = (x - mean) * mul
-    if module.use_bias:
-      y = y + module.get_variable("params", "bias")
-    return jnp.asarray(y, module.dtype or jnp.result_type(x, mean))
+    scale = module.get_variable("params", "scale") if module.use_scale else None
+    bias = module.get_variable("params", "bias") if module.use_bias else None
+    return normalize(x, mean, var, scale, bias, module.epsilon, module.dtype)
 
   return intercept
 
