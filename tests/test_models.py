@@ -228,3 +228,35 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
   assert {p.dtype for p in jax.tree.leaves(variables["params"])} == {jnp.dtype("float32")}
   assert jax.eval_shape(lambda v: model.apply(v, x), variables).dtype == jnp.float32
+
+
+def test_batchnorm_is_flax_s_layer_in_keras_arithmetic():
+  """layers.BatchNorm: flax's nn.BatchNorm's variables (names, shapes, initial values), its batch
+  statistics and moving averages bit for bit (two-pass variances), and its outputs to rounding,
+  in training and inference; bfloat16 compute returns bfloat16; what it does not do is refused."""
+  import flax.linen as nn
+  from cnnzoo.models.layers import BatchNorm, normalize
+  x = jax.random.normal(jax.random.key(0), (8, 5, 5, 6)) * 3 + 2
+  ours = BatchNorm(momentum=0.9, epsilon=1e-3)
+  theirs = nn.BatchNorm(momentum=0.9, epsilon=1e-3, use_fast_variance=False)
+  variables = ours.init(jax.random.key(1), x, use_running_average=False)
+  assert jax.tree.map(np.shape, variables) == jax.tree.map(np.shape, theirs.init(jax.random.key(1), x, False))
+  variables = {"params": {"scale": jnp.linspace(0.5, 1.5, 6), "bias": jnp.linspace(-1, 1, 6)},
+               "batch_stats": {"mean": jnp.linspace(-0.2, 0.2, 6), "var": jnp.linspace(0.8, 1.2, 6)}}
+  (y, new), (y_ref, new_ref) = (m.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+                                for m in (ours, theirs))
+  for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(new_ref)):
+    assert np.array_equal(a, b)
+  np.testing.assert_allclose(y, y_ref, atol=2e-6, rtol=0)
+  mean, var = x.mean((0, 1, 2)), jnp.square(x - x.mean((0, 1, 2))).mean((0, 1, 2))
+  inv = jax.lax.rsqrt(var + 1e-3) * variables["params"]["scale"]
+  assert np.array_equal(y, x * inv + (variables["params"]["bias"] - mean * inv))  # Keras' ops.batch_normalization
+  y_eval = ours.apply(variables, x, use_running_average=True)
+  np.testing.assert_allclose(y_eval, theirs.apply(variables, x, use_running_average=True), atol=2e-6, rtol=0)
+  stats = variables["batch_stats"]
+  assert np.array_equal(y_eval, normalize(x, stats["mean"], stats["var"], variables["params"]["scale"],
+                                          variables["params"]["bias"], 1e-3))
+  half = BatchNorm(use_running_average=False, dtype=jnp.bfloat16).init_with_output(jax.random.key(1), x)[0]
+  assert half.dtype == jnp.bfloat16
+  with pytest.raises(NotImplementedError):
+    BatchNorm(use_running_average=False, axis_name="batch").init(jax.random.key(1), x)

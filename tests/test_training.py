@@ -86,11 +86,11 @@ def test_an_epoch_as_one_compiled_loop_trains_bitwise_like_a_call_a_step(name):
   convolutions' backward pass was written in one form for both (conv.input_grad): inside a loop
   body XLA:CPU compiled its own to other sums (LeNet drifted 4e-8 in 39 steps, MiniVGGNet 1e-7 in 4).
   Both run in a child process with XLA's fusion emitters on, as users run, and LLVM at -O0 (faster
-  to compile): with the suite's two flags together (-O0 and XLA's elemental emitters) XLA rounds some sums differently inside the loop body: Keras' Adam update of
-  LeNet's conv2 kernel from the second step on (7e-6 apart after an epoch, 2026-11-29), MiniVGGNet's
-  BatchNorm in Keras' arithmetic (x * inv + shift, 2026-12-02). At the users' flags (none), or
-  either flag alone, the bits are equal (checked by hand 2026-12-02: MiniVGGNet 44 s a run at the
-  users' flags, 27 s at -O0)."""
+  to compile): with the suite's two flags together (-O0 and XLA's elemental emitters) XLA rounds
+  some sums differently inside the loop body: Keras' Adam update of LeNet's conv2 kernel from the
+  second step on (7e-6 apart after an epoch, 2026-11-29), MiniVGGNet's BatchNorm in Keras'
+  arithmetic (x * inv + shift, 2026-12-02). At the users' flags (none), or either flag alone, the
+  bits are equal (checked by hand 2026-12-02: MiniVGGNet 44 s a run at the users' flags, 27 s at -O0)."""
   import subprocess
   import sys
   from conftest import lenet_env
