@@ -129,7 +129,10 @@ def check_loop_bitwise(name):
   got, sums, run = trained(streamed(), 7, epochs)
   assert run.train_chunk.size == 7 and run.train_chunk.source is None
   assert np.array_equal(got, one) and sums == one_sums
+  if name != "lenet_digits":
+    return
   # with the progress bar on (auto): a call per monitor.log_every_steps, the bar moved after each
+  # (LeNet's run: the bar's calls are the same for every model)
   c = config()
   c.monitor.progress, c.monitor.log_every_steps = True, 4
   bar = RecordingBar()

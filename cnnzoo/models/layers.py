@@ -14,9 +14,9 @@ from cnnzoo.models.pooling import max_pool
 def normalize(x, mean, var, scale, bias, epsilon: float, dtype=None):
   """BatchNorm's arithmetic as Keras' JAX backend does it (ops.batch_normalization):
   inv = scale / sqrt(var + epsilon), y = x * inv + (bias - mean * inv), one multiply-add an element
-  (flax's nn.BatchNorm computes (x - mean) * inv + bias, which keeps x - mean for the gradient: its
-  train step's BatchNorm passes take 1.3-1.9x as long; benchmarks/README.md). `scale` and `bias`
-  may be None (use_scale / use_bias False); `dtype` None is x's and the statistics' result type."""
+  (flax's nn.BatchNorm computes (x - mean) * inv + bias, which keeps x - mean for the gradient and
+  is slower: benchmarks/README.md, "BatchNorm in Keras' arithmetic"). `scale` and `bias` may be
+  None (use_scale / use_bias False); `dtype` None is x's and the statistics' result type."""
   inv = jax.lax.rsqrt(var + epsilon)
   if scale is not None:
     inv = inv * scale
