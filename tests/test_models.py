@@ -247,12 +247,14 @@ def test_batchnorm_is_flax_s_layer_in_keras_arithmetic():
                                 for m in (ours, theirs))
   for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(new_ref)):
     assert np.array_equal(a, b)
-  np.testing.assert_allclose(y, y_ref, atol=2e-6, rtol=0)
+  # the two forms round differently (a few ulps of the largest output; 0.5-0.8 ulp measured)
+  close = lambda a, b: np.testing.assert_allclose(a, b, atol=8 * np.finfo(np.float32).eps * np.abs(b).max(), rtol=0)
+  close(y, y_ref)
   mean, var = x.mean((0, 1, 2)), jnp.square(x - x.mean((0, 1, 2))).mean((0, 1, 2))
   inv = jax.lax.rsqrt(var + 1e-3) * variables["params"]["scale"]
   assert np.array_equal(y, x * inv + (variables["params"]["bias"] - mean * inv))  # Keras' ops.batch_normalization
   y_eval = ours.apply(variables, x, use_running_average=True)
-  np.testing.assert_allclose(y_eval, theirs.apply(variables, x, use_running_average=True), atol=2e-6, rtol=0)
+  close(y_eval, theirs.apply(variables, x, use_running_average=True))
   stats = variables["batch_stats"]
   assert np.array_equal(y_eval, normalize(x, stats["mean"], stats["var"], variables["params"]["scale"],
                                           variables["params"]["bias"], 1e-3))

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.models.layers import normalize
 from cnnzoo.models.inspect import Layers, model_layers  # noqa: F401 -- model_layers: the API
+from cnnzoo.models.layers import normalize
 
 
 def _layer_index(layers: Layers, name: str) -> int:
