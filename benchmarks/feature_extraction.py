@@ -31,7 +31,7 @@ def main(argv):
   abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False))
   rng = np.random.default_rng(0)
   variables = jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 0.02, s.shape), s.dtype), abstract)
-  mode = features.default_mode(_MODEL.value)
+  mode = info.preprocess
   extractor = features.Extractor(model, variables, lambda x: features.preprocess_input(x, mode), shape[:2],
                                  _LAYER.value, _MODEL.value)
   fn = jax.jit(extractor.apply)

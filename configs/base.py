@@ -9,6 +9,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Every field a config may set, with its default; each section is built by the function below."""
   c = ml_collections.ConfigDict()
+  # Modules of one's own (components registered with @cnnzoo.register_model, ...) that every entry
+  # point imports before it builds anything; the config file's folder is importable (docs/extending.md)
+  c.imports = ()
+  # Folders put on the Python path for them: the entry point records the config file's own folder here
+  c.import_dirs = ()
   c.seed = 0
   c.num_epochs = 10
   # Train steps per compiled call on a device-resident training split, as one loop: 0 = auto (the
@@ -72,21 +77,18 @@ def _model() -> ml_collections.ConfigDict:
 
 
 def _data() -> ml_collections.ConfigDict:
+  # The dataset's settings and the augmentation's sit beside these fields, declared by each
+  # (`python -m experiments.main --list_components`): digits: image_size, val_fraction,
+  # test_fraction, split_seed; mnist / fashion_mnist: dir, val_fraction, split_seed; hdf5: dir,
+  # max_in_memory_gb; synthetic: synthetic_sizes, split_seed; a tfds name: dir, val_fraction,
+  # test_fraction, split_seed, resize; crop: crop_padding; affine: rotation, shift, zoom, shear.
   d = ml_collections.ConfigDict()
-  d.name = "digits"  # digits | synthetic | hdf5 | a tfds name (cifar10, mnist, ...)
-  d.dir = ""  # hdf5: the builder's output folder; tfds: data_dir ("" = tfds' default)
+  d.name = "digits"  # digits | synthetic | hdf5 | mnist | fashion_mnist | one's own | a tfds name (cifar10, ...)
   d.how_to_get = ""  # shown when the dataset is missing
-  d.max_in_memory_gb = 8.0  # hdf5: splits up to this size are read into memory once
   d.on_device = "auto"  # auto | yes | no: keep a split's uint8 images on every device
   d.max_on_device_gb = 2.0  # auto: the largest split kept on the device
   d.prefetch = 2  # host batches prepared ahead by a background thread (0 = none)
-  d.image_size = 32  # digits: resize the 8x8 images to this size
-  d.resize = 0  # tfds: resize images to this square size (aspect-aware; cats_vs_dogs needs it)
-  d.val_fraction = 0.1  # digits / tfds without a validation split
-  d.test_fraction = 0.2  # digits / tfds without a test split (cats_vs_dogs)
-  d.split_seed = 0
   d.classes = ()  # a subset of the classes (names or indices), relabelled 0..k-1 in this order
-  d.synthetic_sizes = (64, 32, 32)  # synthetic: train / val / test images
   d.batch_size = 64  # global batch, split over all devices
   d.eval_batch_size = 0  # 0: same as batch_size
   d.normalize = "scale"  # scale (x/255) | mean (x - channel mean) | standardize
@@ -95,12 +97,7 @@ def _data() -> ml_collections.ConfigDict:
   #                       PatchPreprocessor), data.eval_crop / data.test_crop views in evaluation
   d.eval_crop = "center"  # validation views: center | resize (whole image) | ten (10-crop average)
   d.test_crop = ""  # test views ("" = eval_crop); the seed's AlexNet reports "ten"
-  d.augment = "none"  # none | crop | flip | crop_flip | affine | affine_flip
-  d.crop_padding = 4  # crop: zero padding before the random crop
-  d.rotation = 0.0  # affine (Keras ImageDataGenerator ranges): degrees
-  d.shift = 0.0  # affine: fraction of height / width
-  d.zoom = 0.0  # affine: scale in [1 - zoom, 1 + zoom]
-  d.shear = 0.0  # affine: degrees
+  d.augment = "none"  # none | crop | flip | crop_flip | affine | affine_flip | one's own
   d.erase_prob = 0.0  # random erasing (seed 001's eraser) after the augmentation above
   d.erase_area = (0.02, 0.4)  # fraction of the image
   d.erase_ratio = 0.3  # aspect ratio in [r, 1 / r]
@@ -108,19 +105,15 @@ def _data() -> ml_collections.ConfigDict:
 
 
 def _optim() -> ml_collections.ConfigDict:
+  # The optimizer's settings sit beside these fields, declared by each (cnnzoo/training/optim.py):
+  # sgd: semantics (optax | keras: Keras 3's update arithmetic), momentum, nesterov, weight_decay;
+  # adam: semantics, b1, b2, eps (Keras' 1e-7), weight_decay (decoupled: AdamW); rmsprop:
+  # semantics, rho, eps, momentum, weight_decay.
   d = ml_collections.ConfigDict()
-  d.name = "sgd"  # sgd | adam | rmsprop
-  d.semantics = "optax"  # optax | keras: Keras 3's update arithmetic (cnnzoo/training/keras_optim.py)
+  d.name = "sgd"  # sgd | adam | rmsprop | one's own
   d.lr = 0.01
-  d.momentum = 0.0
-  d.nesterov = False
-  d.b1 = 0.9
-  d.b2 = 0.999
-  d.eps = 1e-7  # Keras' default epsilon for Adam and RMSprop
-  d.rho = 0.9  # RMSprop
   d.l2 = 0.0  # Keras kernel_regularizer=l2(.) on every kernel, added to the loss
   d.l2_conv_only = False  # ... on the convolution kernels alone (the Dense layers unregularized)
-  d.weight_decay = 0.0  # decoupled weight decay on kernels
   d.label_smoothing = 0.0
   d.aux_loss_weight = 0.3  # auxiliary classifiers (GoogLeNet's aux_logits=True), Szegedy et al.
   d.clip_grad_norm = 0.0
@@ -129,20 +122,13 @@ def _optim() -> ml_collections.ConfigDict:
 
 
 def _schedule() -> ml_collections.ConfigDict:
+  # The schedule's settings sit beside these fields, declared by each (cnnzoo/training/schedules.py):
+  # every epoch-wise one: per_step (False: the rate changes at epoch boundaries, as Keras callbacks
+  # do), warmup_epochs, warmup_init_lr; poly: power, end_lr, decay_epochs (0 = num_epochs); linear,
+  # cosine: end_lr, decay_epochs; step: step_every, step_factor, step_offset (the book's step_decay:
+  # 1); piecewise: boundaries, scales; keras_time: decay (lr / (1 + decay * iterations)).
   d = ml_collections.ConfigDict()
-  d.name = "constant"  # constant | poly | linear | step | piecewise | cosine | keras_time
-  d.per_step = False  # False: the rate changes at epoch boundaries, as Keras callbacks do
-  d.power = 1.0  # poly
-  d.end_lr = 0.0  # poly, cosine
-  d.decay_epochs = 0  # poly, cosine: epochs to reach end_lr (0 = num_epochs)
-  d.step_every = 10  # step: epochs between decays
-  d.step_factor = 0.5  # step: multiplier per decay
-  d.step_offset = 0  # step: added to the 0-based epoch (the book's step_decay: 1, see minivggnet_cifar10)
-  d.boundaries = (0,)  # piecewise: epochs where the rate is multiplied ...
-  d.scales = (1.0,)  # ... by these factors
-  d.decay = 0.0  # keras_time: lr / (1 + decay * iterations)
-  d.warmup_epochs = 0
-  d.warmup_init_lr = 0.0
+  d.name = "constant"  # constant | poly | linear | step | piecewise | cosine | keras_time | one's own
   d.from_stage_start = False  # with stages: the schedule's epoch 0 is the stage's first epoch
   return d
 
@@ -225,8 +211,19 @@ def parse_args(arg, allowed=("smoke",)) -> set:
   return words
 
 
+def drop(section: ml_collections.ConfigDict, *fields: str) -> None:
+  """Removes the settings of a component a variant replaces (SGD's momentum when it turns to Adam):
+  a section holds the settings of its chosen components only."""
+  with section.unlocked():
+    for name in fields:
+      if name in section:
+        del section[name]
+
+
 def smoke(c: ml_collections.ConfigDict, image_shape, num_classes: int) -> ml_collections.ConfigDict:
   """Shrinks `c` to a few steps on synthetic images of the model's shape (the `:smoke` argument)."""
+  own = _data()  # the dataset's and the augmentation's settings go: a synthetic dataset takes its own
+  c.data = ml_collections.ConfigDict({k: v for k, v in c.data.items() if k in own})
   c.data.name = "synthetic"
   c.model.input_shape = tuple(image_shape)
   c.model.num_classes = num_classes

@@ -88,8 +88,10 @@ def get_config(arg=None):
     c.journal.run = "LeNet (Keras notebook), Fashion-MNIST, Adam"
     c.reference.figure, c.reference.source = 0.916, "2 Conv+pooling (TensorFlow's tutorial)"
     c.data.batch_size = 128
-    c.optim.name, c.optim.lr, c.optim.momentum, c.optim.nesterov = "adam", 1e-3, 0.0, False
+    c.optim.name, c.optim.lr = "adam", 1e-3
+    base.drop(c.optim, "momentum", "nesterov")  # SGD's
     c.schedule.name = "constant"
+    base.drop(c.schedule, "decay")
     c.num_epochs = 20
   if "minigooglenet" in args:
     c.journal.recipe = "journal + book, shortened from 70 to 5 epochs"
@@ -101,6 +103,7 @@ def get_config(arg=None):
     c.data.shift = 0.1
     c.optim.lr, c.optim.nesterov = 5e-3, False
     c.schedule.name, c.schedule.power = "poly", 2.0
+    base.drop(c.schedule, "decay")
     c.num_epochs = 5
   if args & {"resnet20", "resnet20_erase"}:
     c.journal.recipe = "our choice: no journal recipe (He et al.'s SGD made short)"
@@ -115,6 +118,7 @@ def get_config(arg=None):
     c.optim.lr, c.optim.momentum, c.optim.nesterov = 0.1, 0.9, True
     c.optim.l2 = 2.5e-4  # = weight decay 5e-4 on the gradient (d/dw of 2.5e-4 * w^2)
     c.schedule.name = "cosine"
+    base.drop(c.schedule, "decay")
     c.schedule.per_step = True
     c.num_epochs = 15
   if "resnet20_erase" in args:
@@ -127,8 +131,10 @@ def get_config(arg=None):
     c.model.name = "alexnet_tiny"
     c.journal.run = "AlexNet-tiny (seed 003), Fashion-MNIST, Adam, 5 epochs (shortened)"
     c.reference.figure, c.reference.source = 0.899, "AlexNet"
-    c.optim.name, c.optim.lr, c.optim.momentum, c.optim.nesterov = "adam", 1e-3, 0.0, False
+    c.optim.name, c.optim.lr = "adam", 1e-3
+    base.drop(c.optim, "momentum", "nesterov")
     c.schedule.name = "constant"
+    base.drop(c.schedule, "decay")
     c.num_epochs = 5
   if "smoke" in args:
     base.smoke(c, SHAPE, 10)

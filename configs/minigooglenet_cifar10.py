@@ -53,6 +53,7 @@ def get_config(arg=None):
     c.journal.run, c.journal.figure = "MiniGoogLeNet, CIFAR-10, linear decay", 0.91
     c.optim.lr = 1e-2
     c.schedule.name = "linear"
+    base.drop(c.schedule, "power")  # poly's (linear is poly of power 1)
   if "smoke" in args:
     base.smoke(c, (32, 32, 3), 10)
   return c

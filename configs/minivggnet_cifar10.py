@@ -45,12 +45,14 @@ def get_config(arg=None):
   if "step" in args:
     c.journal.run, c.journal.figure = "MiniVGGNet, CIFAR-10, step decay x0.25 every 5 epochs", 0.0
     c.schedule.name, c.schedule.step_every, c.schedule.step_factor = "step", 5, 0.25
+    base.drop(c.schedule, "decay")  # keras_time's
     # the book's step_decay(epoch) = 0.01 * 0.25 ** floor((1 + epoch) / 5), which Keras'
     # LearningRateScheduler calls with the 0-based epoch: the first drop is at the 5th epoch
     c.schedule.step_offset = 1
   if "constant" in args:
     c.journal.run, c.journal.figure = "MiniVGGNet, CIFAR-10, constant lr 0.01 (baseline)", 0.0
     c.schedule.name = "constant"
+    base.drop(c.schedule, "decay")
   if "nobn" in args:
     c.journal.run, c.journal.figure = "MiniVGGNet, CIFAR-10, time-based decay, no BatchNorm", 0.0
     c.model.kwargs.batch_norm = False

@@ -42,6 +42,7 @@ def get_config(arg=None):
   args = base.parse_args(arg, ("smoke", "noaug"))
   if "noaug" in args:
     c.data.augment = "none"
+    base.drop(c.data, "rotation", "shift", "shear", "zoom")  # affine_flip's
     c.journal.run = "MiniVGGNet, Flowers-17, without augmentation"
     c.journal.figure = 0.57
   if "smoke" in args:

@@ -54,6 +54,7 @@ def get_config(arg=None):
     c.journal.run = "ResNet20 v1, CIFAR-10, without augmentation, 50 epochs"
     c.journal.seed, c.journal.metric, c.journal.figure = "004", "test_accuracy", 0.80
     c.data.augment = "none"
+    base.drop(c.data, "shift")  # affine_flip's
     c.num_epochs = 50
   if "smoke" in args:
     base.smoke(c, (32, 32, 3), 10)

@@ -60,6 +60,7 @@ def get_config(arg=None):
     c.journal.recipe = "journal + our choice: 25 epochs after epoch 75"
     c.journal.run, c.journal.figure = "the seed ResNet, CIFAR-10, 1e-1 then 1e-2 from epoch 75 (run 3)", 0.0
     c.schedule.name = "constant"
+    base.drop(c.schedule, "power")  # poly's
     c.stages = ((75, "optim.lr=1e-1"), (100, "optim.lr=1e-2"))
   if "l2small" in args:
     c.journal.run, c.journal.figure = "the seed ResNet, CIFAR-10, linear decay, L2 1e-4 (before 5e-4)", 0.0

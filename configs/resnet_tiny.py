@@ -61,6 +61,7 @@ def get_config(arg=None):
   if "stops" in args:
     c.journal.run, c.journal.figure = "the seed ResNet, Tiny-ImageNet, stopped at 25 and 35 (run 3)", 0.0
     c.schedule.name = "constant"
+    base.drop(c.schedule, "power")  # poly's
     c.num_epochs = 47
     c.stages = ((25, "optim.lr=1e-1"), (35, "optim.lr=1e-2"), (47, "optim.lr=1e-3"))
   if "past75" in args:

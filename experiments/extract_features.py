@@ -31,6 +31,7 @@ _SIZE = flags.DEFINE_integer("image_size", 0, "With --keras_weights: side of the
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per forward pass.", lower_bound=1)
 _SPLITS = flags.DEFINE_list("splits", ["train", "val", "test"], "Splits to extract.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace features files already in --out.")
+_IMPORTS = cli.define_imports()
 _LIST = flags.DEFINE_bool("list_layers", False, "Print the --layer names the model has, then stop.")
 flags.mark_flags_as_required(["data", "out"])
 
@@ -41,6 +42,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
+  cli.import_own(_IMPORTS)
   from cnnzoo.transfer import features
   if bool(_WEIGHTS.value) == bool(_WORKDIR.value):
     cli.fail("give --keras_weights=FILE (with --model=NAME) or --workdir=RUN, one of the two")

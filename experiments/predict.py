@@ -20,6 +20,7 @@ _PREPROCESS = flags.DEFINE_enum("preprocess", None, ["caffe", "tf", "torch", "sc
                                 "With --keras_weights: Keras preprocess_input mode (default: the family's).")
 _NAMES = flags.DEFINE_string("class_names", None, "words.txt (ID<TAB>name) or one name per line.")
 _TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1)
+_IMPORTS = cli.define_imports()
 
 
 def main(argv):
@@ -34,6 +35,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
+  cli.import_own(_IMPORTS)
   from cnnzoo.evaluation import predict
   predictor = (predict.from_run(_WORKDIR.value, _CHECKPOINT.value) if _WORKDIR.value
                else predict.from_keras(_MODEL.value, _WEIGHTS.value, _PREPROCESS.value))

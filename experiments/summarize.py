@@ -26,6 +26,7 @@ _DIAGRAM = flags.DEFINE_string("diagram", None, "Write the layer graph to this .
                                "(Keras' plot_model; needs Graphviz) and exit.")
 _TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn, from:LAYER or re:REGEX "
                                  "(prints trainable and frozen counts).")
+_IMPORTS = cli.define_imports()
 
 
 def main(argv):
@@ -33,6 +34,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
+  cli.import_own(_IMPORTS)
   from cnnzoo import models
   from cnnzoo.models import inspect
   if _TABLE.value:

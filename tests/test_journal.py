@@ -167,7 +167,7 @@ def test_results_md_puts_ours_beside_the_seeds_figure(tmp_path):
   assert "- **MiniGoogLeNet, CIFAR-10, poly 2 decay**: `python -m experiments.main --config=configs/minigooglenet_cifar10.py`" in text
   assert "needs cifar10: prepare it once with `pip install tensorflow && tfds build cifar10`" in text
   assert f"{out}: " in results["stdout"] and "with a run of ours" in results["stdout"]
-  from experiments.main import list_configs
+  from cnnzoo.evaluation.journal import list_configs
   assert len(rows) == len(list_configs())  # every journal run has its row
   for r, message in ((bad, "give a .md file name"), (missing, "no such directory")):
     lines = r["stderr"].strip().splitlines()
@@ -237,7 +237,7 @@ def test_results_md_lists_every_seed_of_a_real_data_config_with_mean_and_std(tmp
 
 
 def test_the_readme_lists_every_journal_run():
-  from experiments.main import list_configs
+  from cnnzoo.evaluation.journal import list_configs
   readme = open(os.path.join(ROOT, "README.md")).read()
   missing = [r["config"] for r in list_configs() if f"| `{r['config'].replace('configs/', '')}` |" not in readme]
   assert not missing, f"README's Experiments table lacks {missing}"

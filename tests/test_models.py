@@ -9,6 +9,7 @@ import pytest
 
 from cnnzoo import models
 from cnnzoo.models import registry
+from cnnzoo.registry import RegistryError
 
 # (trainable, non-trainable) at each model's registry defaults, and where the figure comes from.
 # Non-trainable = BatchNorm moving mean + variance = Keras' "Non-trainable params".
@@ -197,7 +198,7 @@ def test_unknown_model_lists_close_matches():
 
 
 def test_duplicate_registration_is_an_error():
-  with pytest.raises(ValueError, match="registered twice"):
+  with pytest.raises(RegistryError, match="'lenet5' .* is already registered .cnnzoo's own.; choose another name"):
     @registry.register_model(input_shape=(32, 32, 3), num_classes=10)
     def lenet5(*, num_classes):  # noqa: F811  (the clash is the point)
       return None

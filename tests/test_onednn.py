@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import lenet_cli, quiet
-from cnnzoo import runtime
+from cnnzoo import models, runtime
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import build, dispatch, onednn
 from cnnzoo.kernels.settings import Settings
@@ -251,7 +251,8 @@ def test_forward_only_programs_take_the_kernels_measured_faster_for_the_model():
   from configs import minivggnet_cifar10
   from cnnzoo.training import loop
   kernels = dispatch.resolve(Settings(), "cpu", 1)
-  assert kernels.for_forward("minivggnet").name == "xla" and kernels.for_forward("resnet20_v1").name == "onednn"
+  assert kernels.for_forward(models.model_info("minivggnet").forward_kernels).name == "xla"
+  assert kernels.for_forward(models.model_info("resnet20_v1").forward_kernels).name == "onednn"
   config = quiet(minivggnet_cifar10.get_config("smoke"))
   with dispatch.use(kernels):
     run = loop.build(config)

@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.training import optim
+from cnnzoo.training import components, schedules
 
 SPE = 10  # steps per epoch
 
 
 def schedule(num_epochs=10, lr=0.1, **fields):
   from configs import base
-  cfg = base.get_config().schedule
-  cfg.update(fields)
-  return optim.build_schedule(cfg, lr, num_epochs, SPE)
+  c = base.get_config()
+  c.schedule.update(fields)
+  components.resolve(c)
+  return schedules.build(c, lr, num_epochs, SPE)
 
 
 def at(fn, steps):
@@ -88,7 +89,8 @@ def test_each_configs_schedule_matches_keras_learning_rate_scheduler_epoch_by_ep
   keras = fast_keras()
   name, _, arg = spec.partition(":")
   config = importlib.import_module(f"configs.{name[:-3]}").get_config(arg or None)
-  fn = optim.build_schedule(config.schedule, config.optim.lr, config.num_epochs, SPE)
+  components.resolve(config)
+  fn = schedules.build(config, config.optim.lr, config.num_epochs, SPE)
   model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
   model.compile(optimizer=keras.optimizers.SGD(config.optim.lr), loss="mse")
   callback = keras.callbacks.LearningRateScheduler(keras_fn)
@@ -132,7 +134,8 @@ def test_warmup_then_linear_decay():
 
 
 def test_unknown_schedule_is_a_config_error():
-  with pytest.raises(ConfigError, match="unknown schedule 'expo'"):
+  with pytest.raises(ConfigError, match=r"^--config.schedule.name='expo': no such schedule; did you mean step or poly\? "
+                                        r"registered: step, poly, constant, cosine, keras_time, linear, piecewise$"):
     schedule(name="expo")
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import fast_keras
+from cnnzoo import models
 from cnnzoo.errors import UserError
 from cnnzoo.transfer import features, logreg
 
@@ -33,7 +34,7 @@ def test_features_equal_keras_predict(keras_name, ours, layer, pooling, mode, tm
   expected = expected.reshape(len(images), -1)
   del reference
   extractor = features.from_keras_weights(path, ours, layer, None)
-  assert features.default_mode(ours) == mode
+  assert models.model_info(ours).preprocess == mode
   got = np.asarray(jax.jit(extractor.apply)(images))
   assert got.shape == expected.shape == (2, 25_088 if ours == "vgg16" else 2048)
   scale = max(1.0, float(np.abs(expected).max()))  # reassociation noise grows with the scale

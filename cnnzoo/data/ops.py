@@ -1,5 +1,10 @@
 """On-device preprocessing and augmentation, run inside the jitted steps.
 
+An augmentation is a batch op `fn(key, images, data) -> images` of the same shape, registered with
+`@register_augmentation(NAME, settings={...})` and chosen by data.augment; `data` is config.data,
+its settings fields of it. cnnzoo's own (none, crop, flip, crop_flip, affine, affine_flip) are
+entries like a user's; random erasing (data.erase_prob) follows any of them.
+
 Everything here is a pure function of (images, key): per-example randomness comes from the key
 the train step derives from its step number, so a resumed run draws the same augmentations.
 """
@@ -9,7 +14,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from cnnzoo.data.dataset import AUGMENTATIONS, register_augmentation
 from cnnzoo.errors import ConfigError
+from cnnzoo.registry import setting
 
 
 NORMALIZATIONS = ("scale", "mean", "standardize", "pixel_mean")
@@ -141,24 +148,75 @@ def random_erasing(key, images, prob=0.5, area=(0.02, 0.4), ratio=0.3):
   return jnp.where((box & apply)[..., None], noise, images.astype(jnp.float32))
 
 
-AUGMENTATIONS = ("none", "crop", "flip", "crop_flip", "affine", "affine_flip")
+PADDING = {"crop_padding": setting(4, "zero padding before the random crop", low=0)}
+AFFINE = {"rotation": setting(0.0, "degrees", low=0, high=180),
+          "shift": setting(0.0, "fraction of height / width", low=0, high=1, high_open=True),
+          "zoom": setting(0.0, "scale in [1 - zoom, 1 + zoom]", low=0, high=1, high_open=True),
+          "shear": setting(0.0, "degrees", low=0, high=90, high_open=True)}
 
 
-def augment(key, images, cfg):
-  """Applies `cfg.augment` (one of AUGMENTATIONS) then, if `cfg.erase_prob`, random erasing."""
-  name = cfg.augment
-  if name not in AUGMENTATIONS:
-    raise ConfigError(f"unknown augmentation {name!r}; choose {', '.join(AUGMENTATIONS)}")
-  crop_key, flip_key, affine_key, erase_key = jax.random.split(key, 4)
-  if name in ("crop", "crop_flip"):
-    images = random_crop(crop_key, images, cfg.crop_padding)
-  if name in ("affine", "affine_flip"):
-    images = random_affine(affine_key, images, cfg.rotation, cfg.shift, cfg.zoom, cfg.shear)
-  if name in ("flip", "crop_flip", "affine_flip"):
-    images = random_flip(flip_key, images)
-  if cfg.erase_prob:
-    images = random_erasing(erase_key, images, cfg.erase_prob, tuple(cfg.erase_area), cfg.erase_ratio)
+def _keys(key):
+  """The keys of cnnzoo's augmentations (crop, flip, affine, erasing): one split of the step's key."""
+  return jax.random.split(key, 4)
+
+
+@register_augmentation("none")
+def no_augmentation(key, images, data):
+  del key, data
   return images
+
+
+@register_augmentation("crop", settings=PADDING)
+def crop(key, images, data):
+  return random_crop(_keys(key)[0], images, data.crop_padding)
+
+
+@register_augmentation("flip")
+def flip(key, images, data):
+  return random_flip(_keys(key)[1], images)
+
+
+@register_augmentation("crop_flip", settings=PADDING)
+def crop_flip(key, images, data):
+  return flip(key, crop(key, images, data), data)
+
+
+@register_augmentation("affine", settings=AFFINE)
+def affine(key, images, data):
+  """Keras ImageDataGenerator's rotation, shift, zoom and shear (random_affine)."""
+  return random_affine(_keys(key)[2], images, data.rotation, data.shift, data.zoom, data.shear)
+
+
+@register_augmentation("affine_flip", settings=AFFINE)
+def affine_flip(key, images, data):
+  return flip(key, affine(key, images, data), data)
+
+
+def augment(key, images, data):
+  """The augmentation data.augment names, then, if `data.erase_prob`, random erasing."""
+  entry = AUGMENTATIONS.get(data.augment)
+  images = entry.fn(key, images, data)
+  if data.get("erase_prob", 0.0):
+    images = random_erasing(_keys(key)[3], images, data.erase_prob, tuple(data.erase_area), data.erase_ratio)
+  return images
+
+
+def check_augmentation(data, batch_shape) -> None:
+  """Traces data.augment's entry on a batch of `batch_shape` (shapes only, nothing computed): one
+  line naming the component when it fails or returns another shape."""
+  entry = AUGMENTATIONS.get(data.augment)
+  where = f"augmentation {entry.name!r} ({entry.module}.{entry.fn.__name__})"
+  x = jax.ShapeDtypeStruct(tuple(batch_shape), jnp.float32)
+  try:
+    out = jax.eval_shape(lambda k, x: entry.fn(k, x, data), jax.random.key(0), x)
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001 -- a user's batch op failing to trace: its own bug, named
+    raise ConfigError(f"{where} fails on a batch {tuple(batch_shape)}: {type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:200]}") from None
+  if not hasattr(out, "shape") or tuple(out.shape) != tuple(batch_shape):
+    got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+    raise ConfigError(f"{where} returned {got} for a batch {tuple(batch_shape)}; a batch op keeps the batch's shape")
 
 
 def model_image_shape(data_cfg, image_shape):
@@ -200,8 +258,7 @@ def make_preprocess(data_cfg, mean, std=None, image_shape=None, mean_image=None)
   if data_cfg.normalize == "standardize" and not std:
     raise ConfigError("normalize='standardize' needs the channel std: rebuild the dataset "
                       "(mean.json gains it) or set --config.data.std")
-  if data_cfg.augment not in AUGMENTATIONS:
-    raise ConfigError(f"unknown augmentation {data_cfg.augment!r}; choose {', '.join(AUGMENTATIONS)}")
+  AUGMENTATIONS.get(data_cfg.augment)  # an unknown name: one line listing the registered ones
   channels = image_shape[-1] if image_shape is not None else None
   for name, stat in (("mean", mean), ("std", std)):
     used = data_cfg.normalize == "standardize" or (name == "mean" and data_cfg.normalize == "mean")

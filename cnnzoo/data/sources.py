@@ -1,9 +1,11 @@
-"""Dataset sources behind one interface: uint8 NHWC splits, labels, class names, channel mean.
+"""cnnzoo's datasets, entries of the dataset registry (dataset.py): uint8 NHWC splits, labels,
+class names, channel mean.
 
-`load_dataset(cfg)` picks the source by `cfg.name`: "digits" (scikit-learn's bundled 8x8 digits,
-offline), "fashion_mnist" / "mnist" (the IDX files: in `cfg.dir`, Debian's package, or tfds),
-"synthetic" (random images of a given shape, for smoke runs), "hdf5" (files written by the dataset
-builders), or a tensorflow-datasets name such as "cifar10".
+`load_dataset(config)` loads the entry config.data.name names: "digits" (scikit-learn's bundled
+8x8 digits, offline), "fashion_mnist" / "mnist" (the IDX files: in `data.dir`, Debian's package,
+or tfds), "synthetic" (random images of the model's shape, for smoke runs), "hdf5" (files written
+by the dataset builders), a user's own (`@cnnzoo.register_dataset`), or any other name as a
+tensorflow-datasets name such as "cifar10".
 """
 
 import hashlib
@@ -14,10 +16,12 @@ from typing import Sequence
 import numpy as np
 
 from cnnzoo.data import idx
-from cnnzoo.data.dataset import Dataset, DatasetNotFoundError, Split
+from cnnzoo.data.dataset import (DATASETS, Dataset, DatasetNotFoundError, Split, check_dataset, register_dataset,
+                                 resolve_data)
 from cnnzoo.data.hdf5 import load_hdf5
 from cnnzoo.data.images import channel_stats, mean_image, resize_image  # noqa: F401 -- mean_image: the API
 from cnnzoo.errors import ConfigError
+from cnnzoo.registry import setting
 
 
 def fingerprint(ds: "Dataset", samples: int = 64) -> str:
@@ -126,7 +130,8 @@ def _tfds_builder(name: str, data_dir: str | None):
     hint = re.search(r"Did you mean: \S+ -> (\S+)", text)
     if "Available datasets:" in text:  # tfds lists all ~400 names: keep the first sentence and its guess
       text = text.split("Available datasets:")[0].strip()
-    raise DatasetNotFoundError(f"tensorflow-datasets cannot open {name!r}: {text[:300]}"
+    raise DatasetNotFoundError(f"--config.data.name={name!r}: not a registered dataset ({', '.join(DATASETS.names())}) "
+                               f"and tensorflow-datasets cannot open {name!r}: {text[:300]}"
                                + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
                                + "; or use a builder folder (data.name=hdf5) or digits") from None
   features = builder.info.features
@@ -246,21 +251,85 @@ def select_classes(ds: Dataset, classes) -> Dataset:
                  *channel_stats(train.images))
 
 
-def load_dataset(cfg, image_shape: Sequence[int] | None = None, num_classes: int | None = None) -> Dataset:
-  """The dataset named by the data config `cfg` (see configs/base.py for the fields)."""
-  ds = _load_dataset(cfg, image_shape, num_classes)
-  return select_classes(ds, tuple(cfg.classes)) if cfg.get("classes") else ds
+def load_dataset(config) -> Dataset:
+  """The dataset config.data.name names (config: the run's whole config), checked, then cut to
+  `data.classes` when it lists some."""
+  resolve_data(config)
+  entry = DATASETS.get(config.data.name)
+  ds = check_dataset(entry.fn(config), f"{config.data.name!r} ({entry.module}.{entry.fn.__name__})")
+  return select_classes(ds, tuple(config.data.classes)) if config.data.get("classes") else ds
 
 
-def _load_dataset(cfg, image_shape, num_classes) -> Dataset:
-  how = cfg.get("how_to_get", "")
-  if cfg.name == "digits":
-    return load_digits(cfg.image_size, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-  if cfg.name in idx.CLASS_NAMES:
-    return load_idx(cfg.name, cfg.dir, cfg.val_fraction, cfg.split_seed)
-  if cfg.name == "synthetic":
-    return load_synthetic(image_shape, num_classes, tuple(cfg.synthetic_sizes), cfg.split_seed)
-  if cfg.name == "hdf5":
-    return load_hdf5(cfg.dir, how, cfg.get("max_in_memory_gb", 8.0))
-  return load_tfds(cfg.name, cfg.dir or None, cfg.val_fraction, cfg.split_seed, how,
-                   cfg.get("resize", 0), cfg.test_fraction)
+SPLIT_SEED = setting(0, "the seed of the validation / test split", low=0, high=2**32 - 1)
+DIR = setting("", "the dataset's folder")
+
+
+def _fraction(default: float, doc: str, **bounds):
+  return setting(default, doc, low=0, high=1, high_open=True, **bounds)
+
+
+def _how(config, entry_how: str) -> str:
+  return config.data.get("how_to_get", "") or entry_how
+
+
+@register_dataset("digits", settings={
+    "image_size": setting(32, "the 8x8 images resized to this size", low=1),
+    "val_fraction": _fraction(0.1, "held out for validation"),
+    "test_fraction": _fraction(0.2, "held out for testing"), "split_seed": SPLIT_SEED})
+def digits(config) -> Dataset:
+  d = config.data
+  return load_digits(d.image_size, d.val_fraction, d.test_fraction, d.split_seed)
+
+
+def _register_idx(name: str) -> None:
+  def load(config) -> Dataset:
+    d = config.data
+    return load_idx(name, d.dir, d.val_fraction, d.split_seed)
+
+  load.__name__ = name
+  register_dataset(name, how_to_get=idx.how_to_get(name), settings={
+      "dir": setting("", "the folder of its four IDX files (\"\": Debian's, then tfds')"),
+      "val_fraction": _fraction(0.1, "of train held out for validation (0: validate on the test split)"),
+      "split_seed": SPLIT_SEED})(load)
+
+
+for _name in idx.CLASS_NAMES:  # mnist, fashion_mnist
+  _register_idx(_name)
+
+
+def _sizes(value) -> str | None:
+  if len(value) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value):
+    return "expected (train, val, test) image counts >= 1"
+  return None
+
+
+@register_dataset("synthetic", settings={
+    "synthetic_sizes": setting((64, 32, 32), "train / val / test images", check=_sizes), "split_seed": SPLIT_SEED})
+def synthetic(config) -> Dataset:
+  """Random images of config.model.input_shape in config.model.num_classes classes (the run's
+  build fills both from the model's entry when the config leaves them unset)."""
+  shape, classes = tuple(config.model.get("input_shape", ())), config.model.get("num_classes", 0)
+  if not shape or not classes:
+    raise ConfigError("data.name=synthetic makes images of model.input_shape in model.num_classes classes: "
+                      "set both")
+  return load_synthetic(shape, classes, tuple(config.data.synthetic_sizes), config.data.split_seed)
+
+
+@register_dataset("hdf5", settings={
+    "dir": DIR, "max_in_memory_gb": setting(8.0, "splits up to this size are read into memory once", low=0)})
+def hdf5(config) -> Dataset:
+  """A dataset builder's output folder (experiments.build_dataset)."""
+  return load_hdf5(config.data.dir, _how(config, ""), config.data.max_in_memory_gb)
+
+
+def _tfds(config) -> Dataset:
+  d = config.data
+  return load_tfds(d.name, d.dir or None, d.val_fraction, d.split_seed, _how(config, ""), d.resize, d.test_fraction)
+
+
+DATASETS.set_fallback("tensorflow-datasets", _tfds, settings={
+    "dir": setting("", "tfds' data_dir (\"\": its default)"),
+    "val_fraction": _fraction(0.1, "of train held out when the dataset has no validation split (0: the test split)"),
+    "test_fraction": _fraction(0.2, "of train held out when it has no test split (cats_vs_dogs)"),
+    "split_seed": SPLIT_SEED,
+    "resize": setting(0, "resize every image to this square size (aspect-aware)", low=0)})

@@ -224,3 +224,25 @@ def find_real(roots: list[str], journal: list[JournalRun]) -> tuple[dict, dict]:
       newest[r.seed] = r
     runs[key] = [newest[s] for s in sorted(newest)]
   return runs, ensembles
+
+
+def list_configs() -> list[dict]:
+  """One row per config of configs/ (and per journal variant a config names in `VARIANTS`), read
+  from the configs' own fields (experiments.main --list_configs)."""
+  here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+  return [{"config": j.config, "model": j.model,
+           "data": f"hdf5:{os.path.basename(j.data_dir.rstrip('/'))}" if j.data.startswith("hdf5:") else j.data,
+           "run": j.run, "seed": j.seed,
+           "figure": f"{j.metric} {j.figure:.4g}" if j.figure else (
+               f"published {j.reference_figure:.3f}" if j.reference_figure else "none reported")}
+          for j in journal_runs(here)]
+
+
+def print_configs() -> None:
+  rows = list_configs()
+  heads = {"config": "config", "model": "model", "data": "data", "run": "journal run", "seed": "seed note",
+           "figure": "seed's (or a published) figure"}
+  widths = {k: max(len(h), *(len(r[k]) for r in rows)) for k, h in heads.items()}
+  for row in [heads, *rows]:
+    print("  ".join(row[k].ljust(widths[k]) for k in heads).rstrip())
+  print("\nrun one: python -m experiments.main --config=CONFIG   (add :smoke for a seconds-long check)")

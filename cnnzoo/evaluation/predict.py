@@ -22,7 +22,7 @@ from cnnzoo.data.ops import make_preprocess, model_image_shape
 from cnnzoo.training.restore import choose_epoch
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
-from cnnzoo.transfer.features import MODES, default_mode, preprocess_input
+from cnnzoo.transfer.features import MODES, preprocess_input
 from cnnzoo.models.keras_weights import load_keras_weights
 from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
 from cnnzoo.kernels import dispatch
@@ -100,14 +100,14 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
     logits = model.apply(variables, views.reshape(v * n, *views.shape[2:]), train=False)
     return jnp.mean(jax.nn.softmax(logits.astype(jnp.float32).reshape(v, n, -1), axis=-1), axis=0)
 
-  forward = dispatch.bound(dispatch.active().for_forward(config.model.name), apply)
+  forward = dispatch.bound(dispatch.active().for_forward(models.model_info(config.model.name).forward_kernels), apply)
   return Predictor(jax.jit(forward), shape, names, "aspect", f"{config.model.name} ({workdir} epoch {epoch})")
 
 
 def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Predictor:
   """A zoo model with its classifier, weights from a Keras .h5 file, Keras' preprocess_input."""
   model, variables = load_keras_weights(path, model_name)
-  mode = preprocess or default_mode(model_name)
+  mode = preprocess or models.model_info(model_name).preprocess
   if mode not in MODES:
     raise UserError(f"--preprocess={mode}: choose one of {', '.join(MODES)}")
   shape = tuple(models.model_info(model_name).input_shape)
@@ -115,7 +115,7 @@ def from_keras(model_name: str, path: str, preprocess: str | None = None) -> Pre
   names = imagenet_synsets() if classes == 1000 else [str(i) for i in range(classes)]
   apply = lambda images: jax.nn.softmax(
       model.apply(variables, preprocess_input(images, mode), train=False).astype(jnp.float32), axis=-1)
-  forward = dispatch.bound(dispatch.active().for_forward(model_name), apply)
+  forward = dispatch.bound(dispatch.active().for_forward(models.model_info(model_name).forward_kernels), apply)
   return Predictor(jax.jit(forward), shape, names, "plain", f"{model_name} ({os.path.basename(path)})")
 
 

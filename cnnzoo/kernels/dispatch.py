@@ -77,22 +77,15 @@ class Kernels:
       return ", oneDNN convolutions"
     return f", XLA's convolutions (not oneDNN's: {self.fallback})" if why and self.fallback else ", XLA's convolutions"
 
-  def for_forward(self, model_name: str) -> "Kernels":
-    """The kernels of `model_name`'s forward-only programs: these, or XLA's where they are
-    measured faster for that model (FORWARD_WITH_XLA)."""
-    return self.without_ffi() if model_name in FORWARD_WITH_XLA else self
+  def for_forward(self, preference: str) -> "Kernels":
+    """The kernels of a model's forward-only programs, by its registry entry's `forward_kernels`:
+    "" these, "xla" XLA's (where they are measured faster for that model)."""
+    return self.without_ffi() if preference == "xla" else self
 
   def without_ffi(self) -> "Kernels":
     """The same choice with XLA's forms in place of FFI calls: for XLA's cost analysis (FLOPs),
     which counts nothing inside an FFI call."""
     return dataclasses.replace(self, backends=tuple(b for b in self.backends if b is not ONEDNN))
-
-
-# Forward-only programs (evaluation, predict, extract_features) of these models run faster with XLA's
-# convolutions than with oneDNN's: MiniVGGNet 0.68x with oneDNN's at batch 128 (its conv -> ReLU -> BN
-# layers fuse in XLA's form), while every other family's run 1.1-2.8x faster with oneDNN's
-# (`python -m benchmarks.forward_kernels`; benchmarks/README.md, "Forward-only programs").
-FORWARD_WITH_XLA = frozenset({"minivggnet"})
 
 
 def resolve(settings: settings_lib.Settings, platform: str, device_count: int) -> Kernels:

@@ -86,7 +86,7 @@ class InceptionV3(nn.Module):
     return pooled_classifier(self, x, train=train, name="predictions")
 
 
-@register_model(input_shape=(299, 299, 3), num_classes=1000,
+@register_model(input_shape=(299, 299, 3), num_classes=1000, preprocess="tf",
                 reference="keras.applications.InceptionV3: 23,851,784 total; logits equal in tests")
 def inception_v3(*, num_classes, **kw):
   """Inception v3 (keras.applications' form) on 299x299."""
@@ -170,7 +170,7 @@ class InceptionResNetV2(nn.Module):
     return nn.relu(x) if act else x
 
 
-@register_model(input_shape=(299, 299, 3), num_classes=1000,
+@register_model(input_shape=(299, 299, 3), num_classes=1000, preprocess="tf",
                 reference="keras.applications.InceptionResNetV2: 55,873,736; logits equal in tests")
 def inception_resnet_v2(*, num_classes, **kw):
   """Inception-ResNet-v2 (keras.applications' form) on 299x299."""

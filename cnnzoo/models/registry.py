@@ -1,18 +1,25 @@
 """One registry of model builders: `create_model(name, ...)` and `list_models(pattern)`.
 
 A builder is a function registered with `@register_model(...)`; the model's name is the builder's
-name, so a variant is one line. Each entry records the model's natural input shape, used by the
-tests, the summary tool and the configs' defaults.
+name (or `name=`), so a variant is one line. Each entry records the model's natural input shape,
+used by the tests, the summary tool and the configs' defaults, and the facts other parts ask of a
+model: the Keras preprocess_input mode of the application it mirrors (`preprocess`, for features
+and predict) and the convolution kernels its forward-only programs run fastest with
+(`forward_kernels`). A user's model registered in their own module is an entry like these.
 """
 
 import dataclasses
 import difflib
-import fnmatch
 from typing import Callable
 
 import flax.linen as nn
 
 from cnnzoo.errors import UserError
+from cnnzoo.registry import Registry, RegistryError
+
+
+PREPROCESS_MODES = ("caffe", "tf", "torch", "scale")
+FORWARD_KERNELS = ("", "xla")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,35 +30,46 @@ class ModelInfo:
   input_shape: tuple[int, int, int]  # (height, width, channels) of one image
   num_classes: int  # the class count of the model's reference configuration
   reference: str  # where the expected parameter count comes from
+  preprocess: str = "torch"  # Keras preprocess_input mode of the application it mirrors (caffe, tf, torch)
+  forward_kernels: str = ""  # "": the run's convolution kernels; "xla": XLA's for forward-only programs
+  module: str = ""  # where its builder is defined
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+MODELS = Registry("model", facts={"input_shape": (), "num_classes": 0, "reference": "", "preprocess": "torch",
+                                  "forward_kernels": ""})
 
 
 class UnknownModelError(UserError, ValueError):
   """Raised for a model name that is not registered."""
 
 
-def register_model(*, input_shape: tuple[int, int, int], num_classes: int, reference: str = ""):
-  """Decorator registering a builder `fn(*, num_classes, **overrides) -> nn.Module` under its name."""
-
-  def decorator(fn):
-    name = fn.__name__
-    if name in _REGISTRY:
-      raise ValueError(f"model {name!r} is registered twice")
-    _REGISTRY[name] = ModelInfo(name, fn, tuple(input_shape), num_classes, reference)
-    return fn
-
-  return decorator
+def register_model(*, input_shape: tuple[int, int, int], num_classes: int, reference: str = "",
+                   preprocess: str = "torch", forward_kernels: str = "", name: str | None = None):
+  """Decorator registering a builder `fn(*, num_classes, **overrides) -> nn.Module` (a flax module
+  whose `__call__(x, train)` returns logits) under its name, or `name`."""
+  shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else ()
+  if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+    raise RegistryError(f"register_model: input_shape={input_shape!r}: expected (height, width, channels)")
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    raise RegistryError(f"register_model: num_classes={num_classes!r}: expected a positive integer")
+  if preprocess not in PREPROCESS_MODES:
+    raise RegistryError(f"register_model: preprocess={preprocess!r}: choose one of {', '.join(PREPROCESS_MODES)}")
+  if forward_kernels not in FORWARD_KERNELS:
+    raise RegistryError(f"register_model: forward_kernels={forward_kernels!r}: choose '' or 'xla'")
+  return MODELS.register(name, input_shape=shape, num_classes=num_classes, reference=reference,
+                         preprocess=preprocess, forward_kernels=forward_kernels)
 
 
 def model_info(name: str) -> ModelInfo:
   """Registry entry for `name`; unknown names raise UnknownModelError listing the close matches."""
-  if name not in _REGISTRY:
-    close = difflib.get_close_matches(name, _REGISTRY, n=4, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_REGISTRY))}"
+  if not isinstance(name, str) or name not in MODELS:
+    known = MODELS.names()
+    close = difflib.get_close_matches(str(name), known, n=4, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(known)}"
     raise UnknownModelError(f"unknown model {name!r}{hint}")
-  return _REGISTRY[name]
+  e = MODELS.get(name)
+  return ModelInfo(e.name, e.fn, e.input_shape, e.num_classes, e.reference, e.preprocess, e.forward_kernels,
+                   e.module)
 
 
 def create_model(name: str, *, num_classes: int, **overrides) -> nn.Module:
@@ -62,9 +80,13 @@ def create_model(name: str, *, num_classes: int, **overrides) -> nn.Module:
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
     raise UserError(f"num_classes={num_classes!r}: a model needs a positive integer number of classes")
   try:
-    return info.builder(num_classes=num_classes, **overrides)
+    model = info.builder(num_classes=num_classes, **overrides)
   except TypeError as e:
     raise UserError(f"{name!r} does not take the overrides {sorted(overrides)}: {e}") from None
+  if not isinstance(model, nn.Module):
+    raise UserError(f"model {name!r} ({info.module}.{info.builder.__name__}) returned {type(model).__name__}, "
+                    "not a flax.linen.Module")
+  return model
 
 
 def input_problem(model: nn.Module, image_shape) -> str | None:
@@ -92,4 +114,4 @@ def input_problem(model: nn.Module, image_shape) -> str | None:
 
 def list_models(pattern: str = "*") -> list[str]:
   """Sorted names of the registered models matching the shell-style `pattern`."""
-  return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+  return MODELS.names(pattern)

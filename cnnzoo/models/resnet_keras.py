@@ -95,4 +95,5 @@ def _builder(depth, preact):
 
 for _depth in _DEPTHS:
   for _preact in (False, True):
-    register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_KA)(_builder(_depth, _preact))
+    register_model(input_shape=(224, 224, 3), num_classes=1000, reference=_KA,  # keras.applications' modes:
+                   preprocess="tf" if _preact else "caffe")(_builder(_depth, _preact))

@@ -52,7 +52,10 @@ class MiniVGGNet(nn.Module):
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-11-12, rebuilt in Keras 3")
+# forward_kernels: its forward-only programs take 0.68x the speed with oneDNN's convolutions (its
+# conv -> ReLU -> BN fuse in XLA's form; `python -m benchmarks.forward_kernels`, benchmarks/README.md)
+@register_model(input_shape=(32, 32, 3), num_classes=10, reference="seed 2020-11-12, rebuilt in Keras 3",
+                forward_kernels="xla")
 def minivggnet(*, num_classes, **kw):
   """Seed 2020-11-12: MiniVGGNet on CIFAR-10 (32x32x3)."""
   return MiniVGGNet(num_classes=num_classes, **kw)
@@ -119,5 +122,6 @@ def _vgg(depth, batch_norm):
 for _depth in VGG_CONFIGS:
   for _bn in (False, True):
     register_model(input_shape=(224, 224, 3), num_classes=1000,
+                   preprocess="caffe" if _depth in (16, 19) and not _bn else "torch",  # keras.applications' VGGs
                    reference="torchvision docs; keras.applications, logits equal in tests" if _depth in (16, 19) and not _bn
                    else "torchvision docs")(_vgg(_depth, _bn))

@@ -111,8 +111,7 @@ def build(config, abstract: bool = False) -> Run:
   kernels = dispatch.active()  # resolved once per process (or a test's dispatch.use); results.json records it
   mesh = parallel.make_mesh()
   info = models.model_info(config.model.name)
-  ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
-                    num_classes=config.model.num_classes or info.num_classes)
+  ds = dataset_of(config)
   num_classes = _check_data(config, ds)
   image_shape = model_image_shape(config.data, ds.image_shape)
   model = _create_model(config, num_classes, image_shape)
@@ -149,7 +148,7 @@ def build(config, abstract: bool = False) -> Run:
                    out_shardings=(repl, repl), donate_argnums=(0, 1))
 
   train_jit = train_jit_for(plan[0].inference_modules)
-  forward = functools.partial(dispatch.bound, kernels.for_forward(config.model.name))
+  forward = functools.partial(dispatch.bound, kernels.for_forward(info.forward_kernels))
   eval_jit = lambda pre: jax.jit(forward(_from_source(functools.partial(steps.eval_step, preprocess=pre, **common))),
                                  in_shardings=(repl, batch, repl), out_shardings=(repl, batch))
   val_jit = eval_jit(val_pre)
@@ -165,6 +164,17 @@ def build(config, abstract: bool = False) -> Run:
              eval_step, test_step, mesh, model, plan,
              train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
              train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels)
+
+
+def dataset_of(config) -> Dataset:
+  """The dataset of `config`, loaded with model.input_shape and model.num_classes taken from the
+  model's registry entry where the config leaves them unset (what data.name=synthetic makes)."""
+  info = models.model_info(config.model.name)
+  view = config.copy_and_resolve_references()
+  with view.unlocked():
+    view.model.input_shape = tuple(config.model.input_shape or info.input_shape)
+    view.model.num_classes = config.model.num_classes or info.num_classes
+  return load_dataset(view)
 
 
 def _loaders(data, ds, mesh, seed: int) -> tuple[Loader, Loader, Loader]:

@@ -1,75 +1,23 @@
-"""Optimizers and learning-rate schedules from the config, built on optax.
+"""Optimizers: a registry, cnnzoo's own optimizers its entries, and what wraps any of them.
 
-Schedules are written in epochs (the unit of the seed's Keras callbacks) and evaluated at the
-optimizer's step count: with `schedule.per_step=False` (default) the epoch is
-`floor(step / steps_per_epoch)`, so the rate is constant within an epoch exactly as Keras'
-LearningRateScheduler sets it; with `per_step=True` the epoch is fractional and the rate changes
-every step. Keras' time-based decay (`lr0 / (1 + decay * iterations)`, SGD's old `decay` argument)
-is per iteration by definition.
-
-After a resume the schedule is rebuilt from the (possibly overridden) config and evaluated at the
-restored step count: the epoch-N checkpoint continues at step N * steps_per_epoch of the new
-schedule. E.g. `--config.schedule.name=constant --config.optim.lr=1e-3` trains on at 1e-3.
+An optimizer is `fn(learning_rate, config) -> optax.GradientTransformation`, registered with
+`@register_optimizer(NAME, settings={...})`; `learning_rate` is a schedule (a function of the
+optimizer's step count) or a float; its settings are fields of config.optim beside the fields
+every optimizer shares (name, lr, l2, l2_conv_only, label_smoothing, aux_loss_weight,
+clip_grad_norm, trainable). Learning-rate schedules: training/schedules.py.
 """
-
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
+
 from cnnzoo.errors import ConfigError
+from cnnzoo.registry import Registry, setting
 from cnnzoo.training import keras_optim
 
-Schedule = Callable[[jax.Array], jax.Array]
-
-
-def epoch_schedule(cfg, lr: float, num_epochs: int) -> Schedule:
-  """The schedule of `cfg` (config.schedule) as a function of the (possibly fractional) epoch."""
-  warmup = cfg.warmup_epochs
-  horizon = (cfg.decay_epochs or num_epochs) - warmup  # the decay ends at `decay_epochs`
-  name = cfg.name
-  if name in ("poly", "linear", "cosine") and horizon <= 0:
-    raise ConfigError(f"schedule {name!r} decays over decay_epochs (or num_epochs) minus warmup_epochs "
-                      f"= {horizon} epochs; it must be at least 1")
-  if name == "constant":
-    main = optax.constant_schedule(lr)
-  elif name in ("poly", "linear"):
-    power = 1.0 if name == "linear" else cfg.power
-    main = optax.polynomial_schedule(lr, cfg.end_lr, power, transition_steps=horizon)
-  elif name == "step":  # lr * factor ** floor((epoch + step_offset) / step_every)
-    decay = optax.exponential_decay(lr, transition_steps=cfg.step_every, decay_rate=cfg.step_factor,
-                                    staircase=True)
-    offset = cfg.step_offset
-    main = (lambda epoch: decay(epoch + offset)) if offset else decay
-  elif name == "piecewise":
-    if len(cfg.boundaries) != len(cfg.scales):
-      raise ConfigError("schedule.boundaries and schedule.scales must have the same length")
-    main = optax.piecewise_constant_schedule(
-        lr, {int(b) - warmup: float(s) for b, s in zip(cfg.boundaries, cfg.scales)})
-  elif name == "cosine":
-    main = optax.cosine_decay_schedule(lr, decay_steps=horizon, alpha=cfg.end_lr / lr if lr else 0.0)
-  else:
-    raise ConfigError(f"unknown schedule {name!r}; choose constant, poly, linear, step, piecewise, "
-                     "cosine or keras_time")
-  if not warmup:
-    return main
-  ramp = optax.linear_schedule(cfg.warmup_init_lr, lr, transition_steps=warmup)
-  return optax.join_schedules([ramp, main], boundaries=[warmup])
-
-
-def build_schedule(cfg, lr: float, num_epochs: int, steps_per_epoch: int) -> Schedule:
-  """Learning rate as a function of the optimizer step count (see the module docstring)."""
-  if cfg.name == "keras_time":
-    if cfg.warmup_epochs:
-      raise ConfigError("keras_time decay has no warmup form; set schedule.warmup_epochs=0")
-    return lambda count: lr / (1.0 + cfg.decay * count)
-  by_epoch = epoch_schedule(cfg, lr, num_epochs)
-
-  def schedule(count):
-    epoch = jnp.asarray(count, jnp.float32) / steps_per_epoch
-    return by_epoch(epoch if cfg.per_step else jnp.floor(epoch))
-
-  return schedule
+OPTIMIZERS = Registry("optimizer", section="optim", reserved=(
+    "name", "lr", "l2", "l2_conv_only", "label_smoothing", "aux_loss_weight", "clip_grad_norm", "trainable"))
+register_optimizer = OPTIMIZERS.register
 
 
 def kernel_mask(params):
@@ -96,61 +44,84 @@ def with_plateau_scale(tx: optax.GradientTransformation) -> optax.GradientTransf
   return optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
 
 
-def build_optimizer(cfg, schedule: Schedule, labels=None, plateau: bool = False) -> optax.GradientTransformation:
-  """The optimizer of `cfg` (config.optim) driven by `schedule`.
+def build_optimizer(config, schedule, labels=None, plateau: bool = False) -> optax.GradientTransformation:
+  """The optimizer of config.optim driven by `schedule`, clipped by `clip_grad_norm`.
 
-  Keras defaults are the config defaults (Adam / RMSprop epsilon 1e-7, RMSprop rho 0.9).
-  `weight_decay` is decoupled (AdamW-style for Adam, added to the gradient before momentum for SGD
-  and RMSprop, as PyTorch does); `l2` is not here but in the loss, as Keras adds it. `labels`
-  (params -> "train" / "frozen" per leaf, trainable.py) freezes parameters: they get no update and
-  no optimizer state. `plateau`: a factor ReduceLROnPlateau lowers (callbacks.py), kept in the state
-  as `step_size`: with optax's arithmetic a scale after the optimizer (its learning rate is one);
-  with Keras' it multiplies the learning rate itself, as Keras sets `optimizer.learning_rate` --
-  not the same for momentum SGD and RMSprop, which keep the rate inside the velocity.
+  `labels` (params -> "train" / "frozen" per leaf, trainable.py) freezes parameters: they get no
+  update and no optimizer state. `plateau`: a factor ReduceLROnPlateau lowers (callbacks.py), kept
+  in the state as `step_size`: with optax's arithmetic a scale after the optimizer (its learning
+  rate is one); with Keras' it multiplies the learning rate itself, as Keras sets
+  `optimizer.learning_rate` -- not the same for momentum SGD and RMSprop, which keep the rate
+  inside the velocity.
   """
-  keras_plateau = plateau and cfg.get("semantics", "optax") == "keras"
+  keras_plateau = plateau and config.optim.get("semantics", "optax") == "keras"
   if keras_plateau:
-    tx = optax.inject_hyperparams(lambda step_size: _core_optimizer(cfg, lambda c: schedule(c) * step_size))(
+    tx = optax.inject_hyperparams(lambda step_size: _optimizer(config, lambda c: schedule(c) * step_size))(
         step_size=1.0)
   else:
-    tx = _core_optimizer(cfg, schedule)
+    tx = _optimizer(config, schedule)
   if labels is not None:
     tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
   return with_plateau_scale(tx) if plateau and not keras_plateau else tx
 
 
-def _core_optimizer(cfg, schedule: Schedule) -> optax.GradientTransformation:
-  name = cfg.name
-  if cfg.get("semantics", "optax") == "keras":  # Keras 3's arithmetic (keras_optim.py)
-    if cfg.weight_decay:
-      raise ConfigError("optim.weight_decay has no Keras form here; with optim.semantics=keras use optim.l2 "
-                        "(the Keras kernel_regularizer the journal uses) or optim.semantics=optax")
-    if name == "sgd":
-      tx = keras_optim.sgd(schedule, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    elif name == "adam":
-      tx = keras_optim.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
-    elif name == "rmsprop":
-      tx = keras_optim.rmsprop(schedule, rho=cfg.rho, eps=cfg.eps, momentum=cfg.momentum)
-    else:
-      raise ConfigError(f"unknown optimizer {name!r}; choose sgd, adam or rmsprop")
-    return _clip(cfg, tx)
-  if name == "sgd":
-    tx = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
-  elif name == "adam":
-    if cfg.weight_decay:
-      return _clip(cfg, optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                                    weight_decay=cfg.weight_decay, mask=kernel_mask))
-    tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
-  elif name == "rmsprop":
-    tx = optax.rmsprop(schedule, decay=cfg.rho, eps=cfg.eps, momentum=cfg.momentum or None)
-  else:
-    raise ConfigError(f"unknown optimizer {name!r}; choose sgd, adam or rmsprop")
-  if cfg.weight_decay:
-    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=kernel_mask), tx)
-  return _clip(cfg, tx)
-
-
-def _clip(cfg, tx):
-  if cfg.get("clip_grad_norm"):
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
+def _optimizer(config, learning_rate) -> optax.GradientTransformation:
+  """The registered optimizer of config.optim.name, checked, then clipped."""
+  entry = OPTIMIZERS.get(config.optim.name)
+  tx = entry.fn(learning_rate, config)
+  if not isinstance(tx, optax.GradientTransformation):
+    raise ConfigError(f"optimizer {entry.name!r} ({entry.module}.{entry.fn.__name__}) returned "
+                      f"{type(tx).__name__}, not an optax.GradientTransformation")
+  if config.optim.get("clip_grad_norm"):
+    return optax.chain(optax.clip_by_global_norm(config.optim.clip_grad_norm), tx)
   return tx
+
+
+_FRACTION = dict(low=0, high=1, high_open=True)
+SEMANTICS = setting("optax", "optax | keras: Keras 3's update arithmetic (keras_optim.py)", choices=("optax", "keras"))
+WEIGHT_DECAY = setting(0.0, "decoupled weight decay on kernels (AdamW for Adam; before momentum for SGD "
+                       "and RMSprop, as PyTorch does)", low=0)
+EPS = setting(1e-7, "Keras' default epsilon", low=0, low_open=True)
+MOMENTUM = setting(0.0, "", **_FRACTION)
+
+
+def _no_keras_decay(o) -> None:
+  if o.weight_decay:
+    raise ConfigError("optim.weight_decay has no Keras form here; with optim.semantics=keras use optim.l2 "
+                      "(the Keras kernel_regularizer the journal uses) or optim.semantics=optax")
+
+
+def _decayed(o, tx):
+  return optax.chain(optax.add_decayed_weights(o.weight_decay, mask=kernel_mask), tx) if o.weight_decay else tx
+
+
+@register_optimizer("sgd", settings={"semantics": SEMANTICS, "momentum": MOMENTUM, "nesterov": setting(False),
+                                     "weight_decay": WEIGHT_DECAY})
+def sgd(learning_rate, config):
+  o = config.optim
+  if o.semantics == "keras":
+    _no_keras_decay(o)
+    return keras_optim.sgd(learning_rate, momentum=o.momentum, nesterov=o.nesterov)
+  return _decayed(o, optax.sgd(learning_rate, momentum=o.momentum or None, nesterov=o.nesterov))
+
+
+@register_optimizer("adam", settings={"semantics": SEMANTICS, "b1": setting(0.9, "", **_FRACTION),
+                                      "b2": setting(0.999, "", **_FRACTION), "eps": EPS, "weight_decay": WEIGHT_DECAY})
+def adam(learning_rate, config):
+  o = config.optim
+  if o.semantics == "keras":
+    _no_keras_decay(o)
+    return keras_optim.adam(learning_rate, b1=o.b1, b2=o.b2, eps=o.eps)
+  if o.weight_decay:
+    return optax.adamw(learning_rate, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=kernel_mask)
+  return optax.adam(learning_rate, b1=o.b1, b2=o.b2, eps=o.eps)
+
+
+@register_optimizer("rmsprop", settings={"semantics": SEMANTICS, "rho": setting(0.9, "", **_FRACTION), "eps": EPS,
+                                         "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY})
+def rmsprop(learning_rate, config):
+  o = config.optim
+  if o.semantics == "keras":
+    _no_keras_decay(o)
+    return keras_optim.rmsprop(learning_rate, rho=o.rho, eps=o.eps, momentum=o.momentum)
+  return _decayed(o, optax.rmsprop(learning_rate, decay=o.rho, eps=o.eps, momentum=o.momentum or None))

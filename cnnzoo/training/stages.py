@@ -18,13 +18,12 @@ stage with `schedule.from_stage_start=True` (whose decay then spans the stage's 
 `schedule.decay_epochs` says otherwise).
 """
 
-import ast
 import dataclasses
 
 import jax
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.training import optim
+from cnnzoo.training import components, optim, schedules
 
 ALLOWED = ("optim.", "schedule.")
 KEEPS_OPTIMIZER = {"optim.lr"}  # overrides that keep the optimizer state (with any schedule.*)
@@ -48,9 +47,9 @@ class Stage:
     return self.trainable.inference_modules if self.trainable is not None else ()
 
 
-def parse_overrides(text: str, config, where: str) -> dict:
-  """"a.b=1,c.d=x" -> {"a.b": value typed like the config field}; unknown fields are errors."""
-  out = {}
+def parse_overrides(text: str, where: str) -> list[tuple[str, str]]:
+  """"a.b=1,c.d=x" -> [("a.b", "1"), ("c.d", "x")], each a field a stage may change."""
+  out = []
   for item in [s.strip() for s in _split(text) if s.strip()]:
     key, sep, raw = item.partition("=")
     key = key.strip()
@@ -58,24 +57,7 @@ def parse_overrides(text: str, config, where: str) -> dict:
       raise ConfigError(f"{where}: {item!r} is not FIELD=VALUE")
     if not key.startswith(ALLOWED):
       raise ConfigError(f"{where}: {key} cannot change within a run; a stage may set optim.* and schedule.*")
-    section, _, field = key.partition(".")
-    if field not in config[section]:
-      raise ConfigError(f"{where}: no config field {key!r}")
-    current = config[section][field]
-    try:
-      value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
-      value = raw.strip()  # a bare word: a string value such as sgd
-    if isinstance(current, bool):
-      if not isinstance(value, bool):
-        raise ConfigError(f"{where}: {key}={raw.strip()} must be True or False")
-    elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-      value = float(value)
-    elif isinstance(current, tuple) and isinstance(value, list):
-      value = tuple(value)
-    if type(value) is not type(current) and not (isinstance(current, float) and isinstance(value, float)):
-      raise ConfigError(f"{where}: {key}={raw.strip()} must be a {type(current).__name__} like {current!r}")
-    out[key] = value
+    out.append((key, raw.strip()))
   return out
 
 
@@ -109,13 +91,11 @@ def plan(config, steps_per_epoch: int, trainable=None) -> list[Stage]:
       end, text = item
       if end <= previous:
         raise ConfigError(f"{where}: ends at epoch {end}, not after the previous stage's {previous}")
-      overrides = parse_overrides(text, prev_cfg, where)
+      items = parse_overrides(text, where)
       cfg = prev_cfg.copy_and_resolve_references()
-      with cfg.unlocked():
-        for key, value in overrides.items():
-          section, _, field = key.partition(".")
-          cfg[section][field] = value
-      changed = {k for k, v in overrides.items() if k.startswith("optim.") and prev_cfg.optim[k[6:]] != v}
+      components.apply_overrides(cfg, items, describe=lambda key, raw: f"{where}: {key}={raw}")
+      overrides = {key: _field(cfg, key) for key, _ in items}
+      changed = {k for k in overrides if k.startswith("optim.") and prev_cfg.optim.get(k[6:]) != cfg.optim[k[6:]]}
       fresh = i == 1 or bool(changed - KEEPS_OPTIMIZER)
       opt_start = previous if fresh else opt_start
       stages.append(Stage(i, previous, end, cfg, overrides, fresh, opt_start))
@@ -127,7 +107,7 @@ def plan(config, steps_per_epoch: int, trainable=None) -> list[Stage]:
     s.schedule = _global_schedule(s, config.num_epochs, steps_per_epoch)
     spec = s.config.optim.get("trainable", "all")
     s.trainable = trainable(spec) if trainable is not None and spec != "all" else None
-    s.tx = optim.build_optimizer(s.config.optim, _optimizer_schedule(s, steps_per_epoch),
+    s.tx = optim.build_optimizer(s.config, _optimizer_schedule(s, steps_per_epoch),
                                  labels=s.trainable.labels if s.trainable is not None else None,
                                  plateau=config.get("plateau") is not None and config.plateau.use)
   return stages
@@ -137,12 +117,12 @@ def _global_schedule(stage: Stage, num_epochs: int, steps_per_epoch: int):
   """The stage's learning rate as a function of the run's global step."""
   sched_cfg = stage.config.schedule
   relative = bool(sched_cfg.get("from_stage_start", False))
-  if sched_cfg.name == "keras_time":  # per iteration of the optimizer: counts from its creation
+  if schedules.SCHEDULES.get(sched_cfg.name).optimizer_steps:  # Keras' time decay: counts from its creation
     relative, offset = True, stage.opt_start * steps_per_epoch
   else:
     offset = stage.start * steps_per_epoch if relative else 0
   horizon = stage.end - stage.start if relative else num_epochs
-  inner = optim.build_schedule(sched_cfg, stage.config.optim.lr, horizon, steps_per_epoch)
+  inner = schedules.build(stage.config, stage.config.optim.lr, horizon, steps_per_epoch)
   # jitted: the loop reads it once per epoch, and an optax schedule evaluated op by op costs ~50 ms
   return jax.jit(lambda step: inner(step - offset))
 
@@ -152,6 +132,11 @@ def _optimizer_schedule(stage: Stage, steps_per_epoch: int):
   the epoch its state was created (`opt_start`)."""
   offset = stage.opt_start * steps_per_epoch
   return lambda count: stage.schedule(count + offset)
+
+
+def _field(config, key: str):
+  section, _, field = key.partition(".")
+  return config[section][field]
 
 
 def stage_of(stages: list[Stage], epoch: int) -> Stage:

@@ -7,10 +7,9 @@ import os
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import dispatch
+from cnnzoo.training import components
 from cnnzoo.training.callbacks import MODES, MONITORED
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-SCHEDULES = ("constant", "poly", "linear", "step", "piecewise", "cosine", "keras_time")
 DTYPES = ("float32", "bfloat16", "float16")
 METRICS = ("", "val_loss", "val_accuracy", "loss", "accuracy")
 
@@ -35,8 +34,11 @@ def _choice(path: str, value, choices) -> None:
 
 
 def check(c) -> None:
-  """Raises ConfigError for the first field of config `c` whose value cannot work."""
+  """Raises ConfigError for the first field of config `c` whose value cannot work. The component
+  sections are filled with their components' settings first (components.resolve), which checks
+  those settings against their declarations."""
   dispatch.default()  # the environment's kernel settings (CNNZOO_CPU_CONV, ...), before anything is built
+  components.resolve(c)
   _check_run(c)
   _check_model(c.model, c.optim)
   _check_data(c.data)
@@ -103,74 +105,37 @@ def _check_data(d) -> None:
   """config.data."""
   _number("data.batch_size", d.batch_size, low=1, integer=True)
   _number("data.eval_batch_size", d.eval_batch_size, low=0, integer=True)
-  _number("data.image_size", d.image_size, low=1, integer=True)
-  _number("data.resize", d.get("resize", 0), low=0, integer=True)
   _number("data.crop_size", d.get("crop_size", 0), low=0, integer=True)
-  _number("data.crop_padding", d.crop_padding, low=0, integer=True)
   _number("data.prefetch", d.prefetch, low=0, integer=True)
-  _number("data.split_seed", d.split_seed, low=0, high=2**32 - 1, integer=True)
   for name in ("eval_crop", "test_crop"):
     if d.get(name) == "ten" and not d.get("crop_size", 0):
       raise ConfigError(f"--config.data.{name}=ten averages ten crop_size windows: set --config.data.crop_size "
                         "(the seed's AlexNet: 227 of 256), or use center / resize")
-  for name in ("max_in_memory_gb", "max_on_device_gb"):
-    _number(f"data.{name}", d[name], low=0)
-  for name in ("val_fraction", "test_fraction"):
-    _number(f"data.{name}", d[name], low=0, high=1, high_open=True)
-  _number("data.rotation", d.rotation, low=0, high=180)
-  _number("data.shift", d.shift, low=0, high=1, high_open=True)
-  _number("data.zoom", d.zoom, low=0, high=1, high_open=True)
-  _number("data.shear", d.shear, low=0, high=90, high_open=True)
+  _number("data.max_on_device_gb", d.max_on_device_gb, low=0)
   _number("data.erase_prob", d.erase_prob, low=0, high=1)
   area = tuple(d.erase_area)
   if len(area) != 2 or not all(isinstance(a, numbers.Real) for a in area) or not 0 < area[0] <= area[1] <= 1:
     raise ConfigError(f"--config.data.erase_area={area}: expected (low, high) with 0 < low <= high <= 1")
   _number("data.erase_ratio", d.erase_ratio, low=0, high=1, low_open=True)
   _choice("data.on_device", d.on_device, ("auto", "yes", "no", True, False))
-  sizes = tuple(d.synthetic_sizes)
-  if len(sizes) != 3 or not all(isinstance(n, numbers.Integral) and n >= 1 for n in sizes):
-    raise ConfigError(f"--config.data.synthetic_sizes={sizes}: expected (train, val, test) image counts >= 1")
   if d.std:
     for v in d.std:
       _number("data.std", v, low=0, low_open=True)
 
 
 def _check_optim(o) -> None:
-  """config.optim."""
-  _choice("optim.name", o.name, OPTIMIZERS)
-  _choice("optim.semantics", o.get("semantics", "optax"), ("optax", "keras"))
+  """config.optim's own fields (the optimizer's settings are checked by components.resolve)."""
   _number("optim.lr", o.lr, low=0, low_open=True)
-  _number("optim.momentum", o.momentum, low=0, high=1, high_open=True)
-  for name in ("b1", "b2", "rho"):
-    _number(f"optim.{name}", o[name], low=0, high=1, high_open=True)
-  _number("optim.eps", o.eps, low=0, low_open=True)
-  for name in ("l2", "weight_decay", "clip_grad_norm", "aux_loss_weight"):
+  for name in ("l2", "clip_grad_norm", "aux_loss_weight"):
     _number(f"optim.{name}", o[name], low=0)
   _number("optim.label_smoothing", o.label_smoothing, low=0, high=1, high_open=True)
 
 
 def _check_schedule(s, num_epochs: int) -> None:
-  """config.schedule."""
-  _choice("schedule.name", s.name, SCHEDULES)
-  _number("schedule.power", s.power, low=0, low_open=True)
-  _number("schedule.end_lr", s.end_lr, low=0)
-  _number("schedule.decay_epochs", s.decay_epochs, low=0, integer=True)
-  _number("schedule.step_every", s.step_every, low=1, integer=True)
-  _number("schedule.step_factor", s.step_factor, low=0, low_open=True)
-  _number("schedule.step_offset", s.step_offset, low=0, integer=True)
-  _number("schedule.decay", s.decay, low=0)
-  _number("schedule.warmup_epochs", s.warmup_epochs, low=0, integer=True)
-  if s.warmup_epochs >= num_epochs:
+  """What a schedule's settings cannot check alone: a warmup shorter than the run."""
+  if s.get("warmup_epochs", 0) >= num_epochs:
     raise ConfigError(f"--config.schedule.warmup_epochs={s.warmup_epochs}: must be less than "
                       f"num_epochs={num_epochs}")
-  _number("schedule.warmup_init_lr", s.warmup_init_lr, low=0)
-  if len(tuple(s.boundaries)) != len(tuple(s.scales)):
-    raise ConfigError(f"--config.schedule.boundaries={tuple(s.boundaries)} and --config.schedule.scales="
-                      f"{tuple(s.scales)} must have the same length")
-  for b in s.boundaries:
-    _number("schedule.boundaries", b, low=0, integer=True)
-  for v in s.scales:
-    _number("schedule.scales", v, low=0, low_open=True)
 
 
 def _check_checkpoint(c) -> None:

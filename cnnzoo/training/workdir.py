@@ -11,9 +11,9 @@ import time
 import jax
 import numpy as np
 
-from cnnzoo import paths
+from cnnzoo import extensions, paths
 from cnnzoo.errors import RunStopped, Terminated, UserError
-from cnnzoo.training import monitor, resume
+from cnnzoo.training import components, monitor, resume
 
 LOCK_NAME = ".lock"
 MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
@@ -147,7 +147,11 @@ def read_config(workdir: str):
                       {k: tuples(v) for k, v in x.items()} if isinstance(x, dict) else x)
   if not isinstance(raw, dict) or "model" not in raw or "data" not in raw:
     raise UserError(f"{path} is not a cnnzoo config (no model / data sections)")
-  return ml_collections.ConfigDict(tuples(raw))
+  config = ml_collections.ConfigDict(tuples(raw))
+  # the run's own modules (a model, dataset, ... of the user's) before anything asks a registry
+  extensions.import_modules(config.get("imports", ()), config.get("import_dirs", ()), where=f"{path}: imports")
+  components.prune(config)
+  return config
 
 
 class Status:

@@ -36,15 +36,6 @@ MODES = ("caffe", "tf", "torch", "scale")
 RANDOM_WEIGHTS = "random"
 
 
-def default_mode(model_name: str) -> str:
-  """The preprocess_input mode of the Keras application a model mirrors (caffe / tf / torch)."""
-  if model_name in ("vgg16", "vgg19") or model_name in ("resnet50_keras", "resnet101_keras", "resnet152_keras"):
-    return "caffe"
-  if model_name.endswith("v2_keras") or model_name.startswith(("inception_v3", "inception_resnet_v2")):
-    return "tf"
-  return "torch"
-
-
 def preprocess_input(images, mode: str):
   """Keras' `preprocess_input(x, mode)` on uint8 (or float 0..255) RGB images, NHWC float32."""
   x = jnp.asarray(images, jnp.float32)
@@ -68,12 +59,13 @@ class Extractor:
   image_size: tuple  # (h, w) the model gets; other sizes are resized to it
   layer: str
   description: str
-  model_name: str = ""  # the registry name: its forward-only kernels (kernels.dispatch.FORWARD_WITH_XLA)
+  model_name: str = ""  # the registry name: its entry says which kernels its forward-only programs take
 
   @functools.cached_property
   def jitted(self):
     """`apply` compiled once per extractor (every split and batch reuses it)."""
-    return jax.jit(dispatch.bound(dispatch.active().for_forward(self.model_name), self.apply))
+    preference = models.model_info(self.model_name).forward_kernels if self.model_name else ""
+    return jax.jit(dispatch.bound(dispatch.active().for_forward(preference), self.apply))
 
   def apply(self, images):
     x = jnp.asarray(images)
@@ -146,7 +138,7 @@ def from_keras_weights(path: str, model_name: str, layer: str, mode: str | None,
   """A zoo model (convolutional base, no classifier) with the weights of a Keras .h5 file, fed
   image_size x image_size images (0: the model's default input, e.g. 224 for VGG16)."""
   model, variables = load_keras_weights(path, model_name, include_top=False)
-  mode = mode or default_mode(model_name)
+  mode = mode or models.model_info(model_name).preprocess
   if mode not in MODES:
     raise UserError(f"--preprocess={mode}: choose one of {', '.join(MODES)}")
   size = (image_size, image_size) if image_size else tuple(models.model_info(model_name).input_shape[:2])

@@ -19,8 +19,8 @@ from cnnzoo.errors import ConfigError, UserError
 from cnnzoo import models
 from cnnzoo import paths, progress, runtime
 from cnnzoo.kernels import dispatch
-from cnnzoo.data import load_dataset
 from cnnzoo.training import monitor
+from cnnzoo.training.build import dataset_of
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.transfer import features, logreg
 
@@ -48,7 +48,7 @@ def _extractor(config, channels: int):
   shape = tuple(config.model.input_shape or info.input_shape)
   model = models.create_model(config.model.name, num_classes=1, include_top=False, **config.model.kwargs.to_dict())
   variables = jax.jit(lambda: model.init(jax.random.key(config.seed), jnp.zeros((1, *shape[:2], channels))))()
-  mode = f.preprocess or features.default_mode(config.model.name)
+  mode = f.preprocess or info.preprocess
   return features.Extractor(model, variables, lambda x: features.preprocess_input(x, mode), shape[:2], f.layer,
                             f"{config.model.name} (random initialization, seed {config.seed}, preprocess {mode})",
                             config.model.name)
@@ -75,8 +75,7 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
     raise ConfigError("features.max_iter must be >= 1 and features.jobs positive or -1 (every core)")
   paths.check_writable(workdir, "--workdir")
   info = models.model_info(config.model.name)
-  ds = load_dataset(config.data, image_shape=tuple(config.model.input_shape or info.input_shape),
-                    num_classes=config.model.num_classes or info.num_classes)
+  ds = dataset_of(config)
   extractor = _extractor(config, int(ds.image_shape[-1]))
   dim = features.check_fits(extractor, ds.image_shape)
   began = time.perf_counter()
