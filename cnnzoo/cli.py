@@ -90,6 +90,7 @@ def _parse_flags(argv):
     folder = os.path.dirname(os.path.abspath(spec.split(":", 1)[0]))
     if folder not in sys.path:
       sys.path.append(folder)
+  whole, sys.argv = sys.argv, argv  # ml_collections reads --config.* overrides from sys.argv itself
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:  # unknown flag, bad value, or a config file whose get_config raised
@@ -108,6 +109,8 @@ def _parse_flags(argv):
     fail(last_line(e))
   except Exception as e:  # noqa: BLE001 -- the config file's own get_config() raised: the user's code
     fail(f"cannot load the config: {type(e).__name__}: {last_line(e)}")
+  finally:
+    sys.argv = whole
 
 
 def quiet_logs() -> None:

@@ -172,6 +172,9 @@ class Registry:
   def __contains__(self, name) -> bool:
     return name in self._entries
 
+  def __iter__(self):
+    return iter(self.names())
+
   def names(self, pattern: str = "*") -> list[str]:
     return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
@@ -208,7 +211,9 @@ def resolve_section(config, section: str, registries, own) -> None:
   """Fills config[section] with the settings of the components its fields choose (each registry's
   `key`: data.name, data.augment), their defaults where it does not set them, then checks it: a
   field that is neither one of the section's `own` nor a chosen component's setting, or a setting
-  of the wrong type or out of its bounds, is a ConfigError of one line."""
+  of the wrong type or out of its bounds, is a ConfigError of one line. A setting of another
+  component of these kinds at its default (filled in before the config turned to another
+  component) is dropped."""
   d = config[section]
   chosen = []
   for registry in registries:
@@ -223,6 +228,10 @@ def resolve_section(config, section: str, registries, own) -> None:
   allowed = set(own).union(*(e.settings for _, e in chosen))
   for key in list(d.keys()):
     if key not in allowed:
+      if _inert(registries, key, d[key]):  # another component's setting at its default: left over from a switch
+        with d.unlocked():
+          del d[key]
+        continue
       raise ConfigError(not_a_setting(section, key, chosen, own))
   for _, entry in chosen:
     for key, s in entry.settings.items():
@@ -233,6 +242,17 @@ def resolve_section(config, section: str, registries, own) -> None:
       bad = s.problem(value)
       if bad:
         raise ConfigError(f"{_flag(f'{section}.{key}', value)}: {bad}")
+
+
+def _inert(registries, key: str, value) -> bool:
+  """Whether `value` is the default of setting `key` of a registered component of these kinds: what
+  resolving a config filled in for a component the config has since turned away from."""
+  for registry in registries:
+    for entry in registry.entries() + ([registry.fallback] if registry.fallback is not None else []):
+      s = entry.settings.get(key)
+      if s is not None and type(value) is type(s.default) and value == s.default:
+        return True
+  return False
 
 
 def not_a_setting(section: str, key: str, chosen, own, flag: str = "") -> str:

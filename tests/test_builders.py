@@ -115,7 +115,9 @@ def test_dogs_vs_cats_and_an_end_to_end_training_run_on_the_hdf5(tmp_path, forks
   assert ds.class_names == ["cat", "dog"] and ds.image_shape == (32, 32, 3) and len(ds.mean) == 3
   from configs import minivggnet_cifar10
   from cnnzoo.training import loop
+  from configs import base
   config = quiet(minivggnet_cifar10.get_config())
+  base.drop(config.data, "val_fraction")  # tfds' CIFAR-10 setting: an HDF5 folder has its own splits
   config.data.name, config.data.dir, config.data.batch_size, config.num_epochs = "hdf5", str(tmp_path / "h5"), 4, 2
   results = loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["test_count"] == 4 and results["epochs"] == 2

@@ -18,10 +18,20 @@ CLASSES = ("dark", "light")
 
 
 def data_cfg(**fields):
+  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
   from configs import base
-  cfg = base.get_config().data
-  cfg.update(fields)
-  return cfg
+  from cnnzoo.data.dataset import resolve_data
+  c = base.get_config()
+  c.data.update(fields)
+  resolve_data(c)
+  return c.data
+
+
+def aug_cfg(augment, **settings):
+  """data_cfg of `augment` with those of `settings` it takes (or config.data's own fields)."""
+  from cnnzoo.data.dataset import AUGMENTATIONS, DATA_FIELDS
+  taken = set(AUGMENTATIONS.get(augment).settings) | set(DATA_FIELDS)
+  return data_cfg(augment=augment, **{k: v for k, v in settings.items() if k in taken})
 
 
 def test_write_arrays_writes_a_one_channel_mean_json_the_source_reads(tmp_path):
@@ -59,7 +69,7 @@ def test_every_normalization_on_one_channel():
 @pytest.mark.parametrize("augment", ops.AUGMENTATIONS)
 def test_every_augmentation_keeps_one_channel(augment):
   images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (6, 8, 8, 1), dtype=np.uint8))
-  cfg = data_cfg(augment=augment, rotation=20.0, shift=0.1, zoom=0.1, shear=5.0, crop_padding=2)
+  cfg = aug_cfg(augment, rotation=20.0, shift=0.1, zoom=0.1, shear=5.0, crop_padding=2)
   train, _, _ = ops.make_preprocess(cfg, (100.0,), (50.0,), (8, 8, 1))
   out = np.asarray(jax.jit(train)(jax.random.key(0), images)) * 255.0
   assert out.shape == (6, 8, 8, 1) and out.dtype == np.float32
@@ -72,7 +82,7 @@ def test_every_augmentation_keeps_one_channel(augment):
     assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
   if augment != "none":
     assert not np.allclose(out, x)
-  erase = data_cfg(augment=augment, erase_prob=1.0, crop_padding=2)
+  erase = aug_cfg(augment, erase_prob=1.0, crop_padding=2)
   train, _, _ = ops.make_preprocess(erase, (100.0,), (50.0,), (8, 8, 1))
   erased = np.asarray(jax.jit(train)(jax.random.key(0), images)) * 255.0
   assert erased.shape == (6, 8, 8, 1)

@@ -90,7 +90,7 @@ def test_the_config_source_names_the_idx_datasets(tmp_path):
   write_dataset(tmp_path)
   c = fashion_mnist.get_config("lenet")
   c.data.dir = str(tmp_path)
-  ds = sources.load_dataset(c.data)
+  ds = sources.load_dataset(c)
   assert ds.name == "fashion_mnist" and ds.num_classes == 10 and len(ds.train) == 40
 
 

@@ -6,10 +6,9 @@ import jax
 import numpy as np
 import optax
 import pytest
-from ml_collections import ConfigDict
 
 from conftest import fast_keras
-from cnnzoo.training import keras_optim, optim
+from cnnzoo.training import components, keras_optim, optim, schedules
 
 keras = fast_keras()
 STEPS = 6
@@ -59,11 +58,17 @@ CASES = {
 
 
 def config(semantics, fields, schedule):
-  cfg = ConfigDict(dict(name="sgd", lr=0.01, momentum=0.0, nesterov=False, b1=0.9, b2=0.999, eps=1e-7, rho=0.9,
-                        weight_decay=0.0, clip_grad_norm=0.0, semantics=semantics))
-  cfg.update(fields)
-  sched = ConfigDict(dict(name=schedule[0], decay=schedule[1], per_step=False, warmup_epochs=0, decay_epochs=0))
-  return cfg, optim.build_schedule(sched, cfg.lr, 10, 1) if schedule[0] == "keras_time" else (lambda count: cfg.lr)
+  """A whole config with these optimizer `fields` (its other settings at their defaults) and its
+  schedule: Keras' time decay (name, decay) or the constant rate."""
+  from configs import base
+  c = base.get_config()
+  c.optim.update(dict(fields, semantics=semantics))
+  c.schedule.name = schedule[0]
+  if schedule[0] == "keras_time":
+    c.schedule.decay = schedule[1]
+  components.resolve(c)
+  lr = c.optim.lr
+  return c, schedules.build(c, lr, 10, 1) if schedule[0] == "keras_time" else (lambda count: lr)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -13,13 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from conftest import fast_keras
 from cnnzoo import models
 from cnnzoo.kernels import dispatch
 from cnnzoo.models.resnet_cifar import KerasCifarResNet
-from cnnzoo.training import optim, steps
+from cnnzoo.training import components, optim, steps
 from cnnzoo.training import state as state_lib
 
 keras = fast_keras()
@@ -106,10 +105,11 @@ def our_optimizer(case, semantics):
   """One optimizer object per case: the jitted step below is then compiled once per case and
   reused for the nudged rerun (the optimizer is a static part of the train state)."""
   fields, decay = OURS[case]
-  cfg = ConfigDict(dict(name="sgd", lr=0.01, momentum=0.0, nesterov=False, b1=0.9, b2=0.999, eps=1e-7, rho=0.9,
-                        weight_decay=0.0, clip_grad_norm=0.0, semantics=semantics))
-  cfg.update(fields)
-  lr = cfg.lr
+  from configs import base
+  cfg = base.get_config()
+  cfg.optim.update(dict(fields, semantics=semantics))
+  components.resolve(cfg)  # the optimizer's other settings at their (Keras') defaults
+  lr = cfg.optim.lr
   return optim.build_optimizer(cfg, (lambda count: lr / (1.0 + decay * count)) if decay else (lambda count: lr))
 
 

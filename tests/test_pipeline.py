@@ -18,10 +18,13 @@ from cnnzoo.errors import ConfigError
 
 
 def data_cfg(**fields):
+  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
   from configs import base
-  cfg = base.get_config().data
-  cfg.update(fields)
-  return cfg
+  from cnnzoo.data.dataset import resolve_data
+  c = base.get_config()
+  c.data.update(fields)
+  resolve_data(c)
+  return c.data
 
 
 def test_channel_stats_match_numpy_in_chunks():

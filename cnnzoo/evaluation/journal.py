@@ -19,7 +19,7 @@ import glob
 import json
 import os
 
-from cnnzoo.training import overview
+from cnnzoo.training import components, overview
 
 
 @dataclasses.dataclass
@@ -55,9 +55,10 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
     module = importlib.import_module(f"configs.{name}")
     for arg in (None, *getattr(module, "VARIANTS", ())):
       c = module.get_config(arg)
+      components.resolve(c)  # its components' settings, as its runs' config.json hold them
       data = f"hdf5:{c.data.dir}" if c.data.name == "hdf5" else c.data.name
       out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
-                            c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.dir,
+                            c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.get("dir", ""),
                             c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
                             float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
                             json.loads(c.to_json_best_effort()), defaults, str(c.journal.recipe)))
@@ -149,7 +150,7 @@ def recipe_view(config: dict) -> dict:
   """A config.json's content without what leaves the recipe the same (SAME_RECIPE's fields, the
   ensemble's member count, the journal's and reference's words)."""
   view = {k: v for k, v in config.items() if k not in ("seed", "monitor", "checkpoint", "steps_per_dispatch",
-                                                        "ensemble", "journal", "reference")}
+                                                        "ensemble", "journal", "reference", "import_dirs")}
   if isinstance(view.get("data"), dict):
     view["data"] = {k: v for k, v in view["data"].items() if k not in ("dir", "prefetch")}
   return view

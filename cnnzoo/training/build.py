@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 from cnnzoo import models, parallel
 from cnnzoo.data import Dataset, Loader, load_dataset, sources
 from cnnzoo.data.loader import fits_on_device, materialize
-from cnnzoo.data.ops import make_preprocess, model_image_shape
+from cnnzoo.data.ops import check_augmentation, make_preprocess, model_image_shape
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import dispatch
 from cnnzoo.kernels.dispatch import XLA
@@ -128,6 +128,7 @@ def build(config, abstract: bool = False) -> Run:
   if config.data.normalize == "pixel_mean" and ds.mean_image is None:
     ds.mean_image = sources.mean_image(ds.train.images)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
+  check_augmentation(config.data, (config.data.batch_size, *image_shape))  # a batch op of one's own: one line
   common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
 
   step_for = lambda inference_modules: functools.partial(
