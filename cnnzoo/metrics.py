@@ -1,12 +1,23 @@
 """Figures of a set of predictions: rank-1 / rank-5 accuracy, scikit-learn's classification report
 and a confusion-matrix plot. Pure NumPy / scikit-learn / matplotlib on (examples, classes)
-probabilities; of cnnzoo it imports only `paths` (atomic writes), so training uses it for
-results.json too.
+probabilities; of cnnzoo it imports only `paths` (atomic writes) and the registry, so training
+uses it for results.json too.
+
+The registry of the metrics a run measures as it trains is here too (no JAX: its entries are
+traced by the steps): `@register_metric(NAME, higher_is_better=True, shown=True, short="")` on
+`fn(logits, labels) -> one value per image`; cnnzoo's own (accuracy, top5_accuracy) are in
+training/measures.py, which turns config.metrics into the steps' sums and the history's keys.
 """
 
 import numpy as np
 
 from cnnzoo import paths
+from cnnzoo.registry import Registry
+
+# higher_is_better: which way a callback in mode "auto" follows it; shown: in the epoch line (and by
+# its name in the test line); short: its name in the progress bar (and, when not shown, the test line)
+METRICS = Registry("metric", facts={"higher_is_better": True, "shown": True, "short": ""})
+register_metric = METRICS.register
 
 
 def rank_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:

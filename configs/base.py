@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.stages = ()
   c.plateau = _plateau()
   c.early_stop = _early_stop()
+  c.metrics = _metrics()
   c.checkpoint = _checkpoint()
   c.features = _features()
   c.ensemble = _ensemble()
@@ -156,6 +157,15 @@ def _early_stop() -> ml_collections.ConfigDict:
   d.min_delta = 0.0
   d.start_from_epoch = 0
   d.restore_best = False  # test with the best epoch's weights (its checkpoint must be kept)
+  return d
+
+
+def _metrics() -> ml_collections.ConfigDict:
+  # What a run measures besides the loss (registered metrics, @cnnzoo.register_metric): on the
+  # training batches (history.json: NAME), on validation (val_NAME) and test (results.json: test_NAME)
+  d = ml_collections.ConfigDict()
+  d.train = ("accuracy",)
+  d.eval = ("accuracy", "top5_accuracy")
   return d
 
 

@@ -74,7 +74,15 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
   # the schedule of one's own, epoch by epoch: 0.01 * 0.5 ** epoch (config.schedule.factor)
   rates = [h["lr"] for h in history(run)]
   np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025, 0.00125], rtol=1e-6)
-  assert "test: loss" in trained["stdout"]
+  assert re.search(r"test: loss \d\.\d{4}  accuracy \d\.\d{4}  error \d\.\d{4}  \(32 images\)", trained["stdout"])
+  # the metric of one's own: in every record, its val_ form followed by the best checkpoint
+  for h in history(run):
+    assert h["error"] == pytest.approx(1 - h["accuracy"]) and h["val_error"] == pytest.approx(1 - h["val_accuracy"])
+  with open(os.path.join(run, "results.json")) as f:
+    results = json.load(f)
+  assert results["test_error"] == pytest.approx(1 - results["test_accuracy"])
+  lowest = min(h["val_error"] for h in history(run))  # checkpoint.best_metric = val_error, mode min
+  assert history(run)[results["best_epoch"] - 1]["val_error"] == lowest
   # the augmentation of one's own ran: the same run without it (same seed, batches, initial
   # weights) trains on other images from the first epoch on
   first, without = history(run)[0], history(plain)[0]
@@ -88,6 +96,7 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
   assert recorded["imports"] == ["my_parts"] and recorded["import_dirs"] == [str(tmp_path / "project")]
   assert recorded["schedule"] == {"name": "halving", "from_stage_start": False, "factor": 0.5}
   assert recorded["optim"]["beta"] == 0.9 and recorded["data"]["invert_prob"] == 0.5
+  assert recorded["metrics"] == {"train": ["accuracy", "error"], "eval": ["accuracy", "error"]}
 
 
 CLASH = '''

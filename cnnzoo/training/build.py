@@ -20,6 +20,7 @@ from cnnzoo.kernels import dispatch
 from cnnzoo.kernels.dispatch import XLA
 from cnnzoo.models.heads import create_transfer_model
 from cnnzoo.training import stages, steps, validate
+from cnnzoo.training.measures import Measures
 from cnnzoo.training.stages import Stage
 from cnnzoo.training import state as state_lib
 from cnnzoo.training import trainable as trainable_lib
@@ -102,6 +103,7 @@ class Run:
   train_chunk: Chunk | None = None  # several steps a call (steps_per_dispatch > 1), else None
   train_chunk_for: Callable[[Stage], Chunk] | None = None
   kernels: dispatch.Kernels | None = None  # the convolution backends its programs were traced with
+  measures: Measures | None = None  # what it measures (config.metrics): sums, history keys, monitored names
 
 
 def build(config, abstract: bool = False) -> Run:
@@ -129,7 +131,9 @@ def build(config, abstract: bool = False) -> Run:
     ds.mean_image = sources.mean_image(ds.train.images)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
   check_augmentation(config.data, (config.data.batch_size, *image_shape))  # a batch op of one's own: one line
-  common = dict(num_classes=num_classes, l2=config.optim.l2, l2_conv_only=config.optim.get("l2_conv_only", False))
+  measured = Measures.of(config, num_classes)
+  common = dict(num_classes=num_classes, measures=measured, l2=config.optim.l2,
+                l2_conv_only=config.optim.get("l2_conv_only", False))
 
   step_for = lambda inference_modules: functools.partial(
       steps.train_step, preprocess=train_pre, label_smoothing=config.optim.label_smoothing,
@@ -164,7 +168,7 @@ def build(config, abstract: bool = False) -> Run:
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader, test_loader, train_step,
              eval_step, test_step, mesh, model, plan,
              train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
-             train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels)
+             train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels, measures=measured)
 
 
 def dataset_of(config) -> Dataset:

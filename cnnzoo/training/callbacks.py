@@ -101,26 +101,19 @@ class EarlyStopping:
     return False
 
 
-def from_config(config):
-  """(plateau or None, early stopping or None) of config.plateau / config.early_stop."""
+def from_config(config, measures):
+  """(plateau or None, early stopping or None) of config.plateau / config.early_stop (checked by
+  validate.py); mode "auto" follows the monitored metric's direction (`measures`: the run's
+  Measures; the loss falls, accuracy rises)."""
   plateau = early = None
+  direction = lambda c: c.mode if c.mode != "auto" else ("max" if measures.higher_is_better(c.monitor) else "min")
   p = config.get("plateau")
   if p is not None and p.use:
-    if p.mode not in MODES:
-      raise ConfigError(f"--config.plateau.mode={p.mode!r}: choose one of {', '.join(MODES)}")
-    plateau = ReduceLROnPlateau(p.monitor, p.factor, p.patience, p.mode, p.min_delta, p.cooldown, p.min_lr)
+    plateau = ReduceLROnPlateau(p.monitor, p.factor, p.patience, direction(p), p.min_delta, p.cooldown, p.min_lr)
   e = config.get("early_stop")
   if e is not None and e.use:
-    if e.mode not in MODES:
-      raise ConfigError(f"--config.early_stop.mode={e.mode!r}: choose one of {', '.join(MODES)}")
-    early = EarlyStopping(e.monitor, e.patience, e.mode, e.min_delta, None, e.start_from_epoch)
-  for cb, name in ((plateau, "plateau"), (early, "early_stop")):
-    if cb is not None and cb.monitor not in MONITORED:
-      raise ConfigError(f"--config.{name}.monitor={cb.monitor!r}: choose one of {', '.join(MONITORED)}")
+    early = EarlyStopping(e.monitor, e.patience, direction(e), e.min_delta, None, e.start_from_epoch)
   return plateau, early
-
-
-MONITORED = ("val_loss", "val_accuracy", "loss", "accuracy", "val_top5_accuracy")
 
 
 def _map_plateau_states(state, fn):

@@ -20,6 +20,8 @@ import ml_collections
 
 from cnnzoo.data.dataset import AUGMENTATIONS, DATASETS, DATA_FIELDS
 from cnnzoo.errors import ConfigError
+from cnnzoo.metrics import METRICS
+from cnnzoo.training import measures  # noqa: F401 -- registers cnnzoo's metrics
 from cnnzoo.registry import not_a_setting, resolve_section
 from cnnzoo.training.optim import OPTIMIZERS
 from cnnzoo.training.schedules import SCHEDULES
@@ -39,7 +41,9 @@ def listing() -> list[str]:
   """Every registered component, a line each, with its settings and their defaults (main's
   --list_components): the models by name, then each kind with the field that chooses it."""
   from cnnzoo import models  # noqa: PLC0415 -- the models' registry, filled on import
-  lines = [f"models (config.model.name): {', '.join(models.list_models())}"]
+  lines = [f"models (config.model.name): {', '.join(models.list_models())}",
+           f"\nmetrics (config.metrics.train, config.metrics.eval): "
+           + ", ".join(e.name + ("" if e.module.startswith("cnnzoo.") else f" [{e.module}]") for e in METRICS.entries())]
   for section, (registries, _) in SECTIONS.items():
     for r in registries:
       lines.append(f"\n{r.kind}s (config.{section}.{r.key}):")

@@ -29,7 +29,7 @@ add_metrics = jax.jit(lambda a, b: jax.tree.map(jax.numpy.add, a, b))
 
 def evaluate(run: Run, state, loader: Loader, step: Step | None = None, *,
              probabilities: bool = False) -> dict:
-  """Loss, accuracy and top-5 accuracy over every example of `loader`'s split (each once: the
+  """Loss and the run's evaluation metrics (accuracy, top5_accuracy, ...) over every example of `loader`'s split (each once: the
   last batch is padded and masked), with the views of `step` (default: the validation step's).
 
   probabilities: also return `probs`, the (examples, classes) float32 NumPy array of class
@@ -41,12 +41,9 @@ def evaluate(run: Run, state, loader: Loader, step: Step | None = None, *,
     totals = m if totals is None else add_metrics(totals, m)
     if probabilities:
       probs.append(parallel.gather_batch(p))
-  totals = jax.device_get(totals)
-  n = int(totals["count"])
-  out = {"loss": float(totals["loss"]) / n, "accuracy": float(totals["correct"]) / n,
-         "top5_accuracy": float(totals["correct_top5"]) / n, "count": n}
+  out = run.measures.means(jax.device_get(totals))
   if probabilities:
-    out["probs"] = np.concatenate(probs)[:n]  # padding is at the end of the last batch only
+    out["probs"] = np.concatenate(probs)[:out["count"]]  # padding is at the end of the last batch only
   return out
 
 
@@ -72,14 +69,14 @@ def train_epoch(run: Run, state, epoch: int, bar: monitor.ProgressBar, log_every
     state, m = run.train_step(state, batch)
     sums = m if sums is None else add_metrics(sums, m)
     if bar.enabled and ((i + 1) % log_every == 0 or i + 1 == run.train_loader.steps_per_epoch):
-      _show(bar, i + 1 - done, sums, t0)
+      _show(run, bar, i + 1 - done, sums, t0)
       done = i + 1
   return state, jax.device_get(sums), data_seconds
 
 
 def _train_epoch_in_chunks(run: Run, state, epoch: int, bar: monitor.ProgressBar):
   """train_epoch with `run.train_chunk.size` steps a call (the progress bar moves once a call)."""
-  sums, data_seconds = jax.device_put(steps.zero_metrics(), parallel.replicated(run.mesh)), 0.0
+  sums, data_seconds = jax.device_put(steps.zero_metrics(run.measures), parallel.replicated(run.mesh)), 0.0
   t0 = time.perf_counter()
   chunks = run.train_loader.chunks(epoch, run.train_chunk.size)
   for _ in range(-(-run.train_loader.steps_per_epoch // run.train_chunk.size)):
@@ -88,16 +85,14 @@ def _train_epoch_in_chunks(run: Run, state, epoch: int, bar: monitor.ProgressBar
     data_seconds += time.perf_counter() - t
     state, sums = run.train_chunk(state, sums, batches, count)
     if bar.enabled:
-      _show(bar, count, sums, t0)
+      _show(run, bar, count, sums, t0)
   return state, jax.device_get(sums), data_seconds
 
 
-def _show(bar: monitor.ProgressBar, steps_done: int, sums, t0: float) -> None:
-  """Moves the progress bar by `steps_done` steps, with the epoch's running loss, accuracy, img/s."""
+def _show(run: Run, bar: monitor.ProgressBar, steps_done: int, sums, t0: float) -> None:
+  """Moves the progress bar by `steps_done` steps, with the epoch's running loss, metrics, img/s."""
   host = jax.device_get(sums)
-  n = int(host["count"])
-  bar.update(steps_done, loss=float(host["loss"]) / n, acc=float(host["correct"]) / n,
-             img_s=n / (time.perf_counter() - t0))
+  bar.update(steps_done, **run.measures.progress(host), img_s=int(host["count"]) / (time.perf_counter() - t0))
 
 
 def train_and_evaluate(config, workdir: str, *, resume_epoch: int | None = None,
@@ -187,7 +182,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
   bar = monitor.ProgressBar(config.monitor.progress)
   last_saved = start  # the newest checkpoint of this run's line (the one a stop points back to)
   current = stages.stage_of(run.stages, start)  # the stage whose optimizer `state` carries
-  plateau, early = _callbacks(config, history)
+  plateau, early = _callbacks(run, config, history)
   stopped = bool(early is not None and early.stopped_epoch)  # a finished early-stopped run: test only
   for epoch in range(start, config.num_epochs if not stopped else start):
     stage = stages.stage_of(run.stages, epoch + 1)
@@ -206,7 +201,7 @@ def _train(run, config, workdir, ckpt, resume_epoch) -> dict:
     for write in writers:
       write(history)
     if jax.process_index() == 0:
-      print(monitor.format_record(record), flush=True)
+      print(monitor.format_record(record, run.measures.shown()), flush=True)
     if stop:
       if jax.process_index() == 0:
         print(f"early stopping after epoch {epoch + 1}: no {early.monitor} improvement for {early.patience} "
@@ -230,13 +225,13 @@ def _save(run, ckpt, state, history) -> int:
   _phase("save", epoch)
   ckpt.save(epoch, state.checkpoint_tree(),
             meta={"identity": run.identity, "history": history, "position": {"epoch": epoch, "step_in_epoch": 0}},
-            metrics={k: record[k] for k in ("val_loss", "val_accuracy", "loss", "accuracy")})
+            metrics={k: record[k] for k in run.measures.monitored()})
   return epoch
 
 
-def _callbacks(config, history):
+def _callbacks(run, config, history):
   """The config's ReduceLROnPlateau and EarlyStopping, with the state the last epoch left them in."""
-  plateau, early = callbacks.from_config(config)
+  plateau, early = callbacks.from_config(config, run.measures)
   saved = history[-1].get("callbacks", {}) if history else {}
   for cb, name in ((plateau, "plateau"), (early, "early_stop")):
     if cb is not None and name in saved:
@@ -260,9 +255,7 @@ def _epoch(run, config, state, epoch: int, stage, bar, plateau, ckpt, last_saved
   val = evaluate(run, state, run.val_loader)
   n = int(sums["count"])
   resume.check_finite(float(sums["loss"]) / n, val["loss"], epoch + 1, lr, ckpt, last_saved)
-  record = {"epoch": epoch + 1, "lr": lr, "loss": float(sums["loss"]) / n,
-            "accuracy": float(sums["correct"]) / n, "val_loss": val["loss"],
-            "val_accuracy": val["accuracy"], "val_top5_accuracy": val["top5_accuracy"],
+  record = {"epoch": epoch + 1, "lr": lr, **run.measures.record(sums, val),
             "seconds": time.perf_counter() - t0, "img_per_sec": n / train_seconds,
             "data_seconds": data_seconds}
   if len(run.stages) > 1:
@@ -304,8 +297,7 @@ def _test(run, config, workdir: str, ckpt, state, history) -> dict:
   labels, names = np.asarray(run.test_loader.split.labels), run.dataset.class_names
   report = metrics.report(test["probs"], labels, names)
   results = {"model": config.model.name, "dataset": run.dataset.name, "epochs": len(history),
-             "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-             "test_top5_accuracy": test["top5_accuracy"], "test_count": test["count"],
+             **{f"test_{k}": v for k, v in test.items() if k != "probs"},
              "best_epoch": ckpt.best_epoch(), "params_sha256": params_fingerprint(state.params),
              "test_report": report["classification_report"],
              "hardware": runtime.hardware(run.kernels.note()), "kernels": run.kernels.name}
@@ -315,6 +307,5 @@ def _test(run, config, workdir: str, ckpt, state, history) -> dict:
     monitor.write_text_atomic(os.path.join(workdir, "test_report.txt"), text)
     if len(names) <= 20:  # the journal's table; larger ones stay in the file
       print(text.rstrip())
-    print(f"test: loss {results['test_loss']:.4f}  accuracy {results['test_accuracy']:.4f}  "
-          f"top-5 {results['test_top5_accuracy']:.4f}  ({results['test_count']} images)")
+    print(f"test: {run.measures.test_line(results)}  ({results['test_count']} images)")
   return results

@@ -193,9 +193,9 @@ class ProgressBar:
       self._bar = None
 
 
-def format_record(record: dict) -> str:
-  """One line for an epoch: `epoch 3/20  loss 0.41  accuracy 0.88 ... (2.1 s, 5400 img/s)`."""
-  keys = ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+def format_record(record: dict, keys=("loss", "accuracy", "val_loss", "val_accuracy", "lr")) -> str:
+  """One line for an epoch: `epoch 3/20  loss 0.41  accuracy 0.88 ... (2.1 s, 5400 img/s)`; `keys`:
+  what it shows (the run's Measures.shown())."""
   parts = [f"{k} {record[k]:.4g}" for k in keys if k in record]
   return (f"epoch {record['epoch']}  " + "  ".join(parts)
           + f"  ({record['seconds']:.1f} s, {record['img_per_sec']:.0f} img/s)")

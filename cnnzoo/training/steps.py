@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from cnnzoo.training import trainable
+from cnnzoo.training.measures import Measures, default_measures
 from cnnzoo.training.optim import l2_penalty
 from cnnzoo.training.state import TrainState
 
@@ -22,9 +23,11 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 
 def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
+               measures: Measures | None = None,
                l2: float = 0.0, l2_conv_only: bool = False, label_smoothing: float = 0.0,
                aux_weight: float = 0.3, inference_modules: tuple = ()):
-  """One optimizer step on a global batch; returns the new state and summed metrics.
+  """One optimizer step on a global batch; returns the new state and the summed loss, image count
+  and `measures`' train metrics.
 
   The loss is the batch-mean cross-entropy, plus `aux_weight` times that of every auxiliary
   classifier the model sows in `aux_logits` (GoogLeNet's two heads; 0.3 in Szegedy et al. 2014),
@@ -51,14 +54,14 @@ def train_step(state: TrainState, batch: dict, *, preprocess: Callable, num_clas
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
   n = labels.shape[0]
-  metrics = {"loss": loss * n, "correct": jnp.sum(jnp.argmax(logits, -1) == labels, dtype=jnp.int32),
+  metrics = {"loss": loss * n, **(measures or default_measures()).sums("train", logits, labels),
              "count": jnp.int32(n)}
   return new_state, metrics
 
 
-def zero_metrics() -> dict:
+def zero_metrics(measures: Measures | None = None) -> dict:
   """The sums of `train_step`'s metrics before the first step (`train_steps` adds to them)."""
-  return {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.int32), "count": jnp.zeros((), jnp.int32)}
+  return (measures or default_measures()).zeros()
 
 
 def train_steps(state: TrainState, sums: dict, batches: dict, count, *, step: Callable):
@@ -75,9 +78,10 @@ def train_steps(state: TrainState, sums: dict, batches: dict, count, *, step: Ca
 
 
 def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_classes: int,
+              measures: Measures | None = None,
               l2: float = 0.0, l2_conv_only: bool = False):
-  """Summed loss / correct / count over the valid (mask) examples of one padded batch, and the
-  batch's class probabilities (N, classes) float32 (padded rows included: the caller drops them).
+  """Summed loss, `measures`' evaluation metrics and count over the valid (mask) examples of one
+  padded batch, and the batch's class probabilities (N, classes) float32 (padded rows included: the caller drops them).
 
   `preprocess` gives V views per image (V, N, h, w, C); with V > 1 (10-crop) the prediction is
   the mean of the views' softmax probabilities, and the loss is the cross-entropy of that mean.
@@ -95,8 +99,6 @@ def eval_step(state: TrainState, batch: dict, *, preprocess: Callable, num_class
   count = jnp.sum(mask)
   # Keras' evaluate() adds the regularization losses to val_loss too; per example that is the penalty.
   loss = jnp.sum(jnp.where(mask, ce, 0.0)) + l2_penalty(state.params, l2, l2_conv_only) * count
-  top1 = jnp.argmax(logits, -1) == batch["label"]
-  top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == batch["label"][:, None], axis=-1)
-  metrics = {"loss": loss, "correct": jnp.sum(top1 & mask), "correct_top5": jnp.sum(top5 & mask),
+  metrics = {"loss": loss, **(measures or default_measures()).sums("eval", logits, batch["label"], mask),
              "count": count}
   return metrics, jax.nn.softmax(logits, axis=-1)

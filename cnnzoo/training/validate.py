@@ -8,10 +8,10 @@ import os
 from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import dispatch
 from cnnzoo.training import components
-from cnnzoo.training.callbacks import MODES, MONITORED
+from cnnzoo.training.callbacks import MODES
+from cnnzoo.training.measures import monitored
 
 DTYPES = ("float32", "bfloat16", "float16")
-METRICS = ("", "val_loss", "val_accuracy", "loss", "accuracy")
 
 
 def _number(path: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
@@ -56,7 +56,7 @@ def _check_run(c) -> None:
   _number("num_epochs", c.num_epochs, low=1, integer=True)
   for name in ("plateau", "early_stop"):
     if name in c and c[name].use:
-      _choice(f"{name}.monitor", c[name].monitor, MONITORED)
+      _choice(f"{name}.monitor", c[name].monitor, monitored(c))
       _choice(f"{name}.mode", c[name].mode, MODES)
   if "plateau" in c and c.plateau.use:
     p = c.plateau
@@ -143,7 +143,7 @@ def _check_checkpoint(c) -> None:
   k = c.checkpoint
   _number("checkpoint.keep", k.keep, low=1, integer=True)
   _number("checkpoint.keep_every", k.keep_every, low=0, integer=True)
-  _choice("checkpoint.best_metric", k.best_metric, METRICS)
+  _choice("checkpoint.best_metric", k.best_metric, ("", *monitored(c)))
   _choice("checkpoint.best_mode", k.best_mode, ("min", "max"))
   _number("monitor.log_every_steps", c.monitor.log_every_steps, low=1, integer=True)
   _number("steps_per_dispatch", c.get("steps_per_dispatch", 0), low=0, integer=True)
