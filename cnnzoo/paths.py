@@ -1,6 +1,10 @@
-"""Checks on the folders a command will write, made before anything is written."""
+"""Checks on the folders a command will write, made before anything is written, and the atomic
+writers every command writes its JSON and text files with."""
 
 import contextlib
+import errno
+import json
+import math
 import os
 import tempfile
 
@@ -63,3 +67,44 @@ def atomic(path: str, suffix: str = ".tmp"):
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def finite_json(obj):
+  """`obj` with every NaN / Inf float replaced by None (JSON has no NaN; `null` reads anywhere)."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: finite_json(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_json(v) for v in obj]
+  return obj
+
+
+def write_json(path: str, obj) -> None:
+  """Writes strict JSON (non-finite floats as null) to `path` via a temporary file and a rename:
+  no half-written file, and a failed write (a full disk) leaves the previous file as it was."""
+  with atomic(path) as tmp, open(tmp, "w") as f:
+    json.dump(finite_json(obj), f, indent=2, allow_nan=False)
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file and a rename (as write_json)."""
+  with atomic(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+def disk_error(e: BaseException) -> str | None:
+  """The OS complaint behind a failed write (full disk, quota, file size limit...), or None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+      return str(e.strerror or os.strerror(e.errno))
+    for text in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system"):
+      if text in str(e):
+        return text
+    e = e.__cause__ or e.__context__
+  return None

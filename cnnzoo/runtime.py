@@ -4,6 +4,7 @@ run, and the hardware string results.json records. Entry points call choose_plat
 initialize_distributed, then check_platform, before anything else touches a device."""
 
 import os
+import sys
 
 import jax
 
@@ -156,3 +157,14 @@ def hardware(cpu_note: str = "") -> str:
       pass
     kind = f"{name}, {os.cpu_count()} cores{cpu_note}"
   return f"{len(devices)} x {kind} ({jax.process_count()} process{'es' if jax.process_count() > 1 else ''})"
+
+
+def say(message: str, *, file=None) -> None:
+  """Prints `message` on process 0 only (the other processes of a multi-host run are silent)."""
+  if jax.process_index() == 0:
+    print(message, file=file or sys.stdout, flush=True)
+
+
+def warn(message: str) -> None:
+  """One `warning: ...` line on stderr (process 0)."""
+  say(f"warning: {message}", file=sys.stderr)

@@ -36,7 +36,7 @@ def main(argv):
       cli.fail(f"--plot={_PLOT.value}: the folder {parent} does not exist")
     if os.path.isdir(_PLOT.value):
       cli.fail(f"--plot={_PLOT.value} is a directory; give a .png file name")
-  from cnnzoo.training import overview
+  from cnnzoo.evaluation import overview
   rows = []
   for root in roots:
     found = overview.find_runs(root)

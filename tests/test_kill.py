@@ -71,7 +71,7 @@ def test_ctrl_c_or_sigterm_keeps_the_last_checkpoint_and_the_same_command_resume
                                                                                    name, last):
   """Ctrl-C, and SIGTERM (what SLURM and Kubernetes send at a time limit) the same way."""
   import re
-  from cnnzoo.training import overview
+  from cnnzoo.evaluation import overview
   workdir = str(tmp_path / "run")
   # twelve epochs, Ctrl-C once epoch 2 trains: on a loaded machine the signal may land epochs later
   # than this process saw the line (with four epochs of ~0.25 s a CI run once finished first), so

@@ -131,7 +131,7 @@ def test_a_diverging_loss_stops_keeps_the_last_good_checkpoint_and_writes_no_nan
 def test_json_files_never_hold_nan(tmp_path):
   from cnnzoo.training import monitor
   path = str(tmp_path / "r.json")
-  monitor.write_json_atomic(path, {"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
+  paths.write_json(path, {"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
   assert json.loads(open(path).read(), parse_constant=pytest.fail) == {"a": None, "b": [1.0, None], "c": 2}
 
 

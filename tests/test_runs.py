@@ -76,7 +76,7 @@ def test_the_config_list_comes_from_the_configs(trained):
 
 def test_the_runs_table_tells_every_state(trained, tmp_path):
   from cnnzoo.evaluation import journal
-  from cnnzoo.training import overview
+  from cnnzoo.evaluation import overview
   from cnnzoo.training import workdir as workdir_lib
   cwd, r = trained
   assert r["nan"]["rc"] == 3 and "training diverged" in r["nan"]["stderr"], r["nan"]["stderr"][-2000:]
@@ -252,7 +252,7 @@ def test_a_bad_cnnzoo_cpu_conv_is_one_error_line_and_writes_nothing(tmp_path, fo
 def test_a_run_directory_given_itself_is_one_run(tmp_path):
   """`experiments.runs RUN`: its checkpoints/ and eval_test/ are parts of it, not unreadable runs;
   an ensemble folder still lists its members."""
-  from cnnzoo.training import overview
+  from cnnzoo.evaluation import overview
   run = tmp_path / "run"
   for sub in ("checkpoints/5", "eval_test"):
     (run / sub).mkdir(parents=True)

@@ -15,7 +15,6 @@ from cnnzoo.errors import UserError
 from cnnzoo.training.restore import restore_run
 from cnnzoo.training import loop
 from cnnzoo import paths
-from cnnzoo.training import monitor
 
 
 @dataclasses.dataclass
@@ -94,8 +93,8 @@ def evaluate_runs(workdirs: list[str], split: str = "test", checkpoint: str = "b
     result["ensemble_of"] = len(members)
   os.makedirs(out, exist_ok=True)
   text = metrics.report_text(probs, labels, names)
-  monitor.write_json_atomic(os.path.join(out, "evaluation.json"), result)
-  monitor.write_text_atomic(os.path.join(out, "classification_report.txt"), text)
+  paths.write_json(os.path.join(out, "evaluation.json"), result)
+  paths.write_text(os.path.join(out, "classification_report.txt"), text)
   what = f"ensemble of {len(members)}" if len(members) > 1 else f"{members[0].model} epoch {members[0].epoch}"
   metrics.plot_confusion(final["confusion_matrix"], names, os.path.join(out, "confusion_matrix.png"),
                          f"{what} on {members[0].dataset} {split} ({final['count']} images)")

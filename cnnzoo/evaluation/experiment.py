@@ -1,8 +1,7 @@
 """One experiment of a config, whichever kind it is: a features run (extraction + logistic
 regression), an ensemble of runs, or one training run (experiments.main calls `run`)."""
 
-import jax
-
+from cnnzoo import runtime
 from cnnzoo.training import workdir as workdir_lib
 
 
@@ -11,8 +10,7 @@ def run(config, workdir: str | None, spec: str, *, resume_epoch=None, init_from=
   workdir (runs/<config name>[-<ARG>]), which it prints."""
   if workdir is None:
     workdir = workdir_lib.default_workdir(spec)
-    if jax.process_index() == 0:
-      print(f"workdir: {workdir} (the default for this config; --workdir=DIR to choose)", flush=True)
+    runtime.say(f"workdir: {workdir} (the default for this config; --workdir=DIR to choose)")
   if config.get("features") and config.features.use:  # extraction + logistic regression, no training
     from cnnzoo.transfer import pipeline
     pipeline.run(config, workdir, command=command)

@@ -19,7 +19,8 @@ import glob
 import json
 import os
 
-from cnnzoo.training import components, overview
+from cnnzoo.evaluation import overview
+from cnnzoo.training import components
 
 
 @dataclasses.dataclass

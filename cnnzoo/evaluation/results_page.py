@@ -6,7 +6,7 @@ import datetime
 import os
 
 from cnnzoo.evaluation.journal import JournalRun, spec_key
-from cnnzoo.training import overview
+from cnnzoo.evaluation import overview
 
 
 def copy_real_plots(real: dict, plots_dir: str) -> dict:

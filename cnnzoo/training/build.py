@@ -19,7 +19,9 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.kernels import dispatch
 from cnnzoo.kernels.dispatch import XLA
 from cnnzoo.models.heads import create_transfer_model
+from cnnzoo.models.keras_weights import load_into_state
 from cnnzoo.training import stages, steps, validate
+from cnnzoo.training.description import Description, describe
 from cnnzoo.training.measures import Measures
 from cnnzoo.training.stages import Stage
 from cnnzoo.training import state as state_lib
@@ -82,13 +84,22 @@ def steps_per_dispatch(config, loader: Loader, mesh, kernels: dispatch.Kernels) 
   return min(every, loader.steps_per_epoch)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class StageSteps:
+  """The train programs of one stage of the recipe (a stage may freeze other BatchNorm layers)."""
+  train_step: Step
+  train_chunk: Chunk | None = None  # several steps a call (steps_per_dispatch > 1), else None
+
+
+@dataclasses.dataclass(frozen=True)
 class Run:
-  """Everything built from the config before the first step."""
+  """Everything built from the config before the first step; the loop reads `about`, never the
+  config. `state` is the initial state (the loop carries its own); `steps_of(stage)` gives the
+  train programs of each stage of the recipe."""
   model_name: str
   identity: dict  # what a checkpoint must match to be resumed by this config
   dataset: Dataset
-  state: state_lib.TrainState
+  state: state_lib.TrainState  # the initial one: random, or with the config's Keras weights
   schedule: optax.Schedule
   train_loader: Loader
   val_loader: Loader
@@ -104,11 +115,20 @@ class Run:
   train_chunk_for: Callable[[Stage], Chunk] | None = None
   kernels: dispatch.Kernels | None = None  # the convolution backends its programs were traced with
   measures: Measures | None = None  # what it measures (config.metrics): sums, history keys, monitored names
+  about: Description | None = None  # what the loop reads of the config
+
+  def steps_of(self, stage: Stage) -> StageSteps:
+    """The train step (and K-step chunk) of `stage`."""
+    if self.train_step_for is None:
+      return StageSteps(self.train_step, self.train_chunk)
+    return StageSteps(self.train_step_for(stage), self.train_chunk_for(stage) if self.train_chunk_for else None)
 
 
-def build(config, abstract: bool = False) -> Run:
+def build(config, abstract: bool = False, keras_weights: bool = False) -> Run:
   """Builds the dataset, model, optimizer, initial state and jitted steps of `config`.
-  `abstract`: the state as shapes only (jax.eval_shape), for checks that trace and compile nothing."""
+  `abstract`: the state as shapes only (jax.eval_shape), for checks that trace and compile nothing.
+  `keras_weights`: the initial state holds the Keras file of model.keras_weights, when it names one
+  (a fresh run; a resumed one restores its checkpoint instead)."""
   validate.check(config)
   kernels = dispatch.active()  # resolved once per process (or a test's dispatch.use); results.json records it
   mesh = parallel.make_mesh()
@@ -127,6 +147,8 @@ def build(config, abstract: bool = False) -> Run:
   bound = functools.partial(dispatch.bound, kernels)  # every program traces with the run's kernels
   state = state_lib.create(model, tx, image_shape, config.seed, sharding=repl,
                            kernel_init=config.model.get("kernel_init", "flax"), abstract=abstract)
+  if keras_weights and config.model.get("keras_weights"):
+    state = load_into_state(state, config, num_classes, repl)
   if config.data.normalize == "pixel_mean" and ds.mean_image is None:
     ds.mean_image = sources.mean_image(ds.train.images)
   train_pre, val_pre, test_pre = make_preprocess(config.data, ds.mean, ds.std, ds.image_shape, ds.mean_image)
@@ -168,7 +190,8 @@ def build(config, abstract: bool = False) -> Run:
   return Run(config.model.name, identity, ds, state, schedule, train_loader, val_loader, test_loader, train_step,
              eval_step, test_step, mesh, model, plan,
              train_step_for=lambda stage: Step(train_jit_for(stage.inference_modules), train_loader.source),
-             train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels, measures=measured)
+             train_chunk=chunk_for(plan[0]) if chunk_for else None, train_chunk_for=chunk_for, kernels=kernels, measures=measured,
+             about=describe(config))
 
 
 def dataset_of(config) -> Dataset:

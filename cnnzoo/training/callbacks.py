@@ -101,17 +101,15 @@ class EarlyStopping:
     return False
 
 
-def from_config(config, measures):
-  """(plateau or None, early stopping or None) of config.plateau / config.early_stop (checked by
-  validate.py); mode "auto" follows the monitored metric's direction (`measures`: the run's
-  Measures; the loss falls, accuracy rises)."""
+def make(p, e, measures):
+  """(plateau or None, early stopping or None) of the settings `p` (config.plateau) and `e`
+  (config.early_stop), each None when unused (checked by validate.py); mode "auto" follows the
+  monitored metric's direction (`measures`: the run's Measures; the loss falls, accuracy rises)."""
   plateau = early = None
   direction = lambda c: c.mode if c.mode != "auto" else ("max" if measures.higher_is_better(c.monitor) else "min")
-  p = config.get("plateau")
-  if p is not None and p.use:
+  if p is not None:
     plateau = ReduceLROnPlateau(p.monitor, p.factor, p.patience, direction(p), p.min_delta, p.cooldown, p.min_lr)
-  e = config.get("early_stop")
-  if e is not None and e.use:
+  if e is not None:
     early = EarlyStopping(e.monitor, e.patience, direction(e), e.min_delta, None, e.start_from_epoch)
   return plateau, early
 

@@ -306,3 +306,9 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def finished_epochs(directory: str) -> list[int]:
+  """Epochs whose checkpoint orbax has committed (renamed from its temporary name)."""
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(int(n) for n in names if n.isdigit())

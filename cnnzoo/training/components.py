@@ -42,7 +42,7 @@ def listing() -> list[str]:
   --list_components): the models by name, then each kind with the field that chooses it."""
   from cnnzoo import models  # noqa: PLC0415 -- the models' registry, filled on import
   lines = [f"models (config.model.name): {', '.join(models.list_models())}",
-           f"\nmetrics (config.metrics.train, config.metrics.eval): "
+           "\nmetrics (config.metrics.train, config.metrics.eval): "
            + ", ".join(e.name + ("" if e.module.startswith("cnnzoo.") else f" [{e.module}]") for e in METRICS.entries())]
   for section, (registries, _) in SECTIONS.items():
     for r in registries:

@@ -5,8 +5,6 @@ small callable run after every epoch with the whole history, so a resumed run (w
 comes from its checkpoint) redraws seamlessly. Only process 0 writes.
 """
 
-import json
-import math
 import os
 import sys
 
@@ -18,30 +16,6 @@ from cnnzoo.training import state as state_lib
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
 
 
-def finite_json(obj):
-  """`obj` with every NaN / Inf float replaced by None (JSON has no NaN; `null` reads anywhere)."""
-  if isinstance(obj, float):
-    return obj if math.isfinite(obj) else None
-  if isinstance(obj, dict):
-    return {k: finite_json(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [finite_json(v) for v in obj]
-  return obj
-
-
-def write_json_atomic(path: str, obj) -> None:
-  """Writes strict JSON (non-finite floats as null) to `path` via a temporary file and a rename:
-  no half-written file, and a failed write (a full disk) leaves the previous file as it was."""
-  with paths.atomic(path) as tmp, open(tmp, "w") as f:
-    json.dump(finite_json(obj), f, indent=2, allow_nan=False)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` via a temporary file and a rename (as write_json_atomic)."""
-  with paths.atomic(path) as tmp, open(tmp, "w") as f:
-    f.write(text)
-
-
 class HistoryJson:
   """Writes the full history (one dict per epoch) to `workdir/history.json`."""
 
@@ -49,7 +23,7 @@ class HistoryJson:
     self.path = os.path.join(workdir, "history.json")
 
   def __call__(self, history: list[dict]) -> None:
-    write_json_atomic(self.path, history)
+    paths.write_json(self.path, history)
 
 
 class HistoryPlot:
@@ -159,12 +133,13 @@ class TensorBoard:
 
 
 def make_writers(workdir: str, cfg, title: str) -> list:
-  """The epoch-end writers the monitor config asks for (none on processes other than 0)."""
+  """The epoch-end writers `cfg` (the run's description.Monitoring) asks for (none on processes
+  other than 0)."""
   if jax.process_index() != 0:
     return []
   writers = [HistoryJson(workdir)]
   if cfg.plot:
-    writers.append(HistoryPlot(workdir, title, cfg.get("plot_min_seconds", 30.0)))
+    writers.append(HistoryPlot(workdir, title, cfg.plot_min_seconds))
   if cfg.tensorboard:
     writers.append(TensorBoard(workdir))
   return writers
@@ -201,7 +176,7 @@ def format_record(record: dict, keys=("loss", "accuracy", "val_loss", "val_accur
           + f"  ({record['seconds']:.1f} s, {record['img_per_sec']:.0f} img/s)")
 
 
-def print_header(run, config, start_epoch: int) -> None:
+def print_header(run, start_epoch: int) -> None:
   """What a run prints as it starts (process 0): the model, the devices and kernels, the data."""
   if jax.process_index() != 0:
     return
@@ -211,12 +186,12 @@ def print_header(run, config, start_epoch: int) -> None:
         f"{state_lib.count_params(s.batch_stats):,} non-trainable")
   note = run.kernels.note(why=True) if devices[0].platform == "cpu" else ""
   print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
-        f"global batch {config.data.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
+        f"global batch {run.about.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset
-  crop = config.data.crop_size
-  views = (f"; the model sees {crop}x{crop} crops (train random, val {config.data.eval_crop}, "
-           f"test {config.data.test_crop or config.data.eval_crop})" if crop else "")
+  crop, val_views, test_views = run.about.crop
+  views = (f"; the model sees {crop}x{crop} crops (train random, val {val_views}, test {test_views})"
+           if crop else "")
   print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
         f"images {ds.image_shape}, {ds.num_classes} classes{views}")
   if start_epoch:
-    print(f"resuming after epoch {start_epoch} of {config.num_epochs}")
+    print(f"resuming after epoch {start_epoch} of {run.about.num_epochs}")

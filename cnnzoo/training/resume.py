@@ -1,16 +1,10 @@
-"""Where a run goes on from, and why it stops: restoring the newest checkpoint that reads (damaged
-ones are named and skipped), --init_from another run's weights, a diverged loss (NaN / Inf) and a
-write that the disk refuses."""
+"""Where a run goes on from: restoring the newest checkpoint that reads (damaged ones are named and
+skipped) or the one --resume_epoch names, and --init_from another run's weights."""
 
-import errno
-import math
 import os
-import sys
 
-import jax
-
-from cnnzoo import parallel
-from cnnzoo.errors import RunStopped, UserError
+from cnnzoo import parallel, runtime
+from cnnzoo.errors import UserError
 from cnnzoo.training import stages
 from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
 
@@ -83,7 +77,7 @@ def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
     if "base" in run.state.batch_stats:
       target["batch_stats"] = {"base": run.state.batch_stats["base"]}
     base = other.restore_weights(epoch, target)
-    warn(f"--init_from: {other.directory}/{epoch} has another head ({ident.get('head')}, {ident.get('num_classes')} "
+    runtime.warn(f"--init_from: {other.directory}/{epoch} has another head ({ident.get('head')}, {ident.get('num_classes')} "
          "classes): its base is copied, the head starts from this run's initialization")
     return {"params": {**run.state.params, **base["params"]},
             "batch_stats": {**run.state.batch_stats, **base.get("batch_stats", {})}}
@@ -94,7 +88,7 @@ def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
     if run.state.batch_stats.get("base"):
       target["batch_stats"] = run.state.batch_stats["base"]
     base = other.restore_weights(epoch, target)
-    warn(f"--init_from: {other.directory}/{epoch} is a run of the whole {ident.get('model')} ({ident.get('num_classes')} "
+    runtime.warn(f"--init_from: {other.directory}/{epoch} is a run of the whole {ident.get('model')} ({ident.get('num_classes')} "
          "classes): its layers up to the classifier become the base, the new head starts from this run's initialization")
     return {"params": {**run.state.params, "base": base["params"]},
             "batch_stats": {**run.state.batch_stats, **({"base": base["batch_stats"]} if "batch_stats" in base else {})}}
@@ -105,17 +99,12 @@ def _restore_weights(other: Checkpointer, epoch: int, run) -> dict:
   return other.restore_weights(epoch, {"params": run.state.params, "batch_stats": run.state.batch_stats})
 
 
-def warn(message: str) -> None:
-  """One `warning: ...` line on stderr (process 0)."""
-  if jax.process_index() == 0:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def resume_point(run, ckpt: Checkpointer, resume_epoch: int | None):
+def resume_point(run, ckpt: Checkpointer, resume_epoch: int | None, initial=None):
   """(start epoch, state, history) to go on from: `resume_epoch`'s checkpoint, else the newest one
-  that reads (damaged newer ones are named on stderr and skipped), else a fresh start."""
+  that reads (damaged newer ones are named on stderr and skipped), else a fresh start from
+  `initial` (default the run's initial state)."""
   for epoch, reason in ckpt.quarantined:
-    warn(f"checkpoint {ckpt.directory}/{epoch} is damaged ({reason}); skipped")
+    runtime.warn(f"checkpoint {ckpt.directory}/{epoch} is damaged ({reason}); skipped")
   epochs = ckpt.epochs()
   if resume_epoch is not None:
     if resume_epoch not in epochs:
@@ -135,12 +124,12 @@ def resume_point(run, ckpt: Checkpointer, resume_epoch: int | None):
       skipped.append(e)
       continue
     for e in skipped:
-      warn(f"{e}; skipped, resuming from epoch {epoch}")
+      runtime.warn(f"{e}; skipped, resuming from epoch {epoch}")
     return epoch, state, history
   if skipped:
     raise UserError(f"no checkpoint in {ckpt.directory} reads (epochs {epochs}; newest: {skipped[0].reason}); "
                     "move the folder away to start afresh, or choose another --workdir")
-  return 0, run.state, []
+  return 0, run.state if initial is None else initial, []
 
 
 def _readable(run, ckpt: Checkpointer, epoch: int) -> bool:
@@ -149,45 +138,3 @@ def _readable(run, ckpt: Checkpointer, epoch: int) -> bool:
     return True
   except CheckpointDamagedError:
     return False
-
-
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
-
-
-def disk_error(e: BaseException) -> str | None:
-  """The OS complaint behind a failed write (full disk, quota, file size limit...), or None."""
-  seen = set()
-  while e is not None and id(e) not in seen:
-    seen.add(id(e))
-    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
-      return str(e.strerror or os.strerror(e.errno))
-    for text in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system"):
-      if text in str(e):
-        return text
-    e = e.__cause__ or e.__context__
-  return None
-
-
-def finished_epochs(directory: str) -> list[int]:
-  """Epochs whose checkpoint orbax has committed (renamed from its temporary name)."""
-  names = os.listdir(directory) if os.path.isdir(directory) else []
-  return sorted(int(n) for n in names if n.isdigit())
-
-
-def check_finite(loss: float, val_loss: float, epoch: int, lr: float, ckpt: Checkpointer,
-                  last_saved: int) -> None:
-  """Stops the run (RunStopped) when epoch `epoch`'s training or validation loss is NaN / Inf.
-
-  The check costs nothing extra: the summed metrics come to the host at every epoch end anyway.
-  Nothing of the diverged epoch is saved, so `last_saved` stays the newest checkpoint.
-  """
-  if math.isfinite(loss) and math.isfinite(val_loss):
-    return
-  ckpt.wait()  # the previous epoch's asynchronous write completes: it is the one to go back to
-  what = "loss" if not math.isfinite(loss) else "val_loss"
-  value = loss if what == "loss" else val_loss
-  where = (f"the last good checkpoint is epoch {last_saved} ({ckpt.directory}/{last_saved}): rerun with "
-           f"--resume_epoch={last_saved} and a lower --config.optim.lr" if last_saved else
-           "no checkpoint was written yet: rerun with a lower --config.optim.lr")
-  raise RunStopped(f"training diverged: {what} is {value} in epoch {epoch} (lr {lr:.4g}); nothing of "
-                   f"epoch {epoch} was saved; {where}")

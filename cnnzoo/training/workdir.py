@@ -13,7 +13,8 @@ import numpy as np
 
 from cnnzoo import extensions, paths
 from cnnzoo.errors import RunStopped, Terminated, UserError
-from cnnzoo.training import components, monitor, resume
+from cnnzoo.training import components
+from cnnzoo.training.checkpoint import finished_epochs
 
 LOCK_NAME = ".lock"
 MEAN_IMAGE = "mean_image.npy"  # normalize="pixel_mean": the training split's mean image, for predict
@@ -93,13 +94,14 @@ def _remove_if_empty(path: str) -> None:
     pass
 
 
-def write_run_files(workdir: str, config, ds, start_epoch: int) -> None:
-  """config.json, dataset.json (what predict needs of the data `ds`) and, for normalize=pixel_mean,
-  the mean image; process 0 writes, the other processes share the folder."""
+def write_run_files(workdir: str, config_json: str, ds, start_epoch: int) -> None:
+  """config.json (`config_json`, the run's Description holds it), dataset.json (what predict needs
+  of the data `ds`) and, for normalize=pixel_mean, the mean image; process 0 writes, the other
+  processes share the folder."""
   if jax.process_index() != 0:
     return
-  write_config(config, workdir, start_epoch)
-  monitor.write_json_atomic(os.path.join(workdir, "dataset.json"), {
+  write_config(config_json, workdir, start_epoch)
+  paths.write_json(os.path.join(workdir, "dataset.json"), {
       "name": ds.name, "class_names": list(ds.class_names), "image_shape": list(ds.image_shape),
       "mean": list(ds.mean) if ds.mean is not None else None,
       "std": list(ds.std) if ds.std is not None else None})
@@ -108,11 +110,10 @@ def write_run_files(workdir: str, config, ds, start_epoch: int) -> None:
       np.save(tmp, ds.mean_image)
 
 
-def write_config(config, workdir: str, start_epoch: int) -> None:
-  """Writes config.json; a resumed run with changed values keeps the old file beside it
-  (`config.until_epochN.json`)."""
+def write_config(text: str, workdir: str, start_epoch: int) -> None:
+  """Writes config.json (`text`: the config as config_json gives it); a resumed run with changed
+  values keeps the old file beside it (`config.until_epochN.json`)."""
   path = os.path.join(workdir, "config.json")
-  text = config.to_json_best_effort(indent=2, sort_keys=True)
   old = None
   if os.path.exists(path):
     with open(path) as f:
@@ -127,6 +128,11 @@ def write_config(config, workdir: str, start_epoch: int) -> None:
       while os.path.exists(keep):
         keep, n = os.path.join(workdir, f"config.until_epoch{start_epoch}.{n}.json"), n + 1
       os.link(path, keep)
+
+
+def config_json(config) -> str:
+  """config.json's text of a config."""
+  return config.to_json_best_effort(indent=2, sort_keys=True)
 
 
 def read_config(workdir: str):
@@ -184,7 +190,7 @@ class Status:
     if message:
       record["message"] = message
     try:
-      monitor.write_json_atomic(self.path, record)
+      paths.write_json(self.path, record)
     except OSError:  # a full disk: the run's own error says so; the table reads the rest
       pass
 
@@ -197,7 +203,7 @@ def recorded(workdir: str, command, directory: str, ckpt):
   which checkpoint is kept."""
   failed, interrupted, signal_name = True, False, "Ctrl-C"
   status = Status(workdir, command)
-  before = resume.finished_epochs(directory)
+  before = finished_epochs(directory)
   try:
     status.write("running")
     yield
@@ -207,17 +213,17 @@ def recorded(workdir: str, command, directory: str, ckpt):
     status.write("diverged" if "diverged" in str(e) else "stopped", str(e))
     raise
   except UserError as e:
-    if status.previous is not None and resume.finished_epochs(directory) == before:
+    if status.previous is not None and finished_epochs(directory) == before:
       status.restore()  # a resume refused (another optimizer, model, data...): the run as it was
     else:
       status.write("failed", str(e))
     raise
   except (OSError, ValueError, RuntimeError) as e:
-    reason = resume.disk_error(e)
+    reason = paths.disk_error(e)
     if reason is None:
       status.write("failed", f"{type(e).__name__}: {e}")
       raise
-    done = resume.finished_epochs(directory)
+    done = finished_epochs(directory)
     stop = RunStopped(f"cannot write to {workdir}: {reason}; " + (
         f"the checkpoint of epoch {done[-1]} is intact: free some space and rerun the same command "
         "to resume from it" if done else "no checkpoint was written: free some space and rerun"))
@@ -235,6 +241,6 @@ def recorded(workdir: str, command, directory: str, ckpt):
       if not failed:
         raise
     if interrupted and jax.process_index() == 0:
-      done = resume.finished_epochs(directory)
+      done = finished_epochs(directory)
       print(f"stopped by {signal_name}; " + (f"the checkpoint of epoch {done[-1]} is kept: rerun the same command to "
             "resume from it" if done else "no epoch had finished"), file=sys.stderr, flush=True)

@@ -93,7 +93,6 @@ def probabilities(model, features: np.ndarray, num_classes: int) -> np.ndarray:
 def train(features_dir: str, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, out: str | None = None,
           echo=print) -> dict:
   """experiments.train_logreg: fit on train, report on test, save the model and the report."""
-  from cnnzoo.training import monitor  # lazy, as below
   from cnnzoo.transfer import features as features_lib  # lazy: the model zoo and training stack (~0.5 s of imports) only when used
   train_path = features_lib.output_path(features_dir, "train")
   test_path = features_lib.output_path(features_dir, "test")
@@ -119,8 +118,8 @@ def train(features_dir: str, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, o
             "grid": {f"{c:g}": float(s) for c, s in zip(Cs, search.cv_results_["mean_test_score"])},
             "features": features_dir, **attrs, **report}
   save(os.path.join(out, "logreg.h5"), best, {**attrs, "class_names": names})
-  monitor.write_json_atomic(os.path.join(out, "logreg_evaluation.json"), result)
-  monitor.write_text_atomic(os.path.join(out, "logreg_report.txt"), text)
+  paths.write_json(os.path.join(out, "logreg_evaluation.json"), result)
+  paths.write_text(os.path.join(out, "logreg_report.txt"), text)
   echo(f"best C = {best.C:g} (3-fold accuracy {search.best_score_:.4f})")
   echo(text.rstrip())
   echo(f"test: rank-1 {report['rank1']:.4f}  rank-5 {report['rank5']:.4f}  ({report['count']} images)")

@@ -19,7 +19,7 @@ from cnnzoo.errors import ConfigError, UserError
 from cnnzoo import models
 from cnnzoo import paths, progress, runtime
 from cnnzoo.kernels import dispatch
-from cnnzoo.training import monitor
+from cnnzoo.training import components
 from cnnzoo.training.build import dataset_of
 from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.transfer import features, logreg
@@ -74,7 +74,8 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   if f.max_iter < 1 or f.jobs == 0 or f.jobs < -1:
     raise ConfigError("features.max_iter must be >= 1 and features.jobs positive or -1 (every core)")
   paths.check_writable(workdir, "--workdir")
-  info = models.model_info(config.model.name)
+  models.model_info(config.model.name)  # an unknown model: one line, before the data loads
+  components.resolve(config)  # the dataset's settings, as config.json records them
   ds = dataset_of(config)
   extractor = _extractor(config, int(ds.image_shape[-1]))
   dim = features.check_fits(extractor, ds.image_shape)
@@ -84,7 +85,7 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
   with workdir_lib.lock(workdir):
     status = workdir_lib.Status(workdir, command)
     status.write("running")
-    workdir_lib.write_config(config, workdir, 0)
+    workdir_lib.write_config(workdir_lib.config_json(config), workdir, 0)
     os.makedirs(out, exist_ok=True)
     echo(f"features of {config.model.name} at {f.layer!r}: {dim} per image; {ds.name}: "
          f"{len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images")
@@ -104,6 +105,6 @@ def run(config, workdir: str, command: dict | None = None, echo=print) -> dict:
                "test_count": result["count"], "C": result["C"], "cv_accuracy": result["cv_accuracy"],
                "features": dim, "seconds": time.perf_counter() - began,
                "hardware": runtime.hardware(dispatch.active().note()), "kernels": dispatch.active().name}
-    monitor.write_json_atomic(os.path.join(workdir, "results.json"), results)
+    paths.write_json(os.path.join(workdir, "results.json"), results)
     status.write("finished")
   return results
