@@ -31,7 +31,7 @@ CASES = [
     (MAIN[:1] + ["--config={latin1_config}", "--workdir={run}"], "line 1 is not UTF-8 text (byte 0xe9); save it as"),
     (MAIN[:1] + ["--config={dict_config}", "--workdir={run}"], "get_config() returned dict, not an ml_collections"),
     (MAIN[:1] + ["--config={partial_config}", "--workdir={run}"], "it lacks the field(s) config.checkpoint, "
-     "config.data, config.early_stop and 24 more of configs/base.py"),
+     "config.data, config.early_stop and 25 more of configs/base.py"),
     (MAIN[:2] + ["--workdir={run}/" + "a" * 300], "cannot write there (File name too long: "),
     (MAIN[:2] + ["--workdir=/proc/cnnzoo-test-run"], "--workdir=/proc/cnnzoo-test-run: cannot write there ("),
     (BUILD + ["--layout=folder", "--src={folder}", "--out=/sys/cnnzoo-test-out", "--size=8"],
@@ -123,7 +123,7 @@ CASES = [
     (MAIN + ["--config.data.normalize=bogus"], "unknown normalization 'bogus'"),
     (MAIN + ["--config.data.on_device=maybe"], "--config.data.on_device='maybe': choose one of"),
     (MAIN + ["--config.steps_per_dispatch=-1"], "--config.steps_per_dispatch=-1: must be >= 0"),
-    (MAIN + ["--config.data.val_fraction=1.5"], "--config.data.val_fraction=1.5: must be >= 0 and < 1"),
+    (MAIN + ["--config.data.val_fraction=1.5"], "--config.data.val_fraction=1.5: must be > 0 and < 1"),
     (MAIN + ["--config.data.test_crop=five"], "unknown evaluation crop 'five'"),
     (MAIN + ["--config.checkpoint.keep=0"], "--config.checkpoint.keep=0: must be >= 1"),
     (MAIN + ["--config.checkpoint.best_metric=bogus"], "--config.checkpoint.best_metric='bogus': choose one of"),

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_batch
+from conftest import ROOT, cli_batch, devices_env
 
 PAGE = os.path.join(ROOT, "docs", "extending.md")
 
@@ -68,9 +68,15 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
                                                  str(tmp_path / "stripe.png")], "cwd": str(tmp_path)},
       main(config, run, "--config.num_epochs=4", cwd=tmp_path),  # a resume, from a third folder
   ])
+  plain_before = history(plain)
+  out += cli_batch([
+      main(config, tmp_path / "runs" / "started", f"--init_from={run}", cwd=elsewhere),
+      main(config, plain, "--config.data.augment=none", "--resume_epoch=2", cwd=elsewhere),
+      {**main(config, tmp_path / "runs" / "two_devices", cwd=elsewhere), "env": devices_env(2)},
+  ])
   for result in out:
     assert result["rc"] == 0, result["stderr"][-2000:]
-  trained, evaluated, predicted, resumed = out[0], out[2], out[3], out[4]
+  trained, evaluated, predicted, resumed, started, back, two = out[0], *out[2:]
   # the schedule of one's own, epoch by epoch: 0.01 * 0.5 ** epoch (config.schedule.factor)
   rates = [h["lr"] for h in history(run)]
   np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025, 0.00125], rtol=1e-6)
@@ -90,7 +96,13 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
   assert history(run)[:3] != history(plain)[:3]
   assert re.search(r"accuracy +\d\.\d+ +\d+", evaluated["stdout"]), evaluated["stdout"][-1000:]
   assert re.search(r"(horizontal|vertical)", predicted["stdout"]), predicted["stdout"]
-  assert "resum" in resumed["stdout"] + resumed["stderr"] and len(history(run)) == 4
+  assert "resuming after epoch 3 of 4" in resumed["stdout"] and len(history(run)) == 4
+  # --init_from another run of one's own model, --resume_epoch, and two devices
+  # (a run started from the trained weights begins where they left off: a lower first-epoch loss)
+  assert history(tmp_path / "runs" / "started")[0]["loss"] < history(run)[0]["loss"]
+  strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "img_per_sec", "data_seconds")} for r in h]
+  assert "resuming after epoch 2 of 3" in back["stdout"] and strip(history(plain)) == strip(plain_before)
+  assert re.search(r"devices: 2 x ", two["stdout"]), two["stdout"][:1000]
   with open(os.path.join(run, "config.json")) as f:
     recorded = json.load(f)
   assert recorded["imports"] == ["my_parts"] and recorded["import_dirs"] == [str(tmp_path / "project")]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, lenet_cli, lenet_env, read_json, without_timing
+from cnnzoo import paths
 from cnnzoo.errors import RunStopped, UserError
 from cnnzoo.training import loop
 from cnnzoo.training import workdir as workdir_lib
@@ -129,7 +130,6 @@ def test_a_diverging_loss_stops_keeps_the_last_good_checkpoint_and_writes_no_nan
 
 
 def test_json_files_never_hold_nan(tmp_path):
-  from cnnzoo.training import monitor
   path = str(tmp_path / "r.json")
   paths.write_json(path, {"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
   assert json.loads(open(path).read(), parse_constant=pytest.fail) == {"a": None, "b": [1.0, None], "c": 2}

@@ -264,8 +264,8 @@ SPLIT_SEED = setting(0, "the seed of the validation / test split", low=0, high=2
 DIR = setting("", "the dataset's folder")
 
 
-def _fraction(default: float, doc: str, **bounds):
-  return setting(default, doc, low=0, high=1, high_open=True, **bounds)
+def _fraction(default: float, doc: str, low_open: bool = False):
+  return setting(default, doc, low=0, high=1, low_open=low_open, high_open=True)
 
 
 def _how(config, entry_how: str) -> str:
@@ -274,8 +274,8 @@ def _how(config, entry_how: str) -> str:
 
 @register_dataset("digits", settings={
     "image_size": setting(32, "the 8x8 images resized to this size", low=1),
-    "val_fraction": _fraction(0.1, "held out for validation"),
-    "test_fraction": _fraction(0.2, "held out for testing"), "split_seed": SPLIT_SEED})
+    "val_fraction": _fraction(0.1, "held out for validation", low_open=True),
+    "test_fraction": _fraction(0.2, "held out for testing", low_open=True), "split_seed": SPLIT_SEED})
 def digits(config) -> Dataset:
   d = config.data
   return load_digits(d.image_size, d.val_fraction, d.test_fraction, d.split_seed)

@@ -17,6 +17,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from cnnzoo.errors import UserError
@@ -25,7 +26,8 @@ from cnnzoo.models.keras_weights import load_keras_weights
 from cnnzoo.data.ops import make_preprocess
 from cnnzoo.training.restore import restore_run
 from cnnzoo import paths
-from cnnzoo.data import idx, sources
+from cnnzoo.data import sources
+from cnnzoo.data.dataset import DATASETS
 from cnnzoo import progress
 from cnnzoo.kernels import dispatch
 
@@ -231,17 +233,23 @@ SPLITS = ("train", "val", "test")
 
 
 def open_dataset(data: str):
-  """--data: a builder HDF5 folder, `digits`, `fashion_mnist` / `mnist` (their IDX files, found as
-data.name finds them), or a tensorflow-datasets name."""
-  if data == "digits":
-    return sources.load_digits()
-  if data in idx.CLASS_NAMES and not os.path.isdir(data):
-    return sources.load_idx(data)
+  """--data: a builder HDF5 folder, or a registered dataset's name (digits, fashion_mnist, mnist,
+  one's own) or a tensorflow-datasets name, loaded as config.data.name loads it, with its settings'
+  defaults and its own validation split where it has one (val_fraction 0 where the dataset takes 0)."""
   if os.path.isdir(data):
-    return sources.load_hdf5(data)
-  if os.sep in data or data.startswith("."):
-    raise UserError(f"--data={data}: no such folder (a builder output folder, a tfds name or digits)")
-  return sources.load_tfds(data, None, validation_split=0.0, split_seed=0)
+    name, given = "hdf5", {"dir": data}
+  elif os.sep in data or data.startswith("."):
+    raise UserError(f"--data={data}: no such folder (a builder output folder, a dataset name or a tfds name)")
+  else:
+    name, given = data, {}
+  entry = DATASETS.get(name)
+  settings = entry.defaults()
+  if "val_fraction" in settings and entry.settings["val_fraction"].problem(0.0) is None:
+    settings["val_fraction"] = 0.0
+  config = ml_collections.ConfigDict({"data": {"name": name, "augment": "none", "how_to_get": "", "classes": (),
+                                               **settings, **given},
+                                      "model": {"input_shape": (), "num_classes": 0}})
+  return sources.load_dataset(config)
 
 
 def output_path(out: str, split: str) -> str:
