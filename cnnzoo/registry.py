@@ -159,14 +159,15 @@ class Registry:
       return self.fallback
     raise ConfigError(self.unknown(name))
 
-  def unknown(self, name) -> str:
-    """The one line for a name that is not registered: the close matches first, then the rest."""
+  def unknown(self, name, where: str = "") -> str:
+    """The one line for a name that is not registered: the close matches first, then the rest
+    (`where`: how the name was given, default the section's flag)."""
     close = difflib.get_close_matches(str(name), self._entries, n=3, cutoff=0.5)
     rest = [n for n in sorted(self._entries) if n not in close]
     value = f"{name!r}" if isinstance(name, str) else repr(name)
     listing = ", ".join(close + rest)
     hint = f"did you mean {' or '.join(close)}? registered: {listing}" if close else f"registered: {listing}"
-    where = f"{self.flag}={value}" if self.section else f"{self.kind} {value}"
+    where = where or (f"{self.flag}={value}" if self.section else f"{self.kind} {value}")
     return f"{where}: no such {self.kind}; {hint}"
 
   def __contains__(self, name) -> bool:

@@ -103,6 +103,38 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
   strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "img_per_sec", "data_seconds")} for r in h]
   assert "resuming after epoch 2 of 3" in back["stdout"] and strip(history(plain)) == strip(plain_before)
   assert re.search(r"devices: 2 x ", two["stdout"]), two["stdout"][:1000]
+
+
+def test_the_other_commands_take_ones_own_components(tmp_path):
+  """summarize and --list_components with --imports / --config, an ensemble of the model, features
+  extracted from a run on the dataset of one's own, and the runs table."""
+  config = write_project(tmp_path / "project")
+  run, members = tmp_path / "runs" / "mine", tmp_path / "runs" / "pair"
+  parts = str(tmp_path / "project" / "my_parts.py")
+  out = cli_batch([
+      main(config, run, cwd=tmp_path),
+      {"module": "experiments.summarize", "argv": [f"--imports={parts}", "--model=tiny_cnn"], "cwd": str(tmp_path)},
+      {"module": "experiments.main", "argv": [f"--config={config}", "--list_components"], "cwd": str(tmp_path)},
+      main(config, members, "--config.ensemble.members=2", "--config.num_epochs=1", cwd=tmp_path),
+      {"module": "experiments.extract_features", "argv": [f"--workdir={run}", "--data=stripes", "--layer=Conv_0",
+                                                          f"--out={tmp_path / 'features'}"], "cwd": str(tmp_path)},
+      {"module": "experiments.runs", "argv": [str(tmp_path / "runs")], "cwd": str(tmp_path)},
+  ])
+  for result in out:
+    assert result["rc"] == 0, result["stderr"][-2000:]
+  summary, listing, ensemble, extracted, table = (r["stdout"] for r in out[1:])
+  assert "1,106" in summary  # 3x3x1x8 + 8 conv, 8x8x8 x 2 + 2 dense
+  for line in ("models (config.model.name): ", "  stripes: size=16, per_split=64  [my_parts]",
+               "  halving: factor=0.5  [my_parts]", "  signum: beta=0.9  [my_parts]",
+               "  invert: invert_prob=0.5  [my_parts]", "  poly: per_step=False, warmup_epochs=0, warmup_init_lr=0.0, "
+               "end_lr=0.0, decay_epochs=0, power=1.0"):
+    assert line in listing, (line, listing)
+  assert "error [my_parts]" in listing and "tiny_cnn" in listing
+  with open(os.path.join(members, "ensemble_eval_test", "evaluation.json")) as f:
+    evaluation = json.load(f)
+  assert evaluation["count"] == 32 and evaluation["ensemble_of"] == 2
+  assert re.search(r"train: 64 images -> 2048 features each", extracted), extracted  # 16 x 16 x 8
+  assert "mine" in table and "pair" in table, table
   with open(os.path.join(run, "config.json")) as f:
     recorded = json.load(f)
   assert recorded["imports"] == ["my_parts"] and recorded["import_dirs"] == [str(tmp_path / "project")]
@@ -133,6 +165,21 @@ def bare(learning_rate, config):
 @cnnzoo.register_augmentation("cropper")
 def cropper(key, images, data):
   return images[:, 1:]
+
+
+@cnnzoo.register_model(input_shape=(16, 16, 1), num_classes=2)
+def not_a_module(*, num_classes, **options):
+  return "a module"
+
+
+@cnnzoo.register_schedule("flat")
+def flat(lr, steps_per_epoch, num_epochs, config):
+  return 0.1
+
+
+@cnnzoo.register_metric("mean_only")
+def mean_only(logits, labels):
+  return jnp.mean(logits)
 '''
 
 
@@ -156,6 +203,14 @@ def test_mistakes_with_ones_own_components_are_one_line_and_write_nothing(tmp_pa
       (wrong, ("--config.data.augment=cropper",)):
           "error: augmentation 'cropper' (my_parts.cropper) returned (16, 15, 16, 1) for a batch (16, 16, 16, 1); "
           "a batch op keeps the batch's shape",
+      (wrong, ("--config.model.name=not_a_module",)):
+          "error: model 'not_a_module' (my_parts.not_a_module) returned str, not a flax.linen.Module",
+      (wrong, ("--config.schedule.name=flat",)):
+          "error: schedule 'flat' (my_parts.flat) returned float, not a function of the step (an optax schedule)",
+      (wrong, ("--config.metrics.eval=('accuracy','error','mean_only')",)):
+          "error: metric 'mean_only' (my_parts.mean_only) returned () for 2 images; it gives one value per image",
+      (good, ("--config.metrics.train=('accuracy','top3')",)):
+          "error: --config.metrics.train: 'top3': no such metric; registered: accuracy, error, top5_accuracy",
       (good, ("--config.optim.name=signumm",)):
           "error: --config.optim.name='signumm': no such optimizer; did you mean signum? registered: signum, adam, "
           "rmsprop, sgd",

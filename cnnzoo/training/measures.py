@@ -43,7 +43,7 @@ def names(config) -> dict:
       raise ConfigError(f"--config.metrics.{which}={given!r}: a tuple of registered metric names, each once")
     for name in given:
       if name not in METRICS:
-        raise ConfigError(METRICS.unknown(name).replace("metric ", f"--config.metrics.{which}: metric ", 1))
+        raise ConfigError(METRICS.unknown(name, where=f"--config.metrics.{which}: {name!r}"))
   return listed
 
 
