@@ -107,7 +107,8 @@ def test_a_users_components_train_evaluate_predict_and_resume_with_no_extra_flag
 
 def test_the_other_commands_take_ones_own_components(tmp_path):
   """summarize and --list_components with --imports / --config, an ensemble of the model, features
-  extracted from a run on the dataset of one's own, and the runs table."""
+  extracted from a run on the dataset of one's own, the runs table, and stages that switch between
+  cnnzoo's schedule and one's own."""
   config = write_project(tmp_path / "project")
   run, members = tmp_path / "runs" / "mine", tmp_path / "runs" / "pair"
   parts = str(tmp_path / "project" / "my_parts.py")
@@ -119,10 +120,15 @@ def test_the_other_commands_take_ones_own_components(tmp_path):
       {"module": "experiments.extract_features", "argv": [f"--workdir={run}", "--data=stripes", "--layer=Conv_0",
                                                           f"--out={tmp_path / 'features'}"], "cwd": str(tmp_path)},
       {"module": "experiments.runs", "argv": [str(tmp_path / "runs")], "cwd": str(tmp_path)},
+      main(config, tmp_path / "runs" / "staged",  # a stage turns to cnnzoo's constant rate, the next back to halving
+           "--config.stages=((1, 'schedule.name=constant'), (3, 'schedule.name=halving,schedule.factor=0.8'))",
+           cwd=tmp_path),
   ])
   for result in out:
     assert result["rc"] == 0, result["stderr"][-2000:]
-  summary, listing, ensemble, extracted, table = (r["stdout"] for r in out[1:])
+  summary, listing, ensemble, extracted, table, _ = (r["stdout"] for r in out[1:])
+  rates = [h["lr"] for h in history(tmp_path / "runs" / "staged")]
+  np.testing.assert_allclose(rates, [0.01, 0.01 * 0.8, 0.01 * 0.8 ** 2], rtol=1e-6)
   assert "1,106" in summary  # 3x3x1x8 + 8 conv, 8x8x8 x 2 + 2 dense
   for line in ("models (config.model.name): ", "  stripes: size=16, per_split=64  [my_parts]",
                "  halving: factor=0.5  [my_parts]", "  signum: beta=0.9  [my_parts]",

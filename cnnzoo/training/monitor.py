@@ -10,7 +10,7 @@ import sys
 
 import jax
 
-from cnnzoo import paths, progress
+from cnnzoo import paths, progress, runtime
 from cnnzoo.training import state as state_lib
 
 PLOTTED = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
@@ -178,20 +178,18 @@ def format_record(record: dict, keys=("loss", "accuracy", "val_loss", "val_accur
 
 def print_header(run, start_epoch: int) -> None:
   """What a run prints as it starts (process 0): the model, the devices and kernels, the data."""
-  if jax.process_index() != 0:
-    return
   s = run.state
   devices = jax.devices()
-  print(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
-        f"{state_lib.count_params(s.batch_stats):,} non-trainable")
+  runtime.say(f"model {run.model_name}: {state_lib.count_params(s.params):,} trainable params, "
+              f"{state_lib.count_params(s.batch_stats):,} non-trainable")
   note = run.kernels.note(why=True) if devices[0].platform == "cpu" else ""
-  print(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
-        f"global batch {run.about.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
+  runtime.say(f"devices: {len(devices)} x {devices[0].device_kind}{note} ({jax.process_count()} process(es)); "
+              f"global batch {run.about.batch_size}, {run.train_loader.steps_per_epoch} steps/epoch")
   ds = run.dataset
   crop, val_views, test_views = run.about.crop
   views = (f"; the model sees {crop}x{crop} crops (train random, val {val_views}, test {test_views})"
            if crop else "")
-  print(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
-        f"images {ds.image_shape}, {ds.num_classes} classes{views}")
+  runtime.say(f"data {ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test, "
+              f"images {ds.image_shape}, {ds.num_classes} classes{views}")
   if start_epoch:
-    print(f"resuming after epoch {start_epoch} of {run.about.num_epochs}")
+    runtime.say(f"resuming after epoch {start_epoch} of {run.about.num_epochs}")
