@@ -239,18 +239,24 @@ def run(main, positional: bool = False) -> None:
   """`app.run(main)` with one-line user errors (see the module docstring). Positional arguments
   are refused unless `positional` (experiments.predict takes image files)."""
 
+  for stream in (sys.stdout, sys.stderr):  # a name the terminal's encoding lacks is escaped, never a traceback
+    if hasattr(stream, "reconfigure"):
+      stream.reconfigure(errors="backslashreplace")
+
   def guarded(argv):
     if len(argv) > 1 and not positional:
       fail(f"unexpected arguments: {' '.join(argv[1:])} (every option is a --flag=value)")
     signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup a closed terminal stops nothing
+      signal.signal(signal.SIGHUP, _terminate)  # else it stops the run as SIGTERM does
     sys.unraisablehook = _deliver_again
     try:
       return main(argv)
     except UserError as e:
       fail(str(e), e.exit_code)
-    except Terminated:  # SIGTERM, handled as Ctrl-C is
-      print("terminated (SIGTERM)", file=sys.stderr)
-      sys.exit(Terminated.exit_code)
+    except Terminated as e:  # SIGTERM or SIGHUP, handled as Ctrl-C is
+      print(f"terminated ({e.signal_name})", file=sys.stderr)
+      sys.exit(e.exit_code)
     except KeyboardInterrupt:  # Ctrl-C: what was interrupted has said what it kept
       print("interrupted", file=sys.stderr)
       sys.exit(130)
@@ -293,11 +299,12 @@ def platform_error_line(e: RuntimeError):
 
 
 def _terminate(signum, frame) -> None:
-  """SIGTERM's handler: raises Terminated (a KeyboardInterrupt) where the main thread is, so what
-  Ctrl-C cleans up (partial files, status.json, the checkpoint being written) is cleaned up too."""
-  del signum, frame
-  signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-  raise Terminated()
+  """SIGTERM's and SIGHUP's handler: raises Terminated (a KeyboardInterrupt) where the main thread
+  is, so what Ctrl-C cleans up (partial files, status.json, the checkpoint being written) is
+  cleaned up too."""
+  del frame
+  signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+  raise Terminated(signum, signal.Signals(signum).name)
 
 
 def _deliver_again(unraisable) -> None:
@@ -309,9 +316,9 @@ def _deliver_again(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
     return
   import threading
-  signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
-  if signum == signal.SIGTERM:
-    signal.signal(signal.SIGTERM, _terminate)
+  signum = unraisable.exc_value.signum if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+  if signum != signal.SIGINT:
+    signal.signal(signum, _terminate)
   threading.Timer(0.01, signal.raise_signal, (signum,)).start()
 
 

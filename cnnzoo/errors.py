@@ -19,6 +19,11 @@ class RunStopped(UserError):
 
 
 class Terminated(KeyboardInterrupt):
-  """SIGTERM (what SLURM, Kubernetes and `kill` send) arrived: handled as Ctrl-C is -- the last
-  checkpoint kept, status "interrupted" -- and the command exits 143 (128 + 15)."""
+  """SIGTERM (what SLURM, Kubernetes and `kill` send) or SIGHUP (a closed terminal, a dropped ssh
+  session) arrived: handled as Ctrl-C is -- the last checkpoint kept, status "interrupted" -- and
+  the command exits 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP)."""
   exit_code = 143
+
+  def __init__(self, signum: int = 15, name: str = "SIGTERM"):
+    super().__init__(name)
+    self.signum, self.signal_name, self.exit_code = signum, name, 128 + signum

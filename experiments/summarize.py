@@ -13,7 +13,7 @@ through Graphviz: `pip install graphviz` and Graphviz's `dot` (apt-get install g
 
 from absl import flags
 
-from cnnzoo import cli
+from cnnzoo import cli, numbers
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name.")
 _INPUT = flags.DEFINE_list("input_size", None, "H,W[,C] instead of the model's default input.")
@@ -45,9 +45,11 @@ def main(argv):
   info = models.model_info(_MODEL.value)
   shape = None
   if _INPUT.value:
-    if not all(d.isdigit() for d in _INPUT.value) or len(_INPUT.value) not in (2, 3):
+    if not all(numbers.is_count(d) for d in _INPUT.value) or len(_INPUT.value) not in (2, 3):
       cli.fail(f"--input_size={','.join(_INPUT.value)}: expected H,W or H,W,C as positive integers")
     dims = [int(d) for d in _INPUT.value]
+    if min(dims) >= 1:
+      numbers.check_image_shape(dims, "--input_size")
     shape = (*dims, info.input_shape[2]) if len(dims) == 2 else tuple(dims)
   if _CLASSES.value is not None and _CLASSES.value < 1:
     cli.fail(f"--num_classes={_CLASSES.value}: must be a positive integer")

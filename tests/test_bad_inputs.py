@@ -217,6 +217,19 @@ CASES = [
     (EXTRACT + ["--workdir={empty}", "--data={built}", "--out={out}"], "has no config.json"),
     (EXTRACT + ["--model=vgg16", "--keras_weights={file}", "--out={out}"], "Flag --data must have a value"),
     (LOGREG + ["--features={empty}"], "no train_features.h5 (write it with experiments.extract_features)"),
+    # numbers that are not ASCII digits, sizes past XLA's arithmetic, splits too small to stratify,
+    # one class or no image to fit, a name the terminal's encoding lacks
+    (SUMMARIZE + ["--model=lenet5", "--input_size=\u00b2,\u00b2"], "expected H,W or H,W,C as positive integers"),
+    (SUMMARIZE + ["--model=lenet5", "--input_size=3000000000,3000000000"],
+     "--input_size=3000000000,3000000000: at most 32768 pixels a side and 1,073,741,824 values an image"),
+    (MAIN + ["--init_from={checkpoints_only}:\u00b2"], "the epoch after ':' must be a whole number"),
+    (MAIN + ["--config.data.val_fraction=0.001"], "--config.data.val_fraction=0.001 holds out 2 of 1437 images, "
+     "leaving 1435: each side needs at least one image of each of the 10 classes"),
+    (LOGREG + ["--features={one_class_features}", "--out={out}"], "the training features hold one class only"),
+    (LOGREG + ["--features={no_train_features}", "--out={out}"], "the training features hold no image"),
+    (PREDICT + ["--workdir={damaged_dataset_run}", "{file}"], "dataset.json is damaged (JSONDecodeError: "),
+    (MAIN + ["--config.data.eval_batch_size=100000000"], "--config.data.eval_batch_size=100000000: one batch of "
+     "(32, 32, 1) images takes 381.5 GiB as float32, more than half of this machine's"),
     (LOGREG + ["--features={empty}", "--C=a,b"], "--C=a,b: expected comma-separated positive numbers"),
     (LOGREG + ["--features={empty}", "--jobs=0"], "--jobs=0: a positive number of parallel fits"),
     (LOGREG + ["--features={empty}", "--load={missing}"], "cannot read"),
@@ -276,7 +289,8 @@ def fixtures(tmp_path_factory):
                                             "syntax_error", "raises", "no_get_config", "text_only", "unreadable",
                                             "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only",
                                             "latin1_config", "dict_config", "partial_config", "damaged_chunks",
-                                            "nan_features")}
+                                            "nan_features", "one_class_features", "no_train_features",
+                                            "checkpoints_only", "damaged_dataset_run")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -318,6 +332,17 @@ def fixtures(tmp_path_factory):
     f[name] += ".py"
     open(f[name], "wb").write(text.encode("latin-1"))
   write_damaged_hdf5(f["damaged_chunks"])
+  for name, rows in (("one_class_features", np.zeros(6, np.int64)), ("no_train_features", np.zeros(0, np.int64))):
+    os.makedirs(f[name])
+    for split in ("train", "test"):
+      labels = rows if split == "train" else np.arange(4) % 2
+      with h5py.File(os.path.join(f[name], f"{split}_features.h5"), "w") as h:
+        h["features"], h["labels"] = np.ones((len(labels), 4), np.float32), labels
+        h.attrs["class_names"] = ["a", "b"]
+  os.makedirs(os.path.join(f["checkpoints_only"], "checkpoints"))
+  os.makedirs(f["damaged_dataset_run"])  # a dataset.json cut short (a full disk, a hand edit)
+  open(os.path.join(f["damaged_dataset_run"], "config.json"), "w").write('{"model": {}, "data": {}}')
+  open(os.path.join(f["damaged_dataset_run"], "dataset.json"), "w").write('{"name": "digits", "class_')
   os.makedirs(f["nan_features"])
   for split in ("train", "test"):
     with h5py.File(os.path.join(f["nan_features"], f"{split}_features.h5"), "w") as h:
@@ -415,3 +440,16 @@ def test_the_cli_exit_does_what_the_interpreter_does_at_exit():
                                  ("bye", 1, "bufferedthread done\natexit ran\n", "bye\n")):
     proc = subprocess.run([sys.executable, "-c", script, code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (status, out, err)
+
+
+def test_a_name_the_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path):
+  """stdout / stderr in ASCII (LANG=C, a pipe with PYTHONIOENCODING=ascii): the error line names the
+  path with its non-ASCII letters escaped."""
+  import subprocess
+  import sys
+  missing = tmp_path / "caf\u00e9" / "x.py"
+  env = dict(os.environ, PYTHONIOENCODING="ascii")
+  r = subprocess.run([sys.executable, "-m", "experiments.main", f"--config={missing}"], cwd=ROOT, env=env,
+                     capture_output=True, timeout=120)
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert r.stderr.decode("ascii").strip() == f"error: cannot load the config: {tmp_path}/caf\\xe9/x.py is not a file"

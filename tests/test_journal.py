@@ -302,3 +302,17 @@ def test_the_resnet_recipes_augment_as_the_book_they_follow():
   cifar = data(resnet_cifar10)
   assert fields(cifar) == ("affine_flip", 0.0, 0.0, 0.1, 0.0, 0) and cifar.normalize == "pixel_mean"
   assert resnet_cifar10.get_config("l2small").optim.l2 == 1e-4 and resnet_cifar10.get_config().optim.l2 == 5e-4
+
+
+def test_one_broken_config_file_is_named_and_the_others_are_listed(tmp_path, capsys):
+  """A work-in-progress config with a NameError beside a good one: one warning line naming it, and
+  the good one's runs listed (--list_configs and experiments.results read configs/ so)."""
+  import shutil
+  from cnnzoo.evaluation import journal
+  shutil.copy(os.path.join(ROOT, "configs", "lenet_digits.py"), tmp_path / "lenet_digits.py")
+  (tmp_path / "draft.py").write_text("def get_config(arg=None):\n  return undefined_name\n")
+  runs = journal.journal_runs(str(tmp_path))
+  assert [r.config for r in runs] == ["configs/lenet_digits.py"]
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("warning: ") and err[0].endswith(
+      "draft.py left out: it fails to load (NameError: name 'undefined_name' is not defined)")

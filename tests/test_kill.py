@@ -66,10 +66,12 @@ def test_kill_9_at_random_points_then_rerun_is_bitwise_exact(tmp_path, lenet_ref
 
 
 @pytest.mark.parametrize("signum, rc, name, last", [(signal.SIGINT, 130, "Ctrl-C", "interrupted"),
-                                                     (signal.SIGTERM, 143, "SIGTERM", "terminated (SIGTERM)")])
+                                                     (signal.SIGTERM, 143, "SIGTERM", "terminated (SIGTERM)"),
+                                                     (signal.SIGHUP, 129, "SIGHUP", "terminated (SIGHUP)")])
 def test_ctrl_c_or_sigterm_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path, forkserver, signum, rc,
                                                                                    name, last):
-  """Ctrl-C, and SIGTERM (what SLURM and Kubernetes send at a time limit) the same way."""
+  """Ctrl-C, and SIGTERM (what SLURM and Kubernetes send at a time limit) and SIGHUP (a closed
+  terminal) the same way."""
   import re
   from cnnzoo.evaluation import overview
   workdir = str(tmp_path / "run")

@@ -291,3 +291,18 @@ def test_a_command_re_executes_itself_under_tcmalloc_where_it_is_installed():
     pytest.skip("tcmalloc is not installed here (apt-get install libtcmalloc-minimal4)")
   before, again, after = run(env)[:3]  # the script runs twice in one process: before and after the exec
   assert before == again and after.split() == [before, lib, "True", "['--flag=1']"]
+
+
+def test_a_status_json_whose_config_is_not_a_name_leaves_the_run_unreadable(tmp_path):
+  """A hand-edited status.json ({"config": 5}): the runs table and RESULTS.md's search list the run as
+  unreadable with the reason, and go on."""
+  from cnnzoo.evaluation import journal, overview
+  run = tmp_path / "a"
+  run.mkdir()
+  (run / "config.json").write_text(json.dumps({"model": {"name": "lenet5"}, "num_epochs": 1, "data": {"name": "digits"}}))
+  (run / "status.json").write_text(json.dumps({"config": 5, "state": "finished"}))
+  row = overview.describe(str(run), str(tmp_path))
+  assert (row.state, row.detail) == ("unreadable", "ValueError: status.json is not cnnzoo's (its config is not a "
+                                                   "config file's name)")
+  assert "unreadable" in overview.format_table([row])
+  assert journal.spec_key(5) is None

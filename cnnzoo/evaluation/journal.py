@@ -18,6 +18,7 @@ import dataclasses
 import glob
 import json
 import os
+import sys
 
 from cnnzoo.evaluation import overview
 from cnnzoo.training import components
@@ -45,7 +46,9 @@ class JournalRun:
 
 
 def journal_runs(configs_dir: str) -> list[JournalRun]:
-  """Every journal run of the config files in `configs_dir`."""
+  """Every journal run of the config files in `configs_dir`. A file that fails to load (a work in
+  progress with a NameError, a broken variant) is named on stderr in one line, and the others are
+  listed."""
   import importlib
   out = []
   defaults = json.loads(importlib.import_module("configs.base").get_config().to_json_best_effort())
@@ -53,21 +56,39 @@ def journal_runs(configs_dir: str) -> list[JournalRun]:
     name = os.path.splitext(os.path.basename(path))[0]
     if name in ("__init__", "base"):
       continue
-    module = importlib.import_module(f"configs.{name}")
-    for arg in (None, *getattr(module, "VARIANTS", ())):
-      c = module.get_config(arg)
-      components.resolve(c)  # its components' settings, as its runs' config.json hold them
-      data = f"hdf5:{c.data.dir}" if c.data.name == "hdf5" else c.data.name
-      out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
-                            c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.get("dir", ""),
-                            c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
-                            float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
-                            json.loads(c.to_json_best_effort()), defaults, str(c.journal.recipe)))
+    try:
+      out += _runs_of(path, name, defaults)
+    except Exception as e:  # noqa: BLE001 -- the user's config file: named, the listing goes on
+      line = " ".join(str(e).split())[:200]
+      print(f"warning: {os.path.relpath(path)} left out: it fails to load ({type(e).__name__}: {line})",
+            file=sys.stderr, flush=True)
+  return out
+
+
+def _runs_of(path: str, name: str, defaults: dict) -> list[JournalRun]:
+  """The journal runs of one config file (its default and each of its VARIANTS)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  out = []
+  for arg in (None, *getattr(module, "VARIANTS", ())):
+    c = module.get_config(arg)
+    components.resolve(c)  # its components' settings, as its runs' config.json hold them
+    data = f"hdf5:{c.data.dir}" if c.data.name == "hdf5" else c.data.name
+    out.append(JournalRun(f"configs/{name}.py" + (f":{arg}" if arg else ""), c.model.name, c.journal.run,
+                          c.journal.seed, c.journal.metric, float(c.journal.figure), data, c.data.get("dir", ""),
+                          c.data.how_to_get, int(c.num_epochs), bool(c.features.use),
+                          float(c.reference.figure), str(c.reference.source), int(c.ensemble.members),
+                          json.loads(c.to_json_best_effort()), defaults, str(c.journal.recipe)))
   return out
 
 
 def spec_key(spec: str) -> tuple[str, frozenset] | None:
-  """("NAME", {ARGS}) of a config spec such as configs/x.py:noaug or /abs/configs/x.py; None for smoke."""
+  """("NAME", {ARGS}) of a config spec such as configs/x.py:noaug or /abs/configs/x.py; None for smoke
+  (and for what is not a spec: a hand-edited status.json's number)."""
+  if not isinstance(spec, str):
+    return None
   path, _, args = spec.partition(":")
   words = frozenset(w for w in args.split(",") if w)
   if "smoke" in words or not path.endswith(".py"):

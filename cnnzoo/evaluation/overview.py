@@ -18,6 +18,8 @@ import json
 import math
 import os
 
+from cnnzoo import numbers
+
 STATUS_NAME = "status.json"
 RUN_FILES = ("config.json", "history.json", STATUS_NAME)
 
@@ -85,7 +87,7 @@ def _newest_checkpoint_problem(workdir: str) -> tuple[int | None, str | None]:
   """(newest epoch on disk, why its checkpoint does not read or None): the files orbax needs to
   open it and its metadata, checked without restoring the arrays."""
   directory = os.path.join(workdir, "checkpoints")
-  epochs = sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(directory) else []
+  epochs = sorted(int(n) for n in os.listdir(directory) if numbers.is_count(n)) if os.path.isdir(directory) else []
   if not epochs:
     return None, None
   newest = os.path.join(directory, str(epochs[-1]))
@@ -126,6 +128,8 @@ def _describe(workdir: str, row: RunRow) -> RunRow:
   if "dataset.json" in files:
     row.dataset = _read_json(os.path.join(workdir, "dataset.json")).get("name", row.dataset)
   status = _read_json(os.path.join(workdir, STATUS_NAME)) if STATUS_NAME in files else {}
+  if not isinstance(status, dict) or not isinstance(status.get("config", ""), str):
+    raise ValueError(f"{STATUS_NAME} is not cnnzoo's (its config is not a config file's name)")
   row.config = status.get("config", "") or f"({row.model})"
   history = _read_json(os.path.join(workdir, "history.json"), list) if "history.json" in files else []
   if not all(isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history):

@@ -67,10 +67,16 @@ def from_run(workdir: str, checkpoint: str = "best") -> Predictor:
   info_path = os.path.join(workdir, "dataset.json")
   if not os.path.isfile(info_path):
     raise UserError(f"{workdir} has no dataset.json (a run of an older cnnzoo): evaluate it with experiments.evaluate")
-  with open(info_path) as f:
-    info = json.load(f)
-  shape = tuple(info["image_shape"])
-  names = list(info["class_names"])
+  try:
+    with open(info_path, encoding="utf-8") as f:
+      info = json.load(f)
+    shape = tuple(int(d) for d in info["image_shape"])
+    names = [str(n) for n in info["class_names"]]
+    if len(shape) != 3 or not names or "mean" not in info or "std" not in info:
+      raise ValueError("image_shape (H, W, C), class_names, mean and std")
+  except (ValueError, KeyError, TypeError) as e:  # a truncated or hand-edited file: JSON, keys, types
+    raise UserError(f"{info_path} is damaged ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+                    "train the run again, or evaluate it with experiments.evaluate") from None
   model = models.create_model(config.model.name, num_classes=len(names),
                               dtype=jnp.dtype(config.model.dtype), **config.model.kwargs.to_dict())
   seen = model_image_shape(config.data, shape)

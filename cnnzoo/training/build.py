@@ -136,6 +136,7 @@ def build(config, abstract: bool = False, keras_weights: bool = False) -> Run:
   ds = dataset_of(config)
   num_classes = _check_data(config, ds)
   image_shape = model_image_shape(config.data, ds.image_shape)
+  _check_batch_bytes(config.data, ds.image_shape)
   model = _create_model(config, num_classes, image_shape)
   train_loader, val_loader, test_loader = _loaders(config.data, ds, mesh, config.seed)
   resolve = trainable_lib.resolver(model, image_shape, transfer=bool(config.model.get("head")))
@@ -203,6 +204,23 @@ def dataset_of(config) -> Dataset:
     view.model.input_shape = tuple(config.model.input_shape or info.input_shape)
     view.model.num_classes = config.model.num_classes or info.num_classes
   return load_dataset(view)
+
+
+def _check_batch_bytes(data, image_shape) -> None:
+  """A ConfigError when one batch of the training or evaluation batch size, as float32 images,
+  would take more than half this machine's memory: said at once, before anything is allocated
+  (a padded evaluation batch of 10^8 images would otherwise be assembled until memory runs out)."""
+  import os
+  try:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):  # not a POSIX machine: nothing to measure against
+    return
+  per_image = int(np.prod(image_shape)) * 4
+  for flag, batch in (("batch_size", data.batch_size), ("eval_batch_size", data.eval_batch_size or data.batch_size)):
+    if batch * per_image > memory / 2:
+      raise ConfigError(f"--config.data.{flag}={batch}: one batch of {tuple(image_shape)} images takes "
+                        f"{batch * per_image / 2**30:.1f} GiB as float32, more than half of this machine's "
+                        f"{memory / 2**30:.0f} GiB; lower it")
 
 
 def _loaders(data, ds, mesh, seed: int) -> tuple[Loader, Loader, Loader]:

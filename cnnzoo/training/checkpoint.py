@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from cnnzoo import numbers
 from cnnzoo.errors import UserError
 
 
@@ -149,7 +150,7 @@ def quarantine_unreadable(directory: str) -> list[tuple[int, str]]:
     return moved
   for name in sorted(os.listdir(directory)):
     metrics = os.path.join(directory, name, "metrics", "metrics")
-    if not name.isdigit() or not os.path.exists(metrics):
+    if not numbers.is_count(name) or not os.path.exists(metrics):
       continue
     try:
       with open(metrics) as f:
@@ -311,4 +312,4 @@ class Checkpointer:
 def finished_epochs(directory: str) -> list[int]:
   """Epochs whose checkpoint orbax has committed (renamed from its temporary name)."""
   names = os.listdir(directory) if os.path.isdir(directory) else []
-  return sorted(int(n) for n in names if n.isdigit())
+  return sorted(int(n) for n in names if numbers.is_count(n))

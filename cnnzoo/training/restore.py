@@ -4,6 +4,7 @@ from."""
 
 import os
 
+from cnnzoo import numbers
 from cnnzoo.errors import UserError
 from cnnzoo.training import loop, resume
 from cnnzoo.training import workdir as workdir_lib
@@ -20,7 +21,7 @@ def choose_epoch(ckpt, spec: str, workdir: str) -> int:
   if spec == "best":
     best = ckpt.best_epoch()
     return best if best is not None else epochs[-1]  # no best_metric: the newest is the one there is
-  if not spec.isdigit():
+  if not numbers.is_count(spec):
     raise UserError(f"--checkpoint={spec}: expected best, latest or an epoch number")
   if int(spec) not in epochs:
     raise UserError(f"--checkpoint={spec}: no such checkpoint in {workdir} (epochs on disk: {epochs})")

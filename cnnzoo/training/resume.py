@@ -3,7 +3,7 @@ skipped) or the one --resume_epoch names, and --init_from another run's weights.
 
 import os
 
-from cnnzoo import parallel, runtime
+from cnnzoo import numbers, parallel, runtime
 from cnnzoo.errors import UserError
 from cnnzoo.training import stages
 from cnnzoo.training.checkpoint import CheckpointDamagedError, CheckpointMismatchError, Checkpointer
@@ -54,7 +54,7 @@ def init_from(run, spec: str):
     raise UserError("--init_from is empty: give OTHER_WORKDIR[:EPOCH]")
   if not os.path.isdir(directory):
     raise UserError(f"--init_from={spec}: no checkpoints directory in {path}")
-  if epoch and not epoch.isdigit():
+  if epoch and not numbers.is_count(epoch):
     raise UserError(f"--init_from={spec}: the epoch after ':' must be a whole number")
   other = Checkpointer(directory, read_only=True, best_metric=None)
   epochs = other.epochs()

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnzoo import numbers
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.inspect import Layers, model_layers  # noqa: F401 -- model_layers: the API
 from cnnzoo.models.layers import normalize
@@ -32,7 +33,7 @@ from cnnzoo.models.layers import normalize
 def _layer_index(layers: Layers, name: str) -> int:
   """Listing index (input = 0) of a layer named by index or by name (its last path part or its
   whole path); a ConfigError listing the names otherwise."""
-  if name.isdigit():
+  if numbers.is_count(name):
     index = int(name)
     if not 1 <= index <= len(layers.paths):
       raise ConfigError(f"optim.trainable=from:{name}: the model's layers are numbered 1..{len(layers.paths)} "

@@ -230,7 +230,7 @@ def recorded(workdir: str, command, directory: str, ckpt):
     status.write("stopped", str(stop))
     raise stop from None
   except KeyboardInterrupt as e:
-    signal_name = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+    signal_name = e.signal_name if isinstance(e, Terminated) else "Ctrl-C"
     status.write("interrupted", signal_name)
     interrupted = True
     raise

@@ -20,7 +20,12 @@ def fit(features, labels, Cs=SEED_GRID, jobs: int = 1, max_iter: int = 150, fold
   """GridSearchCV(LogisticRegression(lbfgs)) over `Cs`; returns the refitted best estimator."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.model_selection import GridSearchCV, StratifiedKFold
+  if not len(labels):
+    raise UserError("the training features hold no image; extract them from a split that has images")
   counts = np.bincount(labels)
+  if np.count_nonzero(counts) < 2:
+    raise UserError(f"the training features hold one class only ({np.count_nonzero(counts)} of "
+                    f"{len(counts)} present); logistic regression needs images of at least two classes")
   folds = int(min(folds, counts[counts > 0].min()))
   if folds < 2:
     raise UserError("the training features have a class with a single example; a grid search needs 2 per class")
