@@ -15,7 +15,7 @@ Writes OUT/{train,val,test}_features.h5 (`features` N x D float32, `labels`, `cl
 
 from absl import flags
 
-from cnnzoo import cli
+from cnnzoo import cli, configfile
 
 _MODEL = flags.DEFINE_string("model", None, "Zoo model (its convolutional base) for --keras_weights.")
 _WEIGHTS = flags.DEFINE_string("keras_weights", None, "Keras .h5 / .weights.h5 file of --model.")
@@ -31,7 +31,7 @@ _SIZE = flags.DEFINE_integer("image_size", 0, "With --keras_weights: side of the
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per forward pass.", lower_bound=1)
 _SPLITS = flags.DEFINE_list("splits", ["train", "val", "test"], "Splits to extract.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace features files already in --out.")
-_IMPORTS = cli.define_imports()
+_IMPORTS = configfile.define_imports()
 _LIST = flags.DEFINE_bool("list_layers", False, "Print the --layer names the model has, then stop.")
 flags.mark_flags_as_required(["data", "out"])
 
@@ -42,7 +42,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
-  cli.import_own(_IMPORTS)
+  configfile.import_own(_IMPORTS)
   from cnnzoo.transfer import features
   if bool(_WEIGHTS.value) == bool(_WORKDIR.value):
     cli.fail("give --keras_weights=FILE (with --model=NAME) or --workdir=RUN, one of the two")

@@ -16,7 +16,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from cnnzoo import cli
+from cnnzoo import cli, configfile
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
                                           lock_config=True)
@@ -45,7 +45,7 @@ def main(argv):
     cli.fail("--config=configs/NAME.py is missing (python -m experiments.main --list_configs lists them)")
   cli.quiet_logs()
   from configs import base
-  config = cli.load_config(_CONFIG, reference=base.get_config()) if _CONFIG.value is not None else None
+  config = configfile.load_config(_CONFIG, reference=base.get_config()) if _CONFIG.value is not None else None
   if _LIST_COMPONENTS.value:
     from cnnzoo.training import components
     return print("\n".join(components.listing()))
@@ -54,7 +54,7 @@ def main(argv):
   runtime.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   runtime.check_platform()
   spec = config_flags.get_config_filename(flags.FLAGS["config"])
-  command = {"config": spec, "command": cli.resume_command(sys.argv[1:])}
+  command = {"config": spec, "command": configfile.resume_command(sys.argv[1:])}
   from cnnzoo.evaluation import experiment
   experiment.run(config, _WORKDIR.value, spec, resume_epoch=_RESUME_EPOCH.value, init_from=_INIT_FROM.value,
                  command=command)

@@ -10,7 +10,7 @@ Keras' preprocess_input for the family. An image that does not decode is skipped
 
 from absl import flags
 
-from cnnzoo import cli
+from cnnzoo import cli, configfile
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A cnnzoo run directory.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "With --workdir: best, latest or an epoch.")
@@ -20,7 +20,7 @@ _PREPROCESS = flags.DEFINE_enum("preprocess", None, ["caffe", "tf", "torch", "sc
                                 "With --keras_weights: Keras preprocess_input mode (default: the family's).")
 _NAMES = flags.DEFINE_string("class_names", None, "words.txt (ID<TAB>name) or one name per line.")
 _TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1)
-_IMPORTS = cli.define_imports()
+_IMPORTS = configfile.define_imports()
 
 
 def main(argv):
@@ -35,7 +35,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
-  cli.import_own(_IMPORTS)
+  configfile.import_own(_IMPORTS)
   from cnnzoo.evaluation import predict
   predictor = (predict.from_run(_WORKDIR.value, _CHECKPOINT.value) if _WORKDIR.value
                else predict.from_keras(_MODEL.value, _WEIGHTS.value, _PREPROCESS.value))

@@ -13,7 +13,7 @@ through Graphviz: `pip install graphviz` and Graphviz's `dot` (apt-get install g
 
 from absl import flags
 
-from cnnzoo import cli, numbers
+from cnnzoo import cli, configfile, numbers
 
 _MODEL = flags.DEFINE_string("model", None, "Registered model name.")
 _INPUT = flags.DEFINE_list("input_size", None, "H,W[,C] instead of the model's default input.")
@@ -26,7 +26,7 @@ _DIAGRAM = flags.DEFINE_string("diagram", None, "Write the layer graph to this .
                                "(Keras' plot_model; needs Graphviz) and exit.")
 _TRAINABLE = flags.DEFINE_string("trainable", "all", "What trains: all, head, bn, from:LAYER or re:REGEX "
                                  "(prints trainable and frozen counts).")
-_IMPORTS = cli.define_imports()
+_IMPORTS = configfile.define_imports()
 
 
 def main(argv):
@@ -34,7 +34,7 @@ def main(argv):
   from cnnzoo import runtime
   cli.choose_platform()
   runtime.check_platform()
-  cli.import_own(_IMPORTS)
+  configfile.import_own(_IMPORTS)
   from cnnzoo import models
   from cnnzoo.models import inspect
   if _TABLE.value:

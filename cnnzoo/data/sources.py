@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from cnnzoo import numbers
-from cnnzoo.data import idx
+from cnnzoo.data import idx, splits
 from cnnzoo.data.dataset import (DATASETS, Dataset, DatasetNotFoundError, Split, check_dataset, register_dataset,
                                  resolve_data)
 from cnnzoo.data.hdf5 import load_hdf5
@@ -41,37 +41,6 @@ def _with_stats(name, train, val, test, class_names) -> "Dataset":
   return Dataset(name, train, val, test, class_names, *channel_stats(train.images))
 
 
-def _three_way_split(images, labels, val_fraction, test_fraction, seed):
-  """Stratified train / val / test split with a fixed seed."""
-  if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-    raise ConfigError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
-                      "in (0, 1) and sum to less than 1")
-  from sklearn.model_selection import train_test_split
-  idx = np.arange(len(labels))
-  check_stratifiable(labels, test_fraction, "--config.data.test_fraction")
-  rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
-  val_size = val_fraction / (1.0 - test_fraction)
-  check_stratifiable(labels[rest], val_size, "--config.data.val_fraction", shown=val_fraction)
-  train, val = train_test_split(rest, test_size=val_size, stratify=labels[rest], random_state=seed)
-  return [Split(images[s], labels[s]) for s in (train, val, test)]
-
-
-def check_stratifiable(labels, fraction: float, flag: str, shown: float | None = None) -> None:
-  """A ConfigError naming `flag` where a stratified split of `fraction` of `labels` cannot be made
-  (scikit-learn's rule: each side holds at least one image of every class, each class at least two
-  images), checked before scikit-learn is asked."""
-  n, counts = len(labels), np.bincount(np.asarray(labels, np.int64)) if len(labels) else np.zeros(0, np.int64)
-  classes = int(np.count_nonzero(counts))
-  held = int(np.ceil(fraction * n))
-  value = fraction if shown is None else shown
-  if classes and counts[counts > 0].min() < 2:
-    raise ConfigError(f"{flag}={value}: class {int(np.flatnonzero(counts == 1)[0])} has a single image of {n}: a "
-                      "stratified split needs two of each class")
-  if held < classes or n - held < classes:
-    raise ConfigError(f"{flag}={value} holds out {held} of {n} images, leaving {n - held}: each side needs at least "
-                      f"one image of each of the {classes} classes")
-
-
 def load_digits(image_size: int = 32, val_fraction: float = 0.1, test_fraction: float = 0.2,
                 split_seed: int = 0) -> Dataset:
   """scikit-learn's 1,797 bundled 8x8 digits, scaled to 0..255 and resized to `image_size`."""
@@ -84,17 +53,8 @@ def load_digits(image_size: int = 32, val_fraction: float = 0.1, test_fraction: 
                       for im in small])
   images = small[..., None]
   labels = digits.target.astype(np.int32)
-  train, val, test = _three_way_split(images, labels, val_fraction, test_fraction, split_seed)
+  train, val, test = splits.three_way_split(images, labels, val_fraction, test_fraction, split_seed)
   return _with_stats("digits", train, val, test, [str(d) for d in range(10)])
-
-
-def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-  """(rest, held out): `fraction` of `split` held out, stratified by label, with a fixed seed."""
-  from sklearn.model_selection import train_test_split
-  check_stratifiable(np.asarray(split.labels), fraction, "--config.data.val_fraction")
-  rest, held = train_test_split(np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed)
-  rest, held = np.sort(rest), np.sort(held)  # the images keep the files' order
-  return Split(split.images[rest], split.labels[rest]), Split(split.images[held], split.labels[held])
 
 
 def load_idx(name: str, directory: str = "", val_fraction: float = 0.0, split_seed: int = 0) -> Dataset:
@@ -124,7 +84,7 @@ def load_idx(name: str, directory: str = "", val_fraction: float = 0.0, split_se
       raise ConfigError(f"--config.data.val_fraction={val_fraction} holds out {int(val_fraction * len(train))} of "
                         f"{len(train)} images, fewer than one per class ({len(class_names)}): raise it, or 0 to "
                         "validate on the test split")
-    train, val = stratified_split(train, val_fraction, split_seed)
+    train, val = splits.stratified_split(train, val_fraction, split_seed)
   else:
     val = test
   return _with_stats(name, train, val, test, list(class_names))
@@ -199,10 +159,10 @@ def load_tfds(name: str, data_dir: str | None, validation_split: float, split_se
 
   test = optional("test")
   if test is None:
-    train, test = _carve(train, test_fraction, rng)
+    train, test = splits.carve(train, test_fraction, rng)
   val = optional("validation")
   if val is None and validation_split > 0:
-    train, val = _carve(train, validation_split, rng)
+    train, val = splits.carve(train, validation_split, rng)
   elif val is None:
     val = test  # the seed's habit on CIFAR: the test split doubles as validation
   names = list(info.features[label_key].names)
@@ -229,14 +189,6 @@ def _read_tfds_split(builder, name: str, split: str, image_key: str, label_key: 
   if images.ndim == 3:
     images = images[..., None]
   return Split(images, np.asarray([r[label_key] for r in source], np.int32))
-
-
-def _carve(split: Split, fraction: float, rng) -> tuple[Split, Split]:
-  """`split` cut in two at random: (the rest, `fraction` of it)."""
-  order = rng.permutation(len(split))
-  n = int(round(fraction * len(split)))
-  take = lambda idx: Split(split.images[idx], split.labels[idx])
-  return take(order[n:]), take(order[:n])
 
 
 def select_classes(ds: Dataset, classes) -> Dataset:
