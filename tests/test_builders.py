@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import quiet
+from conftest import ROOT, quiet
 from cnnzoo.data import builders, sources
 
 
@@ -212,3 +212,28 @@ def test_images_as_a_user_has_them(tmp_path, monkeypatch, capsys):
                                                                  (str(tmp_path / "cmyk.jpg"), 1)],
                                     ["a", "b"], 8, progress=False)
   assert (n, skipped) == (1, [str(tmp_path / "big.png")])
+
+
+def test_a_fifo_among_the_images_is_skipped_not_read(tmp_path):
+  """A FIFO named like an image (in a class folder, or given to predict) would block its open()
+  forever: it is refused from stat() first, counted as unreadable by the build, warned about by
+  predict. Run in children with a time limit: a regression hangs them, not the suite."""
+  import subprocess
+  import sys
+  src = tmp_path / "animals"
+  for name in ("cat", "dog"):
+    for k in range(4):
+      jpeg(str(src / name / f"{k}.jpg"), (200 if name == "cat" else 50, 50, 50))
+  os.mkfifo(src / "dog" / "waiting.jpg")
+  build = subprocess.run([sys.executable, "-m", "experiments.build_dataset", "--layout=folder", f"--src={src}",
+                          f"--out={tmp_path / 'h5'}", "--size=8", "--val=0", "--test=0.5"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+  assert build.returncode == 0, build.stderr[-2000:]
+  assert "skipped 1 unreadable image(s)" in build.stdout + build.stderr
+  code = ("from cnnzoo.evaluation.predict import load_images; import sys; "
+          f"images, kept = load_images([{str(src / 'dog' / 'waiting.jpg')!r}, {str(src / 'dog' / '0.jpg')!r}], "
+          "(8, 8, 3), 'aspect'); print(images.shape, len(kept))")
+  child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert child.stdout.strip() == "(1, 8, 8, 3) 1", child.stderr[-2000:]
+  assert child.stderr.strip() == (f"warning: {src / 'dog' / 'waiting.jpg'}: skipped, not a regular file (a FIFO, a "
+                                  "device, a socket or a folder): nothing to decode")

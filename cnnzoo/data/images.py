@@ -2,9 +2,16 @@
 image file opened as Keras' `load_img` would (16-bit scaled, decompression bombs refused), resized
 as the seed's AspectAwarePreprocessor, and per-channel / per-pixel means over uint8 arrays."""
 
+import os
 import re
+import stat
 
 import numpy as np
+
+
+class NotAFile(ValueError):
+  """A path that names a FIFO, a device, a socket or a folder: refused before it is opened (a FIFO
+  would block the read forever)."""
 
 
 class ImageTooLarge(ValueError):
@@ -18,6 +25,9 @@ def open_image(path, channels=3):
   white. An image over PIL's decompression-bomb limit raises ImageTooLarge; a file that does not
   decode raises PIL's OSError / ValueError."""
   from PIL import Image
+  kind = os.stat(path).st_mode  # a FIFO or a device would block the open: refused before it
+  if not stat.S_ISREG(kind):
+    raise NotAFile("not a regular file (a FIFO, a device, a socket or a folder): nothing to decode")
   try:
     with Image.open(path) as im:
       im.load()

@@ -24,7 +24,7 @@ from cnnzoo.training import workdir as workdir_lib
 from cnnzoo.training.checkpoint import Checkpointer
 from cnnzoo.transfer.features import MODES, preprocess_input
 from cnnzoo.models.keras_weights import load_keras_weights
-from cnnzoo.data.images import ImageTooLarge, open_image, resize_image
+from cnnzoo.data.images import ImageTooLarge, NotAFile, open_image, resize_image
 from cnnzoo.kernels import dispatch
 
 
@@ -135,7 +135,7 @@ def load_images(paths, shape, mode, warn=None):
       im = open_image(p, shape[2])
       array = resize_image(im, shape[0], mode) if shape[0] == shape[1] else \
           np.asarray(im.resize((shape[1], shape[0]), Image.BILINEAR), np.uint8)
-    except ImageTooLarge as e:
+    except (ImageTooLarge, NotAFile) as e:
       warn(f"{p}: skipped, {e}")
       continue
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable / truncated files
