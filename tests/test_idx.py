@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -206,3 +207,26 @@ def test_lenet_learns_real_fashion_mnist_in_one_short_epoch(tmp_path, forkserver
   print(f"LeNet, one epoch on 6,000 real images: test accuracy {results['test_accuracy']:.4f}")
   assert results["test_count"] == 2000 and results["test_accuracy"] > 0.6
   assert "T-shirt/top" in (workdir / "results.json").read_text()
+
+
+def test_headers_that_lie_are_refused_before_anything_is_inflated_or_allocated(tmp_path):
+  """A header whose sizes overflow 64 bits (2^31 x 2^31 x 4), and a gzip "bomb" (a small file that
+  inflates far past its header's size): one line each, and the bomb is inflated no further than
+  its header's size plus a byte (its 256 MiB never are)."""
+  import time
+  huge = tmp_path / "huge-idx3-ubyte"
+  huge.write_bytes(b"\0\0\x08\x03" + struct.pack(">III", 2**31, 2**31, 4))
+  with pytest.raises(idx.IdxError, match=r"huge-idx3-ubyte: its header says 2147483648x2147483648x4 values "
+                                         r"\(18,446,744,073,709,551,616 bytes\), more than an IDX dataset holds"):
+    idx.read_idx(str(huge))
+  bomb = tmp_path / "bomb-idx3-ubyte.gz"
+  header = b"\0\0\x08\x03" + struct.pack(">III", 10, 28, 28)
+  compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+  chunk = bytes(1 << 20)
+  body = compressor.compress(header) + b"".join(compressor.compress(chunk) for _ in range(256)) + compressor.flush()
+  bomb.write_bytes(body)
+  assert len(body) < 1 << 20  # under a megabyte on disk
+  start = time.perf_counter()
+  with pytest.raises(idx.IdxError, match=r"bomb-idx3-ubyte.gz is longer than its header says"):
+    idx.read_idx(str(bomb))
+  assert time.perf_counter() - start < 5

@@ -8,7 +8,7 @@ Debian's `dataset-fashion-mnist` package installs Fashion-MNIST's four under
 /usr/share/datasets/fashion-mnist.
 """
 
-import gzip
+import math
 import os
 import zlib
 
@@ -31,18 +31,22 @@ class IdxError(UserError):
   """An IDX file that is damaged, truncated or not IDX at all; the message names the file."""
 
 
+# The most an IDX file may hold once inflated: MNIST's largest is 47 MB; a header promising more is a
+# damaged or hostile file, refused from the header before anything is inflated or allocated.
+MAX_IDX_BYTES = 4 << 30
+
+
 def read_idx(path: str) -> np.ndarray:
-  """The array stored in the IDX file at `path` (gzipped or not, told by its first bytes)."""
+  """The array stored in the IDX file at `path` (gzipped or not, told by its first bytes). A gzipped
+  file is inflated no further than its header's size (a small file that inflates to gigabytes is
+  refused, not decompressed until memory runs out)."""
   try:
     with open(path, "rb") as f:
       raw = f.read()
   except OSError as e:
     raise IdxError(f"{path}: cannot be read ({e.strerror or e})") from None
   if raw[:2] == b"\x1f\x8b":
-    try:
-      raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-      raise IdxError(f"{path}: damaged gzip ({e}); download or reinstall the file") from None
+    raw = _inflate(path, raw)
   if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _TYPES or not 1 <= raw[3] <= 4:
     raise IdxError(f"{path} is not an IDX file (magic {raw[:4].hex() or 'missing'}, expected 0000 08 01..04); "
                    "give the original MNIST / Fashion-MNIST files")
@@ -51,12 +55,40 @@ def read_idx(path: str) -> np.ndarray:
   if len(raw) < header:
     raise IdxError(f"{path} is truncated: its header is cut short; download the file again")
   shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-  expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+  expected = math.prod(shape) * dtype.itemsize  # exact: 2^31 x 2^31 x 4 overflows int64
+  _check_budget(path, shape, expected)
   if len(raw) - header != expected:
     state = "truncated" if len(raw) - header < expected else "longer than its header says"
     raise IdxError(f"{path} is {state}: its header says {'x'.join(map(str, shape))} values "
                    f"({expected} bytes), it holds {len(raw) - header}; download the file again")
   return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _check_budget(path: str, shape, expected: int) -> None:
+  if expected > MAX_IDX_BYTES:
+    raise IdxError(f"{path}: its header says {'x'.join(map(str, shape))} values ({expected:,} bytes), more than "
+                   f"an IDX dataset holds (at most {MAX_IDX_BYTES:,}); the file is damaged: download it again")
+
+
+def _inflate(path: str, raw: bytes) -> bytes:
+  """The gzipped IDX file's content, inflated no further than the size its header gives plus one
+  byte (enough to tell a file longer than its header); a stream that ends early is damaged."""
+  d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+  try:
+    out = d.decompress(raw, 4 + 4 * 4)  # the magic number and at most four dimensions
+    limit = 1 << 20  # not IDX (read_idx names its magic number): a little is enough to tell
+    if len(out) >= 4 and out[:2] == b"\0\0" and out[2] in _TYPES and 1 <= out[3] <= 4 and len(out) >= 4 + 4 * out[3]:
+      header = 4 + 4 * out[3]
+      shape = tuple(int(x) for x in np.frombuffer(out[:header], ">u4", out[3], 4))
+      size = math.prod(shape) * np.dtype(_TYPES[out[2]]).itemsize
+      _check_budget(path, shape, size)
+      limit = header + size + 1
+    out += d.decompress(d.unconsumed_tail, max(1, limit - len(out)))
+    if not d.eof and len(out) < limit:
+      raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+    return out
+  except (OSError, EOFError, zlib.error) as e:
+    raise IdxError(f"{path}: damaged gzip ({e}); download or reinstall the file") from None
 
 
 def find_file(directory: str, name: str) -> str | None:
