@@ -228,6 +228,8 @@ CASES = [
     (LOGREG + ["--features={one_class_features}", "--out={out}"], "the training features hold one class only"),
     (LOGREG + ["--features={no_train_features}", "--out={out}"], "the training features hold no image"),
     (PREDICT + ["--workdir={damaged_dataset_run}", "{file}"], "dataset.json is damaged (JSONDecodeError: "),
+    (MAIN + ["--config.data.name=hdf5", "--config.data.dir={nchw}"], "train.h5: images are (4, 3, 8, 8), not N x H x W x "
+     "C with 1 or 3 channels (stored channels-first, N x C x H x W: write np.transpose(images, (0, 2, 3, 1)))"),
     (MAIN + ["--config.data.eval_batch_size=100000000"], "--config.data.eval_batch_size=100000000: one batch of "
      "(32, 32, 1) images takes 381.5 GiB as float32, more than half of this machine's"),
     (LOGREG + ["--features={empty}", "--C=a,b"], "--C=a,b: expected comma-separated positive numbers"),
@@ -246,12 +248,12 @@ CASES = [
 ]
 
 
-def write_h5(directory, labels_max=2, images=True, class_names=True, mean="ok"):
+def write_h5(directory, labels_max=2, images=True, class_names=True, mean="ok", shape=(4, 8, 8, 3)):
   os.makedirs(directory)
   for split in ("train", "val", "test"):
     with h5py.File(os.path.join(directory, f"{split}.h5"), "w") as f:
       if images:
-        f["images"] = np.zeros((4, 8, 8, 3), np.uint8)
+        f["images"] = np.zeros(shape, np.uint8)
       f["labels"] = np.array([0, 1, 2, labels_max], np.int32)
       if class_names:
         f.attrs["class_names"] = [b"a", b"b", b"c"]
@@ -290,7 +292,7 @@ def fixtures(tmp_path_factory):
                                             "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only",
                                             "latin1_config", "dict_config", "partial_config", "damaged_chunks",
                                             "nan_features", "one_class_features", "no_train_features",
-                                            "checkpoints_only", "damaged_dataset_run")}
+                                            "checkpoints_only", "damaged_dataset_run", "nchw")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -340,6 +342,7 @@ def fixtures(tmp_path_factory):
         h["features"], h["labels"] = np.ones((len(labels), 4), np.float32), labels
         h.attrs["class_names"] = ["a", "b"]
   os.makedirs(os.path.join(f["checkpoints_only"], "checkpoints"))
+  write_h5(f["nchw"], shape=(4, 3, 8, 8))  # channels first: it trained on 3-pixel-high images before
   os.makedirs(f["damaged_dataset_run"])  # a dataset.json cut short (a full disk, a hand edit)
   open(os.path.join(f["damaged_dataset_run"], "config.json"), "w").write('{"model": {}, "data": {}}')
   open(os.path.join(f["damaged_dataset_run"], "dataset.json"), "w").write('{"name": "digits", "class_')

@@ -68,6 +68,10 @@ def _read_split(path: str, max_in_memory_gb: float) -> tuple[Split, list[str]]:
   if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(raw_labels):
     raise ConfigError(f"{path}: images must be uint8 N x H x W x C with one label each (found "
                       f"{images.dtype} {images.shape}, {len(raw_labels)} labels)")
+  if images.shape[-1] not in (1, 3):  # gray or RGB; anything else is another layout (a model sees NHWC)
+    nchw = images.shape[1] in (1, 3)
+    raise ConfigError(f"{path}: images are {images.shape}, not N x H x W x C with 1 or 3 channels" + (
+        " (stored channels-first, N x C x H x W: write np.transpose(images, (0, 2, 3, 1)))" if nchw else ""))
   try:  # h5py opens a file whose chunks are damaged; reading them fails
     labels = np.asarray(raw_labels, np.int32)
     if images.size <= max_in_memory_gb * 2**30:
