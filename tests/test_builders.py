@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import warnings
 
 import h5py
@@ -237,3 +238,20 @@ def test_a_fifo_among_the_images_is_skipped_not_read(tmp_path):
   assert child.stdout.strip() == "(1, 8, 8, 3) 1", child.stderr[-2000:]
   assert child.stderr.strip() == (f"warning: {src / 'dog' / 'waiting.jpg'}: skipped, not a regular file (a FIFO, a "
                                   "device, a socket or a folder): nothing to decode")
+
+
+def test_a_class_whose_every_image_is_unreadable_stops_the_build(tmp_path, forkserver):
+  """Before, the dataset was built listing the class with no image of it; now one line names it and
+  nothing is written."""
+  src = tmp_path / "animals"
+  for k in range(4):
+    jpeg(str(src / "cat" / f"{k}.jpg"), (200, 50, 50))
+    corrupt(str(src / "dog" / f"{k}.jpg"))
+  proc = forkserver.run(["--layout=folder", f"--src={src}", f"--out={tmp_path / 'h5'}", "--size=8", "--val=0",
+                         "--test=0.5"], module="experiments.build_dataset")
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and re.fullmatch(
+      rf"error: class 'dog' lost all its 2 training image\(s\): none could be read \(e.g. {re.escape(str(src))}/dog/"
+      r"\d.jpg\); fix them, or move the class's images away to build without it; nothing was written", lines[0]), lines
+  assert not (tmp_path / "h5").exists()

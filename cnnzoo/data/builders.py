@@ -231,6 +231,21 @@ def _signals_deferred():
       signal.raise_signal(caught[0])  # now, with the handlers the command had
 
 
+def _check_no_class_vanished(items, skipped, class_names) -> None:
+  """A LayoutError naming the first class whose every training image is unreadable: a dataset that
+  lists a class it cannot teach is refused, not built without a word."""
+  unreadable = set(skipped)
+  listed = {label for _, label in items}
+  kept = {label for path, label in items if path not in unreadable}
+  lost = sorted(listed - kept)
+  if lost:
+    example = next(path for path, label in items if label == lost[0])
+    count = sum(1 for _, label in items if label == lost[0])
+    raise LayoutError(f"class {class_names[lost[0]]!r} lost all its {count} training image(s): none could be read "
+                      f"(e.g. {example}); fix them, or move the class's images away to build without it; "
+                      "nothing was written")
+
+
 def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False, channels=3, **split_args) -> dict:
   """Builds `out/{train,val,test}.h5` and `out/mean.json` from `src` in `layout` (RGB images, or
   grayscale with `channels` 1); returns a report. An `out` that already holds any of those files
@@ -271,6 +286,8 @@ def build(layout, src, out, size, mode="aspect", progress=True, overwrite=False,
       if n == 0:  # every image unreadable: no dataset rather than an empty one
         raise LayoutError(f"none of the {len(items)} {split} images in {src} could be read "
                           f"(e.g. {skipped[0]}); nothing was written")
+      if split == "train":
+        _check_no_class_vanished(items, skipped, listing.class_names)
     report["mean"], report["std"] = write_stats(staging)
     with _signals_deferred():  # every file moves, or none (short of kill -9 between two renames)
       for name in ("train.h5", "val.h5", "test.h5", "mean.json"):  # an --overwrite build without a split
