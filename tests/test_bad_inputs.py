@@ -206,6 +206,7 @@ CASES = [
     (EVALUATE + ["--workdir={empty}", "--split=train"], "value should be one of <test|val>"),
     (EVALUATE + ["--workdir={no_checkpoints_run}"], "has no checkpoints directory"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={no_checkpoints_run}"], "the same --workdir is given twice"),
+    (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={run_link}"], "the same --workdir is given twice ("),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--out={file}"], "is a file, not a directory"),
     (EVALUATE + ["--workdir={empty}", "extra"], "unexpected arguments: extra"),
     (EXTRACT + ["--data={built}", "--out={out}"], "give --keras_weights=FILE (with --model=NAME) or --workdir=RUN"),
@@ -292,7 +293,7 @@ def fixtures(tmp_path_factory):
                                             "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only",
                                             "latin1_config", "dict_config", "partial_config", "damaged_chunks",
                                             "nan_features", "one_class_features", "no_train_features",
-                                            "checkpoints_only", "damaged_dataset_run", "nchw")}
+                                            "checkpoints_only", "damaged_dataset_run", "nchw", "run_link")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -342,7 +343,8 @@ def fixtures(tmp_path_factory):
         h["features"], h["labels"] = np.ones((len(labels), 4), np.float32), labels
         h.attrs["class_names"] = ["a", "b"]
   os.makedirs(os.path.join(f["checkpoints_only"], "checkpoints"))
-  write_h5(f["nchw"], shape=(4, 3, 8, 8))  # channels first: it trained on 3-pixel-high images before
+  write_h5(f["nchw"], shape=(4, 3, 8, 8))
+  os.symlink(f["no_checkpoints_run"], f["run_link"])  # an ensemble's member given again through a link  # channels first: it trained on 3-pixel-high images before
   os.makedirs(f["damaged_dataset_run"])  # a dataset.json cut short (a full disk, a hand edit)
   open(os.path.join(f["damaged_dataset_run"], "config.json"), "w").write('{"model": {}, "data": {}}')
   open(os.path.join(f["damaged_dataset_run"], "dataset.json"), "w").write('{"name": "digits", "class_')

@@ -73,8 +73,13 @@ def evaluate_runs(workdirs: list[str], split: str = "test", checkpoint: str = "b
   evaluation.json, classification_report.txt and confusion_matrix.png. Returns the json."""
   if not workdirs:
     raise UserError("give at least one --workdir")
-  if len(set(map(os.path.abspath, workdirs))) != len(workdirs):
-    raise UserError("the same --workdir is given twice")
+  seen = {}
+  for w in workdirs:  # a symlink (or another spelling) of a run already given is the same member
+    real = os.path.realpath(w)
+    if real in seen:
+      same = "" if os.path.abspath(w) == os.path.abspath(seen[real]) else f" ({w} is {seen[real]})"
+      raise UserError(f"the same --workdir is given twice{same}")
+    seen[real] = w
   out = out or default_out(workdirs, split)
   paths.check_writable(out, "--out")
   members = [predict_run(w, split, checkpoint) for w in workdirs]
