@@ -255,3 +255,16 @@ def test_a_class_whose_every_image_is_unreadable_stops_the_build(tmp_path, forks
       rf"error: class 'dog' lost all its 2 training image\(s\): none could be read \(e.g. {re.escape(str(src))}/dog/"
       r"\d.jpg\); fix them, or move the class's images away to build without it; nothing was written", lines[0]), lines
   assert not (tmp_path / "h5").exists()
+
+
+def test_webp_and_tiff_images_of_a_class_folder_are_built(tmp_path):
+  """.webp / .tif / .tiff / .ppm files (what PIL decodes) are images of the folder layout, not left out."""
+  from PIL import Image
+  from cnnzoo.data import builders
+  src = tmp_path / "shapes"
+  for cls, ext in (("a", "webp"), ("b", "tif"), ("b", "tiff"), ("a", "ppm")):
+    os.makedirs(src / cls, exist_ok=True)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(src / cls / f"one.{ext}")
+  listing = builders.list_folder(str(src), val_fraction=0.0, test_fraction=0.0)
+  assert sorted(os.path.basename(p) for p, _ in listing.splits["train"]) == ["one.ppm", "one.tif", "one.tiff",
+                                                                             "one.webp"]

@@ -130,7 +130,7 @@ def list_folder(src, val_fraction=0.1, test_fraction=0.2, seed=0) -> Listing:
   classes = sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))) if os.path.isdir(src) else []
   if not classes:
     raise LayoutError(f"{src} has no class sub-folders: expected {src}/<class>/<image>")
-  exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+  exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")  # what PIL decodes
   items = [(os.path.join(src, c, f), i) for i, c in enumerate(classes)
            for f in sorted(os.listdir(os.path.join(src, c))) if f.lower().endswith(exts)]
   counts = np.bincount([label for _, label in items], minlength=len(classes))
