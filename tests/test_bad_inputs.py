@@ -169,7 +169,7 @@ CASES = [
     (BUILD + ["--layout=folder", "--src={folder}", "--out={out}", "--seed=-1"], "--seed=-1: must be >= 0"),
     (BUILD + ["--layout=folder", "--src={folder}", "--out={file}/sub"], "is a file, not a directory"),
     (BUILD + ["--layout=folder", "--src={no_images}", "--out={out}"], "has no class sub-folders"),
-    (BUILD + ["--layout=folder", "--src={text_only}", "--out={out}"], "cat holds no image (.jpg, .jpeg, .png, .bmp, .gif); add images or remove the folder"),
+    (BUILD + ["--layout=folder", "--src={text_only}", "--out={out}"], "cat holds no image (.jpg, .jpeg, .png, .bmp, .gif, .webp, .tif, .tiff, .ppm); add images or remove the folder"),
     (BUILD + ["--layout=folder", "--src={unreadable}", "--out={out}"], "could be read"),
     (SUMMARIZE, "pass --model=NAME"),
     (SUMMARIZE + ["--model=lenet5", "extra"], "unexpected arguments: extra"),
@@ -207,6 +207,7 @@ CASES = [
     (EVALUATE + ["--workdir={no_checkpoints_run}"], "has no checkpoints directory"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={no_checkpoints_run}"], "the same --workdir is given twice"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={run_link}"], "the same --workdir is given twice ("),
+    (MAIN[:2] + ["--workdir={linked_lock}"], "linked_lock/.lock is a symbolic link ("),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--out={file}"], "is a file, not a directory"),
     (EVALUATE + ["--workdir={empty}", "extra"], "unexpected arguments: extra"),
     (EXTRACT + ["--data={built}", "--out={out}"], "give --keras_weights=FILE (with --model=NAME) or --workdir=RUN"),
@@ -293,7 +294,8 @@ def fixtures(tmp_path_factory):
                                             "bad_config_run", "no_checkpoints_run", "nan_mean", "train_only",
                                             "latin1_config", "dict_config", "partial_config", "damaged_chunks",
                                             "nan_features", "one_class_features", "no_train_features",
-                                            "checkpoints_only", "damaged_dataset_run", "nchw", "run_link")}
+                                            "checkpoints_only", "damaged_dataset_run", "nchw", "run_link",
+                                            "linked_lock")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -344,7 +346,10 @@ def fixtures(tmp_path_factory):
         h.attrs["class_names"] = ["a", "b"]
   os.makedirs(os.path.join(f["checkpoints_only"], "checkpoints"))
   write_h5(f["nchw"], shape=(4, 3, 8, 8))
-  os.symlink(f["no_checkpoints_run"], f["run_link"])  # an ensemble's member given again through a link  # channels first: it trained on 3-pixel-high images before
+  os.symlink(f["no_checkpoints_run"], f["run_link"])
+  os.makedirs(f["linked_lock"])  # its .lock points at a file of the user's: truncated by a run before
+  open(os.path.join(base, "precious.txt"), "w").write("precious")
+  os.symlink(os.path.join(base, "precious.txt"), os.path.join(f["linked_lock"], ".lock"))  # an ensemble's member given again through a link  # channels first: it trained on 3-pixel-high images before
   os.makedirs(f["damaged_dataset_run"])  # a dataset.json cut short (a full disk, a hand edit)
   open(os.path.join(f["damaged_dataset_run"], "config.json"), "w").write('{"model": {}, "data": {}}')
   open(os.path.join(f["damaged_dataset_run"], "dataset.json"), "w").write('{"name": "digits", "class_')

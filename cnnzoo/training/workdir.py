@@ -49,8 +49,14 @@ def lock(workdir: str):
     created.append(os.path.abspath(os.path.join(workdir, "checkpoints")))
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_NAME)
-  created += [] if os.path.exists(path) else [path]
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  created += [] if os.path.lexists(path) else [path]
+  try:  # O_NOFOLLOW: a .lock that is a symlink would have the run truncate the file it points to
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+  except OSError as e:
+    if e.errno != errno.ELOOP:
+      raise
+    raise UserError(f"{path} is a symbolic link ({os.readlink(path)}), not the run's lock file: remove it "
+                    "(a run writes its lock there) and rerun") from None
   refused = False
   try:
     try:
