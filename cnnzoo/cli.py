@@ -51,10 +51,42 @@ def _config_file_problem(argv) -> str | None:
   return None
 
 
+def _flagfile_loop(argv) -> str | None:
+  """The line for a --flagfile that includes itself (directly or through others), or None: absl
+  would warn twice and go on without it."""
+  def walk(path, chain):
+    real = os.path.realpath(path)
+    if real in chain:
+      return " -> ".join([*chain.values(), path])
+    try:
+      with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f]
+    except OSError:
+      return None  # absl names a missing or unreadable flagfile itself
+    chain = {**chain, real: path}
+    for line in lines:
+      if line.startswith("--flagfile="):
+        loop = walk(line.split("=", 1)[1], chain)
+        if loop:
+          return loop
+    return None
+
+  for arg in argv[1:]:
+    if arg.startswith("--flagfile="):
+      loop = walk(arg.split("=", 1)[1], {})
+      if loop:
+        return f"--flagfile: the flag files include each other in a loop ({loop}); remove the --flagfile line that closes it"
+  return None
+
+
 def _parse_flags(argv):
-  problem = _config_file_problem(argv)
+  problem = _config_file_problem(argv) or _flagfile_loop(argv)
   if problem:
     fail(problem)
+  try:  # a flag file's --config.FIELD lines are overrides too: expanded before they are taken off
+    argv = flags.FLAGS.read_flags_from_files(argv, force_gnu=False)
+  except flags.Error as e:  # a flag file that cannot be read
+    fail(f"--flagfile: {last_line(e).removeprefix('ERROR:: ')}")
   argv, configfile.OVERRIDES[:] = configfile.split_overrides(argv)
   spec = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
   if spec is not None:  # the config file's own folder is importable while it loads, and later

@@ -18,8 +18,10 @@ from ml_collections import config_flags
 
 from cnnzoo import cli, configfile
 
+# sys_argv=(): the --config.FIELD overrides are cnnzoo's (configfile.py), and the command line is not
+# read at import (a --flagfile loop is refused by cli in one line, not warned about here)
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/NAME.py[:ARG]).",
-                                          lock_config=True)
+                                          lock_config=True, sys_argv=[])
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, history, results "
                                 "(default: runs/<config name>[-<ARG>]).")
 _RESUME_EPOCH = flags.DEFINE_integer("resume_epoch", None,

@@ -3,6 +3,7 @@ or overwritten. The command lines run through the real entry points (`python -m 
 forked one after another from the worker's preloaded fork server (tests/cli_batch.py), so that
 the cases cost no imports of their own."""
 
+import json
 import os
 import re
 
@@ -208,6 +209,8 @@ CASES = [
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={no_checkpoints_run}"], "the same --workdir is given twice"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--workdir={run_link}"], "the same --workdir is given twice ("),
     (MAIN[:2] + ["--workdir={linked_lock}"], "linked_lock/.lock is a symbolic link ("),
+    (MAIN + ["--flagfile={looped_flags}"], "--flagfile: the flag files include each other in a loop ("),
+    (MAIN + ["--flagfile={missing}"], "--flagfile: Unable to open flagfile: [Errno 2] No such file or directory"),
     (EVALUATE + ["--workdir={no_checkpoints_run}", "--out={file}"], "is a file, not a directory"),
     (EVALUATE + ["--workdir={empty}", "extra"], "unexpected arguments: extra"),
     (EXTRACT + ["--data={built}", "--out={out}"], "give --keras_weights=FILE (with --model=NAME) or --workdir=RUN"),
@@ -295,7 +298,7 @@ def fixtures(tmp_path_factory):
                                             "latin1_config", "dict_config", "partial_config", "damaged_chunks",
                                             "nan_features", "one_class_features", "no_train_features",
                                             "checkpoints_only", "damaged_dataset_run", "nchw", "run_link",
-                                            "linked_lock")}
+                                            "linked_lock", "looped_flags")}
   os.makedirs(f["empty"])
   os.makedirs(f["bad_config_run"])
   open(os.path.join(f["bad_config_run"], "config.json"), "w").write("{not json")
@@ -347,6 +350,8 @@ def fixtures(tmp_path_factory):
   os.makedirs(os.path.join(f["checkpoints_only"], "checkpoints"))
   write_h5(f["nchw"], shape=(4, 3, 8, 8))
   os.symlink(f["no_checkpoints_run"], f["run_link"])
+  f["looped_flags"] += ".txt"  # a flag file that includes itself: absl warned twice and went on
+  open(f["looped_flags"], "w").write(f"--flagfile={f['looped_flags']}\n")
   os.makedirs(f["linked_lock"])  # its .lock points at a file of the user's: truncated by a run before
   open(os.path.join(base, "precious.txt"), "w").write("precious")
   os.symlink(os.path.join(base, "precious.txt"), os.path.join(f["linked_lock"], ".lock"))  # an ensemble's member given again through a link  # channels first: it trained on 3-pixel-high images before
@@ -463,3 +468,13 @@ def test_a_name_the_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path):
                      capture_output=True, timeout=120)
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.decode("ascii").strip() == f"error: cannot load the config: {tmp_path}/caf\\xe9/x.py is not a file"
+
+
+def test_a_flag_file_may_hold_config_overrides(tmp_path, forkserver):
+  """--config.FIELD lines of a --flagfile are overrides as on the command line."""
+  flags_file = tmp_path / "flags.txt"
+  flags_file.write_text("--config=configs/lenet_digits.py\n--config.num_epochs=1\n--config.monitor.progress=False\n")
+  child = forkserver.run([f"--flagfile={flags_file}", f"--workdir={tmp_path / 'run'}", "--config.monitor.plot=False"])
+  assert child.returncode == 0, child.stderr[-2000:]
+  with open(tmp_path / "run" / "history.json") as f:
+    assert len(json.load(f)) == 1
