@@ -59,6 +59,23 @@ def tiny_digits():
   return c
 
 
+def data_cfg(**fields):
+  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
+  from configs import base
+  from cnnzoo.data.dataset import resolve_data
+  c = base.get_config()
+  c.data.update(fields)
+  resolve_data(c)
+  return c.data
+
+
+def aug_cfg(augment, **settings):
+  """data_cfg of `augment` with those of `settings` it takes (or config.data's own fields)."""
+  from cnnzoo.data.dataset import AUGMENTATIONS, DATA_FIELDS
+  taken = set(AUGMENTATIONS.get(augment).settings) | set(DATA_FIELDS)
+  return data_cfg(augment=augment, **{k: v for k, v in settings.items() if k in taken})
+
+
 def run_cli(args, env_extra=None, timeout=600, drop_env=()):
   """Runs `python -m experiments.main ARGS` from the repo root; returns the CompletedProcess."""
   import subprocess

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import aug_cfg, data_cfg
 from cnnzoo import parallel
 from cnnzoo.data import Loader, Split, sources
 from cnnzoo.data import ops
@@ -87,21 +88,6 @@ def test_batch_must_split_over_devices():
   parallel.check_batch_size(16, mesh)
 
 
-def data_cfg(**fields):
-  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
-  from configs import base
-  from cnnzoo.data.dataset import resolve_data
-  c = base.get_config()
-  c.data.update(fields)
-  resolve_data(c)
-  return c.data
-
-
-def aug_cfg(augment, **settings):
-  """data_cfg of `augment` with those of `settings` it takes (or config.data's own fields)."""
-  from cnnzoo.data.dataset import AUGMENTATIONS, DATA_FIELDS
-  taken = set(AUGMENTATIONS.get(augment).settings) | set(DATA_FIELDS)
-  return data_cfg(augment=augment, **{k: v for k, v in settings.items() if k in taken})
 
 
 @pytest.mark.parametrize("name", ["crop_flip", "affine_flip"])

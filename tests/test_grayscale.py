@@ -11,27 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import aug_cfg, data_cfg
 from cnnzoo.data import builders, ops, sources
 from cnnzoo.errors import ConfigError
 
 CLASSES = ("dark", "light")
 
 
-def data_cfg(**fields):
-  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
-  from configs import base
-  from cnnzoo.data.dataset import resolve_data
-  c = base.get_config()
-  c.data.update(fields)
-  resolve_data(c)
-  return c.data
-
-
-def aug_cfg(augment, **settings):
-  """data_cfg of `augment` with those of `settings` it takes (or config.data's own fields)."""
-  from cnnzoo.data.dataset import AUGMENTATIONS, DATA_FIELDS
-  taken = set(AUGMENTATIONS.get(augment).settings) | set(DATA_FIELDS)
-  return data_cfg(augment=augment, **{k: v for k, v in settings.items() if k in taken})
 
 
 def test_write_arrays_writes_a_one_channel_mean_json_the_source_reads(tmp_path):

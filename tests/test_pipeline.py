@@ -11,20 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, devices_env, quiet
+from conftest import ROOT, data_cfg, devices_env, quiet
 from cnnzoo import parallel
 from cnnzoo.data import Loader, Split, ops, sources
 from cnnzoo.errors import ConfigError
 
 
-def data_cfg(**fields):
-  """config.data with `fields`, filled with its dataset's and augmentation's settings."""
-  from configs import base
-  from cnnzoo.data.dataset import resolve_data
-  c = base.get_config()
-  c.data.update(fields)
-  resolve_data(c)
-  return c.data
 
 
 def test_channel_stats_match_numpy_in_chunks():
