@@ -9,7 +9,7 @@ differences grow over a run (keras/src/optimizers/{sgd,adam,rmsprop}.py, Keras 3
 - Adam folds both bias corrections into the step size and adds epsilon to the raw sqrt(v):
   w -= m * (lr * sqrt(1 - b2^t) / (1 - b1^t)) / (sqrt(v) + eps), with m += (g - m) * (1 - b1) and
   v += (g^2 - v) * (1 - b2). optax adds epsilon to the bias-corrected sqrt(v_hat), an epsilon
-  sqrt(1 - b2^t) times smaller: 3e-3 relative after three steps on MiniVGGNet (issue 10).
+  sqrt(1 - b2^t) times smaller: 3e-3 relative after three steps on MiniVGGNet.
 - RMSprop: w -= lr * g / sqrt(v + eps) (epsilon inside the root, as Keras 3 has it; Keras 2 added
   it outside), with momentum: m = momentum * m + lr * g / sqrt(v + eps), w -= m.
 
